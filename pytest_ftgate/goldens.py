@@ -1,0 +1,84 @@
+"""Frozen golden sets: the ids and content hashes of the cases the baseline passed when frozen.
+
+Written only on an explicit `--ftgate-update-goldens`; read on every gate run. A case whose
+content changed since, or that the baseline fails now, is *stale*: reported, not counted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .errors import SuiteError
+from .types import SuiteResult
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class GoldenSet:
+    path: Path
+    hashes: dict[str, str]  # case id -> content hash when frozen
+    baseline: str  # the fingerprint of the baseline that passed them
+
+
+@dataclass(frozen=True)
+class GoldenSplit:
+    """The frozen goldens sorted against the current suite and baseline."""
+
+    counted: tuple[str, ...]  # ids to gate on
+    stale: dict[str, str]  # id -> why it is not counted
+
+
+def read_goldens(path: Path) -> GoldenSet | None:
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        hashes = {g["id"]: g["hash"] for g in data["goldens"]}
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise SuiteError(
+            f"the golden file is damaged ({exc}); regenerate it with --ftgate-update-goldens", path
+        ) from None
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise SuiteError(
+            f"golden file schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}; "
+            "regenerate it with --ftgate-update-goldens",
+            path,
+        )
+    return GoldenSet(path=path, hashes=hashes, baseline=str(data.get("baseline", "")))
+
+
+def write_goldens(path: Path, baseline: SuiteResult) -> GoldenSet:
+    """Freeze the cases this baseline passes."""
+    passed = [r.case for r in baseline.results if r.passed]
+    data = {
+        "schema_version": SCHEMA_VERSION,
+        "suite": baseline.suite,
+        "baseline": baseline.subject.fingerprint,
+        "baseline_name": baseline.subject.name,
+        "frozen_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "n_cases": baseline.n,
+        "goldens": [{"id": c.id, "hash": c.content_hash} for c in passed],
+    }
+    path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return GoldenSet(path=path, hashes={c.id: c.content_hash for c in passed}, baseline=data["baseline"])
+
+
+def split_goldens(golden: GoldenSet, baseline: SuiteResult) -> GoldenSplit:
+    by_id = {r.case.id: r for r in baseline.results}
+    counted: list[str] = []
+    stale: dict[str, str] = {}
+    for case_id, frozen_hash in golden.hashes.items():
+        result = by_id.get(case_id)
+        if result is None:
+            stale[case_id] = "no longer in the suite"
+        elif result.case.content_hash != frozen_hash:
+            stale[case_id] = "case edited since the goldens were frozen"
+        elif result.passed is False:
+            stale[case_id] = "the baseline fails it now"
+        else:
+            counted.append(case_id)
+    return GoldenSplit(tuple(counted), stale)

