@@ -56,7 +56,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def _settings(config: pytest.Config) -> Settings:
     opt = config.getoption
-    root = config.rootpath
+    # Relative paths are taken from the ini file's directory, else from where pytest was invoked
+    # (not rootdir: pytest widens rootdir when an option value such as --candidate is a path).
+    root = config.inipath.parent if config.inipath else config.invocation_params.dir
 
     def path(value: str) -> Path:
         p = Path(value).expanduser()
@@ -156,7 +158,7 @@ class GateItem(pytest.Item):
         __tracebackhide__ = True
         state = self.config.stash[STATE]
         if not state.settings.active:
-            pytest.skip("no --candidate or --baseline given: nothing to evaluate")
+            raise pytest.skip.Exception("no --candidate or --baseline given: nothing to evaluate", _use_item_location=True)
         run = state.ensure_run()
         outcome = run.outcome(self.path)
         decision = next(d for d in outcome.decisions if d.criterion == self.name)
@@ -165,7 +167,7 @@ class GateItem(pytest.Item):
                 self.user_properties.append((f"ftgate.{self.suite.name}.{self.name}.{key}", value))
         self.user_properties.append((f"ftgate.{self.suite.name}.{self.name}.status", decision.status))
         if decision.status == "skipped":
-            pytest.skip(decision.summary)
+            raise pytest.skip.Exception(decision.summary, _use_item_location=True)
         if decision.blocks:
             lines = [f"{decision.status.upper()}: {decision.summary}", *decision.breaches[1:], *(f"warning: {w}" for w in decision.warnings)]
             raise GateFailure("\n".join(lines))

@@ -6,6 +6,12 @@ from pathlib import Path
 
 import pytest
 
+# pytester's inline runs drop modules first imported inside them; C extensions such as numpy
+# cannot be imported twice in one process, so load what the plugin imports lazily up front.
+import numpy  # noqa: F401
+import scipy.stats  # noqa: F401
+import tqdm.auto  # noqa: F401
+
 
 @pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
