@@ -26,7 +26,7 @@ test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/pytest tests -p no:cacheprovider -q
 
 bench: $(STAMP)
-	HF_HUB_OFFLINE=1 $(VENV)/bin/pytest tests/bench --benchmark-only -p no:cacheprovider
+	HF_HUB_OFFLINE=1 $(PY) -m tests.bench.bench_generation
 
 clean:
 	rm -rf .ftgate build *.egg-info

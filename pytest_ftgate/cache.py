@@ -41,9 +41,10 @@ def cache_key(fingerprint: str, request_key: str) -> str:
 class Cache:
     """Generation cache. `Cache(None)` is a disabled cache that stores nothing."""
 
-    def __init__(self, directory: Path | None):
+    def __init__(self, directory: str | Path | None):
         self._db: sqlite3.Connection | None = None
         if directory is not None:
+            directory = Path(directory)
             directory.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(directory / "cache.sqlite", timeout=60, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")

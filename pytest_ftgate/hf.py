@@ -165,7 +165,8 @@ class HFEngine:
         self.load()
         tok, model = self._tokenizer, self._model
         prompts = [tok.apply_chat_template(list(r.messages), add_generation_prompt=True, tokenize=False) for r in requests]
-        lengths = [len(ids) for ids in tok(prompts, add_special_tokens=False)["input_ids"]]
+        token_ids = tok(prompts, add_special_tokens=False)["input_ids"]  # tokenized once, padded per batch
+        lengths = [len(ids) for ids in token_ids]
         groups: dict[GenerationParams, list[int]] = {}
         for i, r in enumerate(requests):
             groups.setdefault(r.params, []).append(i)
@@ -175,15 +176,15 @@ class HFEngine:
                 indices.sort(key=lambda i: -lengths[i])  # similar lengths share a batch: little padding
                 for start in range(0, len(indices), self.batch_size):
                     batch = indices[start : start + self.batch_size]
-                    on_batch(self._generate_batch([prompts[i] for i in batch], batch, params))
+                    on_batch(self._generate_batch([token_ids[i] for i in batch], batch, params))
                     if progress is not None:
                         progress.update(len(batch))
 
-    def _generate_batch(self, prompts: list[str], indices: list[int], params: GenerationParams) -> list[tuple[int, Output]]:
+    def _generate_batch(self, prompts: list[list[int]], indices: list[int], params: GenerationParams) -> list[tuple[int, Output]]:
         import torch
 
         tok, model = self._tokenizer, self._model
-        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False, padding_side="left")
+        enc = tok.pad({"input_ids": prompts}, padding=True, return_tensors="pt", padding_side="left")
         enc = {k: v.to(model.device) for k, v in enc.items()}
         kwargs: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "pad_token_id": tok.pad_token_id}
         if params.greedy:

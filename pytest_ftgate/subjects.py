@@ -120,7 +120,7 @@ class OutputsSubject(Subject):
 class SubjectOptions:
     """How to build subjects: from the plugin's Settings or a script."""
 
-    base: Path | None = None
+    base: str | Path | None = None
     load_in_4bit: bool = False
     batch_size: int = 16
     openai_base_url: str | None = None
@@ -175,7 +175,7 @@ def _build(spec: str, role: Role, options: SubjectOptions, cache: Cache, engines
         from .hf import refuse_pickles
 
         refuse_pickles(path, "adapter")
-        base = options.base or _adapter_base(path)
+        base = Path(options.base).resolve() if options.base else _adapter_base(path)
         key = (base, path)
         if key not in engines:
             engines[key] = HFEngine(base, path, options.load_in_4bit, cache, options.batch_size)

@@ -1,0 +1,175 @@
+"""Local models end to end with tiny random-weight Llamas: sharing, caching, resume, refusals."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pytest_ftgate import AdapterMismatchError, RunConfig, SubjectError, UnsafeWeightsError, load_suite, run_gate
+from pytest_ftgate.cache import Cache
+from pytest_ftgate.hf import HFEngine
+from pytest_ftgate.subjects import HFSubject, SubjectOptions, resolve_subjects
+from tests.conftest import write
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def suite_file(tmp_path: Path, n: int = 12, kind: str = "format", max_new_tokens: int = 6) -> Path:
+    cases = "".join(json.dumps({"id": f"c{i}", "input": "word " * (1 + i % 7) + str(i)}) + "\n" for i in range(n))
+    write(tmp_path / "cases.jsonl", cases)
+    return write(
+        tmp_path / "s.yaml",
+        f"kind: {kind}\ncases: cases.jsonl\nprompt: {{system: 'Answer in JSON.'}}\n"
+        f"generate: {{max_new_tokens: {max_new_tokens}}}\nscorers: [{{regex: '.'}}]\n",
+    )
+
+
+def count_batches(monkeypatch) -> list[int]:
+    sizes: list[int] = []
+    original = HFEngine._generate_batch
+
+    def spy(self, prompts, indices, params):
+        sizes.append(len(prompts))
+        return original(self, prompts, indices, params)
+
+    monkeypatch.setattr(HFEngine, "_generate_batch", spy)
+    return sizes
+
+
+def test_adapter_and_baseline_share_one_base_and_differ(tmp_path, tiny_adapter, monkeypatch):
+    loads = []
+    original = HFEngine.load
+    monkeypatch.setattr(HFEngine, "load", lambda self: (loads.append(1) if self._model is None else None, original(self))[1])
+    run = run_gate([load_suite(suite_file(tmp_path))], RunConfig(candidate=str(tiny_adapter), cache_dir=tmp_path / "cache", progress=False))
+    assert len(loads) == 1  # the baseline is the same loaded base with the adapter disabled
+    out = run.outcomes[0]
+    base_texts = [r.output.text for r in out.baseline.results]
+    cand_texts = [r.output.text for r in out.candidate.results]
+    assert base_texts != cand_texts
+    assert run.baseline.fingerprint != run.candidate.fingerprint
+    assert all(r.output.tokens_out and r.output.tokens_in for r in out.candidate.results)
+    assert run.candidate.details["adapter"] == str(tiny_adapter)
+
+
+def test_batched_generation_matches_one_at_a_time(tmp_path, tiny_base):
+    """Left padding and length-sorted batches must not change greedy outputs."""
+    suite = load_suite(suite_file(tmp_path, n=9))
+    batched = run_gate([suite], RunConfig(baseline=str(tiny_base), cache_dir=None, progress=False,
+                                          subject_options=SubjectOptions(batch_size=4)))
+    single = run_gate([suite], RunConfig(baseline=str(tiny_base), cache_dir=None, progress=False,
+                                         subject_options=SubjectOptions(batch_size=1)))
+    assert [r.output.text for r in batched.outcomes[0].baseline.results] == [
+        r.output.text for r in single.outcomes[0].baseline.results
+    ]
+
+
+def test_second_run_regenerates_nothing(tmp_path, tiny_adapter, monkeypatch):
+    suite = load_suite(suite_file(tmp_path))
+    config = RunConfig(candidate=str(tiny_adapter), cache_dir=tmp_path / "cache", progress=False)
+    first = run_gate([suite], config)
+    batches = count_batches(monkeypatch)
+    second = run_gate([suite], config)
+    assert batches == []
+    assert all(r.output.cached for r in second.outcomes[0].candidate.results)
+    assert [r.output.text for r in second.outcomes[0].candidate.results] == [
+        r.output.text for r in first.outcomes[0].candidate.results
+    ]
+    # any change to decoding params misses the cache
+    changed = load_suite(suite_file(tmp_path, max_new_tokens=5))
+    run_gate([changed], config)
+    assert sum(batches) == 2 * len(changed.cases)
+
+
+def test_a_killed_run_resumes_from_what_it_had(tmp_path, tiny_base):
+    suite = suite_file(tmp_path, n=12)
+    script = textwrap.dedent(f"""
+        import os, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from pytest_ftgate import RunConfig, SubjectOptions, load_suite, run_gate
+        from pytest_ftgate.hf import HFEngine
+        calls = []
+        original = HFEngine._generate_batch
+        def dying(self, prompts, indices, params):
+            calls.append(len(prompts))
+            if len(calls) == 3 and os.environ.get("DIE"):
+                os._exit(9)  # a hard kill: no cleanup, no exception handlers
+            return original(self, prompts, indices, params)
+        HFEngine._generate_batch = dying
+        cfg = RunConfig(baseline={str(tiny_base)!r}, cache_dir={str(tmp_path / "cache")!r}, progress=False,
+                        subject_options=SubjectOptions(batch_size=4))
+        run_gate([load_suite({str(suite)!r})], cfg)
+        print("GENERATED", sum(calls))
+    """)
+    killed = subprocess.run([sys.executable, "-c", script], env={"DIE": "1", "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == 9, killed.stderr[-2000:]
+    resumed = subprocess.run([sys.executable, "-c", script], env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "GENERATED 4" in resumed.stdout  # two batches of 4 survived the kill
+
+
+def test_adapter_on_the_wrong_base_is_refused(tmp_path, tiny_adapter, other_base):
+    suite = load_suite(suite_file(tmp_path, n=2))
+    config = RunConfig(candidate=str(tiny_adapter), cache_dir=None, progress=False,
+                       subject_options=SubjectOptions(base=other_base))
+    with pytest.raises(AdapterMismatchError) as err:
+        run_gate([suite], config)
+    message = str(err.value)
+    assert "does not fit base model" in message and "q_proj" in message and "--ftgate-base" in message
+
+
+def test_manifest_base_hash_is_checked(tmp_path, tiny_base, tiny_adapter):
+    import shutil
+
+    adapter = Path(shutil.copytree(tiny_adapter, tmp_path / "adapter"))
+    (adapter / "ftgate.json").write_text(json.dumps({"base_model": {"fingerprint": "0" * 64}}))
+    with pytest.raises(AdapterMismatchError, match="another revision or another model"):
+        run_gate([load_suite(suite_file(tmp_path, n=2))], RunConfig(candidate=str(adapter), cache_dir=None, progress=False))
+
+
+def test_pickle_adapter_is_refused(tmp_path, tiny_base):
+    from fixtures.tiny_models import build_tiny_adapter
+
+    adapter = build_tiny_adapter(tiny_base, tmp_path / "pickled", safe=False)
+    assert (adapter / "adapter_model.bin").exists()
+    with pytest.raises(UnsafeWeightsError, match="pickle files can run code"):
+        resolve_subjects(str(adapter), None, SubjectOptions(), Cache(None))
+
+
+def test_missing_local_base_is_a_clear_error(tmp_path, tiny_adapter):
+    import shutil
+
+    adapter = Path(shutil.copytree(tiny_adapter, tmp_path / "adapter"))
+    cfg = json.loads((adapter / "adapter_config.json").read_text())
+    cfg["base_model_name_or_path"] = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    (adapter / "adapter_config.json").write_text(json.dumps(cfg))
+    with pytest.raises(SubjectError, match="not a local directory.*--ftgate-base"):
+        resolve_subjects(str(adapter), None, SubjectOptions(), Cache(None))
+
+
+def test_subject_generate_for_hand_written_tests(tiny_adapter):
+    baseline, candidate = resolve_subjects(str(tiny_adapter), None, SubjectOptions(), Cache(None))
+    assert isinstance(candidate, HFSubject)
+    text = candidate.generate("Hello", max_new_tokens=5)
+    assert isinstance(text, str)
+    assert baseline.info.role == "baseline" and not baseline.adapter_enabled
+    assert isinstance(baseline.generate([{"role": "user", "content": "Hello"}], max_new_tokens=5), str)
+
+
+def test_plugin_gates_a_real_adapter(pytester, tiny_adapter):
+    pytester.makefile(".yaml", **{"suites/s": "kind: format\ncases: [{id: a, input: hi}, {id: b, input: there}]\n"
+                                              "generate: {max_new_tokens: 4}\nscorers: [{regex: '.'}]\ngate: {min_pass_rate: 0.0}\n"})
+    pytester.makepyfile(test_fixture=f"""
+        def test_candidate_fixture(candidate, baseline):
+            assert candidate.info.kind == "hf" and baseline.info.role == "baseline"
+            assert isinstance(candidate.generate("hi", max_new_tokens=3), str)
+    """)
+    result = pytester.runpytest(f"--candidate={tiny_adapter}", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([f"candidate: {tiny_adapter} [[]hf *"])
