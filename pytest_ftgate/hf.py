@@ -180,6 +180,41 @@ class HFEngine:
                     if progress is not None:
                         progress.update(len(batch))
 
+    def perplexity(self, requests: Sequence[Request], targets: Sequence[str], *, adapter_enabled: bool) -> list[float]:
+        """exp(mean NLL) of each target as the assistant's reply to its request's chat."""
+        import torch
+
+        self.load()
+        tok, model = self._tokenizer, self._model
+        rows = []
+        for r, target in zip(requests, targets):
+            prompt = tok.apply_chat_template(list(r.messages), add_generation_prompt=True, tokenize=False)
+            p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+            t_ids = tok(target, add_special_tokens=False)["input_ids"]
+            rows.append((p_ids, t_ids))
+        use_adapter = nullcontext() if adapter_enabled or self.adapter_dir is None else model.disable_adapter()
+        out: list[float] = []
+        with torch.inference_mode(), use_adapter:
+            for start in range(0, len(rows), self.batch_size):
+                batch = rows[start : start + self.batch_size]
+                width = max(len(p) + len(t) for p, t in batch)
+                ids = torch.full((len(batch), width), tok.pad_token_id, dtype=torch.long)
+                labels = torch.full((len(batch), width), -100, dtype=torch.long)
+                mask = torch.zeros((len(batch), width), dtype=torch.long)
+                for row, (p, t) in enumerate(batch):
+                    seq = p + t
+                    ids[row, : len(seq)] = torch.tensor(seq)
+                    mask[row, : len(seq)] = 1
+                    labels[row, len(p) : len(seq)] = torch.tensor(t)
+                logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits.float()
+                shift_logits, shift_labels = logits[:, :-1], labels[:, 1:].to(logits.device)
+                nll = torch.nn.functional.cross_entropy(
+                    shift_logits.transpose(1, 2), shift_labels, ignore_index=-100, reduction="none"
+                )
+                counts = (shift_labels != -100).sum(dim=1).clamp(min=1)
+                out.extend(torch.exp(nll.sum(dim=1) / counts).tolist())
+        return out
+
     def _generate_batch(self, prompts: list[list[int]], indices: list[int], params: GenerationParams) -> list[tuple[int, Output]]:
         import torch
 

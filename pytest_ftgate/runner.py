@@ -118,15 +118,33 @@ def _jobs(suites: Sequence[Suite], role: str) -> list[Job]:
     ]
 
 
-def _score(suites: Sequence[Suite], subject: SubjectInfo, outputs: list[Output]) -> dict[str, SuiteResult]:
+def _perplexities(subject: Subject, suites: Sequence[Suite], jobs: list[Job]) -> dict[tuple[str, str], float | None]:
+    """The subject's perplexity of `expected` for the cases of suites that score it."""
+    wanted = {s.name for s in suites if any(x.needs_perplexity for x in s.scorers)}
+    todo = [j for j in jobs if j.suite in wanted and j.case.expected is not None]
+    if not todo:
+        return {}
+    targets = [j.case.expected if isinstance(j.case.expected, str) else str(j.case.expected) for j in todo]
+    values = subject.perplexity(todo, targets)
+    return {(j.suite, j.case.id): v for j, v in zip(todo, values)}
+
+
+def _score(suites: Sequence[Suite], subject: Subject, role: str, cache: Cache, progress: bool) -> dict[str, SuiteResult]:
+    jobs = _jobs(suites, role)
+    outputs = generate_all(subject, jobs, cache, progress)
+    ppl = _perplexities(subject, suites, jobs)
     results: dict[str, SuiteResult] = {}
     it = iter(outputs)
     for s in suites:
         rows = []
         for case in s.cases:
             out = next(it)
-            rows.append(CaseResult(case, out, tuple(scorer(case, out.text) for scorer in s.scorers)))
-        results[str(s.path)] = SuiteResult(s.name, subject, tuple(rows))
+            scores = tuple(
+                scorer(case, ppl.get((s.name, case.id))) if scorer.needs_perplexity else scorer(case, out.text)
+                for scorer in s.scorers
+            )
+            rows.append(CaseResult(case, out, scores))
+        results[str(s.path)] = SuiteResult(s.name, subject.info, tuple(rows))
     return results
 
 
@@ -136,12 +154,10 @@ def run_gate(suites: Sequence[Suite], config: RunConfig) -> GateRun:
     cache = Cache(config.cache_dir)
     try:
         baseline, candidate = resolve_subjects(config.candidate, config.baseline, config.subject_options, cache)
-        base_out = generate_all(baseline, _jobs(suites, "baseline"), cache, config.progress)
-        base_results = _score(suites, baseline.info, base_out)
+        base_results = _score(suites, baseline, "baseline", cache, config.progress)
         cand_results = None
         if candidate is not None:
-            cand_out = generate_all(candidate, _jobs(suites, "candidate"), cache, config.progress)
-            cand_results = _score(suites, candidate.info, cand_out)
+            cand_results = _score(suites, candidate, "candidate", cache, config.progress)
     finally:
         cache.close()
 

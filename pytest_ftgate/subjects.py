@@ -44,6 +44,10 @@ class Subject:
     def run(self, jobs: Sequence[Job], on_batch: OnBatch, progress: Any = None) -> None:
         raise NotImplementedError
 
+    def perplexity(self, jobs: Sequence[Job], targets: Sequence[str]) -> list[float | None]:
+        """Perplexity of each target as the reply to its job's chat; None where not measurable."""
+        return [None] * len(jobs)
+
     def generate(self, prompt: str | Sequence[dict[str, str]], **params: Any) -> str:
         """Generate one answer, e.g. `candidate.generate("What is 2+2?", max_new_tokens=8)`."""
         messages = ({"role": "user", "content": prompt},) if isinstance(prompt, str) else tuple(prompt)
@@ -71,6 +75,9 @@ class HFSubject(Subject):
         self.engine.generate(
             [j.request for j in jobs], adapter_enabled=self.adapter_enabled, on_batch=on_batch, progress=progress
         )
+
+    def perplexity(self, jobs: Sequence[Job], targets: Sequence[str]) -> list[float | None]:
+        return list(self.engine.perplexity([j.request for j in jobs], targets, adapter_enabled=self.adapter_enabled))
 
 
 class OutputsSubject(Subject):

@@ -173,3 +173,43 @@ def test_plugin_gates_a_real_adapter(pytester, tiny_adapter):
     result = pytester.runpytest(f"--candidate={tiny_adapter}", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines([f"candidate: {tiny_adapter} [[]hf *"])
+
+
+def test_perplexity_scorer_uses_the_subjects_own_model(tmp_path, tiny_adapter):
+    write(tmp_path / "p.yaml", "kind: task\ncases:\n  - {id: a, input: 'What is the capital?', expected: 'Paris is the capital.'}\n"
+          "  - {id: b, input: 'Say hello', expected: 'Hello, how can I help you today?'}\n"
+          "generate: {max_new_tokens: 2}\nscorers: [{perplexity: {max: 1000000}}]\n")
+    run = run_gate([load_suite(tmp_path / "p.yaml")], RunConfig(candidate=str(tiny_adapter), cache_dir=None, progress=False))
+    out = run.outcomes[0]
+    base = [r.scores[0].value for r in out.baseline.results]
+    cand = [r.scores[0].value for r in out.candidate.results]
+    vocab = 400  # a random model is close to uniform over its vocabulary
+    assert all(1 < v < 10 * vocab for v in base + cand)
+    assert base != cand  # the adapter changes the distribution
+
+    # reference: transformers' own causal-LM loss on the base model, one row at a time
+    import math
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base_dir = json.loads((tiny_adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
+    tok = AutoTokenizer.from_pretrained(base_dir)
+    model = AutoModelForCausalLM.from_pretrained(base_dir).eval()
+    for result, value in zip(out.baseline.results, base):
+        prompt = tok.apply_chat_template(list(result.case.messages), add_generation_prompt=True, tokenize=False)
+        p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+        t_ids = tok(result.case.expected, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([p_ids + t_ids])
+        labels = torch.tensor([[-100] * len(p_ids) + t_ids])
+        with torch.no_grad():
+            loss = model(input_ids=ids, labels=labels).loss
+        assert value == pytest.approx(math.exp(loss.item()), rel=1e-4)
+
+
+def test_perplexity_on_an_outputs_subject_is_unscored_and_blocks(tmp_path):
+    write(tmp_path / "p.yaml", "kind: task\ncases: [{id: a, input: q, expected: x}]\nscorers: [{perplexity: 10}]\n")
+    write(tmp_path / "o.jsonl", '{"id": "a", "output": "x"}\n')
+    run = run_gate([load_suite(tmp_path / "p.yaml")], RunConfig(baseline=str(tmp_path / "o.jsonl"), cache_dir=None, progress=False))
+    assert run.outcomes[0].decisions[0].status == "error"
+    assert "could not be scored" in run.outcomes[0].decisions[0].summary

@@ -112,3 +112,11 @@ def test_bad_scorer_args_say_how_to_fix(spec, needle):
 
 def test_normalize():
     assert normalize("  Ｐaris,\tFRANCE! ") == "paris france"
+
+
+def test_bertscore_with_the_local_minilm_encoder():
+    scorer = build_scorer({"bertscore": {"threshold": 0.8}}, Path("."))
+    c = case("The cat sat on the mat.")
+    close, far = scorer(c, "A cat was sitting on the mat."), scorer(c, "Quarterly revenue grew by 12%.")
+    assert close.passed and not far.passed
+    assert close.value > far.value
