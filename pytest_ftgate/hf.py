@@ -221,7 +221,14 @@ class HFEngine:
         tok, model = self._tokenizer, self._model
         enc = tok.pad({"input_ids": prompts}, padding=True, return_tensors="pt", padding_side="left")
         enc = {k: v.to(model.device) for k, v in enc.items()}
-        kwargs: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "pad_token_id": tok.pad_token_id}
+        # stop on the tokenizer's EOS too: a base whose generation_config lacks the chat template's
+        # end-of-turn token would otherwise run on to max_new_tokens
+        eos_ids = _eos_ids(model, tok)
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": params.max_new_tokens,
+            "pad_token_id": tok.pad_token_id,
+            "eos_token_id": sorted(eos_ids),
+        }
         if params.greedy:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         else:
@@ -234,7 +241,6 @@ class HFEngine:
             raise GenerationError(f"generation failed on a batch of {len(prompts)}: {exc}") from None
         elapsed = time.perf_counter() - started
         new = out[:, enc["input_ids"].shape[1] :]
-        eos_ids = _eos_ids(model, tok)
         results = []
         for row, i in enumerate(indices):
             ids = new[row].tolist()

@@ -72,6 +72,7 @@ def terminal_lines(run: GateRun, verbose: int = 0, max_flips: int = 10) -> list[
         for d in o.decisions:
             lines.append(f"  {o.suite.name}::{d.criterion}: {STATUS_MARK[d.status]} {d.summary}")
             lines.extend(f"    warning: {w}" for w in d.warnings)
+        lines.extend(f"    {x}" for x in _extra_lines(o))
     for o in run.outcomes:
         flips = _flips(o)
         if flips:
@@ -95,6 +96,27 @@ def terminal_lines(run: GateRun, verbose: int = 0, max_flips: int = 10) -> list[
                     lines.append(f"  {r.case.id}: {_clip(r.output.text, 70)} ({_clip(r.failure_detail, 60)})")
     lines.append(f"verdict: {verdict(run).upper()}")
     return lines
+
+
+def _extra_lines(o: SuiteOutcome) -> list[str]:
+    """Tokens each subject really sends, and the paired score delta for continuous scorers."""
+    out = []
+    parts = []
+    for role, res in (("baseline", o.baseline), ("candidate", o.candidate)):
+        if res is not None:
+            t = _tokens(res.results)
+            if t["mean_tokens_in"] is not None:
+                parts.append(f"{role} {t['mean_tokens_in']:.0f} in / {t['mean_tokens_out'] or 0:.0f} out")
+    if parts:
+        out.append("tokens per request: " + ", ".join(parts))
+    c = o.comparison
+    continuous = any(
+        s.value not in (None, 0.0, 1.0) for r in o.baseline.results for s in r.scores
+    )
+    if c is not None and continuous and c.mean_value_delta is not None and c.value_delta_interval is not None:
+        iv = c.value_delta_interval
+        out.append(f"mean score delta {c.mean_value_delta:+.3f} (95% paired {iv.method} {iv.low:+.3f} to {iv.high:+.3f})")
+    return out
 
 
 def _flips(o: SuiteOutcome) -> list[Flip]:
@@ -207,6 +229,17 @@ def to_markdown(run: GateRun, max_flips: int = 50) -> str:
         for d in o.decisions:
             out.append(f"- **{o.suite.name}::{d.criterion}** {STATUS_MARK[d.status]}: {d.summary}")
             out.extend(f"  - ⚠️ {w}" for w in d.warnings)
+        out.extend(f"  - {x}" for x in _extra_lines(o))
+    for o in run.outcomes:
+        if o.suite.labels:
+            out += ["", f"**{o.suite.name}: per-class precision / recall / F1**", "",
+                    "| class | support | " + " | ".join(r for r, x in (("baseline", o.baseline), ("candidate", o.candidate)) if x) + " |",
+                    "|---|---:|" + "---|" * (2 if o.candidate else 1)]
+            stats = {role: per_class_prf(o.suite.labels, [str(r.case.expected) for r in res.results], [_label(r) for r in res.results])
+                     for role, res in (("baseline", o.baseline), ("candidate", o.candidate)) if res is not None}
+            for label in o.suite.labels:
+                cells = [f"{m[label]['precision']:.2f} / {m[label]['recall']:.2f} / {m[label]['f1']:.2f}" for m in stats.values()]
+                out.append(f"| {label} | {int(stats['baseline'][label]['support'])} | " + " | ".join(cells) + " |")
     for o in run.outcomes:
         flips = _flips(o)
         if not flips:

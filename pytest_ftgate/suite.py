@@ -80,6 +80,19 @@ class Suite:
         return None
 
 
+def find_suite_files(paths: list[str]) -> list[Path]:
+    """Suite files named directly or found (recursively) in directories."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.suffix in (".yaml", ".yml"))
+        elif p.exists():
+            files.append(p)
+        else:
+            raise SuiteError("no such file or directory", p)
+    return files
+
+
 def load_suite(path: str | Path) -> Suite:
     """Load and validate one suite file. Raises SuiteError naming the file and line."""
     path = Path(path)

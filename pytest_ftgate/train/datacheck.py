@@ -1,0 +1,188 @@
+"""`ftgate data check DATA.jsonl --suites suites/`: is this training file safe to train on?
+
+Checks, each with the line it concerns:
+- format: every row valid for SFT or DPO (the trainer's own validation);
+- duplicates: exact (after normalisation) and near (MinHash over word 3-grams, datasketch);
+- PII: emails, phone numbers, card numbers (Luhn-checked), SSN-like and IBAN-like numbers;
+- leakage: any suite case whose input appears, exactly or nearly, in the training data, which
+  would make the gate lie.
+Rejected rows go to a log (JSONL) with their reasons; the exit status is 1 when any row is rejected.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..scorers import normalize
+from .data import DataError, Row, detect_format, read_jsonl, validate_row
+
+PII_PATTERNS = {
+    "email": re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b"),
+    # a phone number stands alone: no digit group right before or after it (that would be a longer number)
+    "phone": re.compile(
+        r"(?<!\d)(?<!\d[\s.-])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?|\d{2,4}[\s.-])\d{3,4}[\s.-]\d{3,4}(?![\s.-]?\d)"
+    ),
+    "ssn": re.compile(r"\b\d{3}-\d{2}-\d{4}\b"),
+    "iban": re.compile(r"\b[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){3,7}\b"),
+}
+CARD = re.compile(r"(?<!\d)(?:\d[ -]?){13,19}(?!\d)")
+
+
+def luhn_ok(digits: str) -> bool:
+    total, parity = 0, len(digits) % 2
+    for i, ch in enumerate(digits):
+        d = int(ch)
+        if i % 2 == parity:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def find_pii(text: str) -> list[str]:
+    found = []
+    for m in CARD.finditer(text):
+        digits = re.sub(r"\D", "", m.group())
+        if 13 <= len(digits) <= 19 and luhn_ok(digits):
+            found.append("card")
+            text = text.replace(m.group(), " ")  # a card number is not also a phone number
+    found += [kind for kind, pattern in PII_PATTERNS.items() if pattern.search(text)]
+    return found
+
+
+def row_text(row: dict[str, Any]) -> str:
+    parts = []
+    for key in ("prompt", "completion", "chosen", "rejected"):
+        for m in row.get(key, []):
+            parts.append(m["content"])
+    return "\n".join(parts)
+
+
+def user_text(row: dict[str, Any]) -> str:
+    return "\n".join(m["content"] for m in row.get("prompt", []) if m["role"] == "user")
+
+
+def _minhash(text: str, num_perm: int = 128):
+    from datasketch import MinHash
+
+    words = normalize(text).split()
+    grams = {" ".join(words[i : i + 3]) for i in range(max(1, len(words) - 2))}
+    mh = MinHash(num_perm=num_perm, seed=1)
+    for g in grams:
+        mh.update(g.encode())
+    return mh
+
+
+@dataclass
+class CheckReport:
+    rows: int = 0
+    rejected: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
+    near_duplicates: list[tuple[int, int]] = field(default_factory=list)
+    leaks: list[tuple[str, int, str]] = field(default_factory=list)  # (suite/case, line, exact|near)
+
+    @property
+    def ok(self) -> bool:
+        return not self.rejected
+
+
+def check_data(path: Path, suites_dir: Path | None = None, near_threshold: float = 0.8) -> tuple[CheckReport, list[Row], dict[int, dict]]:
+    from datasketch import MinHashLSH
+
+    report = CheckReport()
+    rows = read_jsonl(path)
+    report.rows = len(rows)
+    fmt = detect_format(rows[0], path)
+    converted: dict[int, dict] = {}
+    for r in rows:
+        try:
+            converted[r.line] = validate_row(r, fmt, path)
+        except DataError as exc:
+            report.rejected[r.line].append("format: " + str(exc).split(": ", 1)[-1])
+
+    seen: dict[str, int] = {}
+    lsh = MinHashLSH(threshold=near_threshold, num_perm=128)
+    hashes = {}
+    for line, row in converted.items():
+        text = row_text(row)
+        key = normalize(text)
+        if key in seen:
+            report.rejected[line].append(f"duplicate of line {seen[key]}")
+            continue
+        seen[key] = line
+        mh = _minhash(text)
+        for other in lsh.query(mh):
+            report.near_duplicates.append((int(other), line))
+        lsh.insert(str(line), mh)
+        hashes[line] = mh
+        pii = find_pii(text)
+        if pii:
+            report.rejected[line].append("PII: " + ", ".join(pii))
+
+    if suites_dir is not None:
+        _check_leakage(report, converted, suites_dir, near_threshold)
+    return report, rows, converted
+
+
+def _check_leakage(report: CheckReport, converted: dict[int, dict], suites_dir: Path, threshold: float) -> None:
+    from datasketch import MinHashLSH
+
+    from ..suite import find_suite_files, load_suite
+
+    by_text: dict[str, int] = {}
+    lsh = MinHashLSH(threshold=threshold, num_perm=128)
+    for line, row in converted.items():
+        text = user_text(row)
+        by_text.setdefault(normalize(text), line)
+        lsh.insert(f"u{line}", _minhash(text))
+    for f in find_suite_files([str(suites_dir)]):
+        suite = load_suite(f)
+        for case in suite.cases:
+            text = "\n".join(m["content"] for m in case.messages if m["role"] == "user")
+            name = f"{suite.name}/{case.id}"
+            exact = by_text.get(normalize(text))
+            if exact is not None:
+                report.leaks.append((name, exact, "exact"))
+                report.rejected[exact].append(f"leak: suite case {name} (exact)")
+                continue
+            for key in lsh.query(_minhash(text)):
+                line = int(key[1:])
+                report.leaks.append((name, line, "near"))
+                report.rejected[line].append(f"leak: suite case {name} (near)")
+
+
+def write_outputs(report: CheckReport, rows: list[Row], converted: dict[int, dict], path: Path,
+                  rejected_log: Path, split: float | None, seed: int) -> list[Path]:
+    written = []
+    with rejected_log.open("w", encoding="utf-8") as fh:
+        for r in rows:
+            if r.line in report.rejected:
+                fh.write(json.dumps({"line": r.line, "reasons": report.rejected[r.line], "row": r.data}, ensure_ascii=False) + "\n")
+    written.append(rejected_log)
+    if split:
+        clean = [r for r in rows if r.line not in report.rejected]
+        random.Random(seed).shuffle(clean)
+        n_eval = max(1, round(len(clean) * split))
+        for name, part in (("eval", clean[:n_eval]), ("train", clean[n_eval:])):
+            out = path.with_name(f"{path.stem}.{name}.jsonl")
+            out.write_text("".join(json.dumps(r.data, ensure_ascii=False) + "\n" for r in part), encoding="utf-8")
+            written.append(out)
+    return written
+
+
+def summary_lines(report: CheckReport, path: Path) -> list[str]:
+    lines = [f"{path}: {report.rows} rows, {len(report.rejected)} rejected"]
+    for line, reasons in sorted(report.rejected.items()):
+        lines.append(f"  {path}:{line}: {'; '.join(reasons)}")
+    if report.near_duplicates:
+        lines.append(f"  {len(report.near_duplicates)} near-duplicate pair(s) (kept): "
+                     + ", ".join(f"{a}~{b}" for a, b in report.near_duplicates[:10]))
+    if report.leaks:
+        lines.append(f"  LEAKAGE: {len(report.leaks)} suite case(s) appear in the training data; the gate would lie")
+    else:
+        lines.append("  no suite case appears in the training data")
+    return lines

@@ -1,0 +1,80 @@
+"""`ftgate data check`: format, duplicates, PII, leakage into the suites, rejected-rows log, split."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pytest_ftgate.cli import main
+from pytest_ftgate.train.datacheck import find_pii, luhn_ok
+from tests.conftest import write
+
+
+def chat(user: str, answer: str = "ok") -> str:
+    return json.dumps({"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]})
+
+
+@pytest.mark.parametrize(
+    ("text", "kinds"),
+    [
+        ("write to jane.doe@example.com today", ["email"]),
+        ("call me on +1 415-555-0132", ["phone"]),
+        ("card 4111 1111 1111 1111 please", ["card"]),
+        ("card 4111 1111 1111 1112 please", []),  # fails the Luhn check
+        ("my SSN is 123-45-6789", ["ssn"]),
+        ("IBAN DE89 3704 0044 0532 0130 00", ["iban"]),
+        ("order 12345 arrived after 14 days", []),
+    ],
+)
+def test_pii_scan(text, kinds):
+    assert sorted(find_pii(text)) == sorted(kinds)
+
+
+def test_luhn():
+    assert luhn_ok("79927398713") and not luhn_ok("79927398710")
+
+
+def test_data_check_reports_each_problem_with_its_line(tmp_path, capsys):
+    write(tmp_path / "suites/s.yaml", "kind: golden\ncases:\n  - {id: paris, input: 'What is the capital of France?'}\n"
+          "  - {id: near, input: 'My Nimbus router order has not arrived after 14 days and I am worried that it got lost in the mail somewhere'}\nscorers: [exact]\n")
+    rows = [
+        chat("How do I reset my password?"),                                             # 1 fine
+        chat("How do I reset my password?"),                                             # 2 exact duplicate of 1
+        chat("Email me at bob@example.org"),                                              # 3 PII
+        chat("what is the capital of france"),                                            # 4 exact leak (normalised)
+        chat("My Nimbus router order has not arrived after 14 days and I am worried that it got lost in the mail somewhere, please help"),  # 5 near
+        json.dumps({"messages": [{"role": "user", "content": "no answer"}]}),             # 6 bad format
+        chat("A completely different question about invoices and refunds for my order"),  # 7 fine
+    ]
+    data = write(tmp_path / "train.jsonl", "\n".join(rows) + "\n")
+    code = main(["data", "check", str(data), "--suites", str(tmp_path / "suites"), "--split", "0.5"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert f"{data}:2: duplicate of line 1" in out
+    assert f"{data}:3: PII: email" in out
+    assert f"{data}:4: leak: suite case s/paris (exact)" in out
+    assert f"{data}:5: leak: suite case s/near (near)" in out
+    assert f"{data}:6: format:" in out and "last message must be the assistant's" in out
+    assert "LEAKAGE: 2 suite case(s)" in out
+    rejected = [json.loads(x) for x in (tmp_path / "train.rejected.jsonl").read_text().splitlines()]
+    assert [r["line"] for r in rejected] == [2, 3, 4, 5, 6]
+    train = (tmp_path / "train.train.jsonl").read_text().splitlines()
+    held = (tmp_path / "train.eval.jsonl").read_text().splitlines()
+    assert len(train) + len(held) == 2
+
+
+def test_clean_data_passes(tmp_path, capsys):
+    data = write(tmp_path / "d.jsonl", chat("first question here") + "\n" + chat("another unrelated line of text") + "\n")
+    assert main(["data", "check", str(data)]) == 0
+    assert "0 rejected" in capsys.readouterr().out
+
+
+def test_bundled_routing_data_does_not_leak_into_the_bundled_suites(capsys):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    data = root / "training/data/routing-sft.jsonl"
+    code = main(["data", "check", str(data), "--suites", str(root / "suites"), "--rejected", "/dev/null"])
+    out = capsys.readouterr().out
+    assert "no suite case appears in the training data" in out and code == 0
