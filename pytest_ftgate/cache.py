@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS outputs (
     tokens_in INTEGER,
     tokens_out INTEGER,
     latency_s REAL,
+    batch_size INTEGER NOT NULL DEFAULT 1,
     created_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS file_hashes (
@@ -46,7 +47,7 @@ class Cache:
         if directory is not None:
             directory = Path(directory)
             directory.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(directory / "cache.sqlite", timeout=60, isolation_level=None)
+            self._db = sqlite3.connect(directory / "cache-v2.sqlite", timeout=60, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
@@ -63,21 +64,21 @@ class Cache:
         for start in range(0, len(unique), 500):
             chunk = unique[start : start + 500]
             rows = self._db.execute(
-                f"SELECT key, text, tokens_in, tokens_out, latency_s FROM outputs "
+                f"SELECT key, text, tokens_in, tokens_out, latency_s, batch_size FROM outputs "
                 f"WHERE key IN ({','.join('?' * len(chunk))})",
                 chunk,
             )
-            for key, text, t_in, t_out, latency in rows:
-                found[key] = Output(text, t_in, t_out, latency, cached=True)
+            for key, text, t_in, t_out, latency, batch in rows:
+                found[key] = Output(text, t_in, t_out, latency, cached=True, batch_size=batch)
         return found
 
     def put_many(self, fingerprint: str, items: Iterable[tuple[str, Output]]) -> None:
         if self._db is None:
             return
         now = time.time()
-        rows = [(k, fingerprint, o.text, o.tokens_in, o.tokens_out, o.latency_s, now) for k, o in items]
+        rows = [(k, fingerprint, o.text, o.tokens_in, o.tokens_out, o.latency_s, o.batch_size, now) for k, o in items]
         with self._db:  # one transaction per batch
-            self._db.executemany("INSERT OR REPLACE INTO outputs VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            self._db.executemany("INSERT OR REPLACE INTO outputs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def file_sha256(self, path: Path) -> str:
         """sha256 of a file, memoised by (path, size, mtime) so multi-GB weights hash once."""

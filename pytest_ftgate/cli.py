@@ -47,6 +47,7 @@ def _gate(args: argparse.Namespace) -> int:
         cache_dir=None if args.no_cache else Path(args.cache_dir),
         thresholds=(parse_thresholds(args.fail),),
         update_goldens=args.update_goldens,
+        pricing=Path(args.pricing) if args.pricing else None,
     )
     run = run_gate(suites, config)
     for line in terminal_lines(run, verbose=args.verbose):
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     gate.add_argument("--no-cache", action="store_true")
     gate.add_argument("--4bit", dest="four_bit", action="store_true")
     gate.add_argument("--batch-size", type=int, default=16)
+    gate.add_argument("--pricing", help="pricing YAML for the TCO report (default: bundled, dated prices)")
     gate.add_argument("-v", "--verbose", action="count", default=0)
     gate.set_defaults(func=_gate)
     train = sub.add_parser("train", help="train a candidate adapter (QLoRA SFT or DPO) from a recipe")

@@ -247,7 +247,7 @@ class HFEngine:
             n_out = next((j + 1 for j, t in enumerate(ids) if t in eos_ids), len(ids))
             text = tok.decode(ids[:n_out], skip_special_tokens=True)
             n_in = int(enc["attention_mask"][row].sum())
-            results.append((i, Output(text, n_in, n_out, elapsed)))
+            results.append((i, Output(text, n_in, n_out, elapsed, batch_size=len(indices))))
         return results
 
 

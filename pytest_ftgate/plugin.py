@@ -44,6 +44,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="generation batch size for local models. Default: ini ftgate_batch_size or 16")
     group.addoption("--ftgate-openai-base-url", dest="ftgate_openai_base_url", metavar="URL", default=None,
                     help="base URL of the OpenAI-compatible endpoint for openai: subjects. Default: $OPENAI_BASE_URL")
+    group.addoption("--ftgate-pricing", dest="ftgate_pricing", metavar="FILE", default=None,
+                    help="pricing YAML for the TCO report. Default: ini ftgate_pricing or the bundled, dated defaults")
     group.addoption("--ftgate-seed", dest="ftgate_seed", metavar="N", type=int, default=0,
                     help="seed recorded in reports and used for sampling suites. Default: 0")
     parser.addini("ftgate_suites", "directory of suite YAML files", default="suites")
@@ -52,6 +54,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("ftgate_cache_dir", "generation cache directory", default=".ftgate/cache")
     parser.addini("ftgate_baseline", "default baseline spec", default="")
     parser.addini("ftgate_batch_size", "generation batch size", default="16")
+    parser.addini("ftgate_pricing", "pricing YAML for the TCO report", default="")
 
 
 def _settings(config: pytest.Config) -> Settings:
@@ -75,6 +78,7 @@ def _settings(config: pytest.Config) -> Settings:
         except Exception as exc:
             raise pytest.UsageError(f"ini key ftgate_batch_size: {exc}") from None
     base = opt("ftgate_base")
+    pricing = opt("ftgate_pricing") or config.getini("ftgate_pricing")
     return Settings(
         candidate=opt("ftgate_candidate"),
         baseline=opt("ftgate_baseline") or config.getini("ftgate_baseline") or None,
@@ -89,6 +93,7 @@ def _settings(config: pytest.Config) -> Settings:
         batch_size=batch,
         openai_base_url=opt("ftgate_openai_base_url"),
         seed=opt("ftgate_seed"),
+        pricing=path(pricing) if pricing else None,
         progress=config.getoption("verbose", 0) >= 0,
     )
 

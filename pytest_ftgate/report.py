@@ -94,6 +94,10 @@ def terminal_lines(run: GateRun, verbose: int = 0, max_flips: int = 10) -> list[
                 lines.append(f"baseline fails {len(failing)}/{o.baseline.n} in {o.suite.name}:")
                 for r in failing if verbose > 0 else failing[:max_flips]:
                     lines.append(f"  {r.case.id}: {_clip(r.output.text, 70)} ({_clip(r.failure_detail, 60)})")
+    if run.tco is not None:
+        from .tco import tco_lines
+
+        lines.extend(tco_lines(run.tco))
     lines.append(f"verdict: {verdict(run).upper()}")
     return lines
 
@@ -196,10 +200,21 @@ def to_json(run: GateRun) -> dict[str, Any]:
                 for role, res in (("baseline", o.baseline), ("candidate", o.candidate)) if res is not None
             }
         suites.append(entry)
+    tco = None
+    if run.tco is not None:
+        p = run.tco.pricing
+        tco = {
+            "pricing": {"file": str(p.path), "as_of": p.as_of, "source": p.source, "requests_per_day": p.requests_per_day,
+                        "billing": p.billing, "serving": {"name": p.serving_name, "usd_per_hour": p.serving_usd_per_hour}},
+            "subjects": [asdict(s) for s in run.tco.subjects],
+            "break_even_days": run.tco.break_even_days,
+            "break_even": run.tco.break_even_note,
+        }
     return {
         "schema_version": SCHEMA_VERSION,
         "verdict": verdict(run),
         "run": run.info,
+        "tco": tco,
         "subjects": {"baseline": _subject_json(run.baseline), "candidate": _subject_json(run.candidate)},
         "suites": suites,
     }
@@ -240,6 +255,8 @@ def to_markdown(run: GateRun, max_flips: int = 50) -> str:
             for label in o.suite.labels:
                 cells = [f"{m[label]['precision']:.2f} / {m[label]['recall']:.2f} / {m[label]['f1']:.2f}" for m in stats.values()]
                 out.append(f"| {label} | {int(stats['baseline'][label]['support'])} | " + " | ".join(cells) + " |")
+    if run.tco is not None:
+        out += ["", _tco_markdown(run.tco)]
     for o in run.outcomes:
         flips = _flips(o)
         if not flips:
@@ -254,14 +271,37 @@ def to_markdown(run: GateRun, max_flips: int = 50) -> str:
     return "\n".join(out) + "\n"
 
 
+def _tco_markdown(tco: Any) -> str:
+    p = tco.pricing
+    rows = [
+        f"**Cost** at {p.requests_per_day:,.0f} requests/day ({p.billing} billing on {p.serving_name}, "
+        f"${p.serving_usd_per_hour}/h; prices as of {p.as_of}, `{p.path.name}`)",
+        "",
+        "| approach | cost / 1k requests | cost / month | quality | p50 latency | p95 latency | tokens in / out | training |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in tco.subjects:
+        q = "—" if s.quality is None else f"{100 * s.quality:.1f}%"
+        lat = lambda v: "—" if v is None else f"{1000 * v:,.0f} ms"  # noqa: E731
+        toks = "—" if s.mean_tokens_in is None else f"{s.mean_tokens_in:.0f} / {s.mean_tokens_out or 0:.0f}"
+        rows.append(f"| {s.role}: `{_clip(s.name, 40)}` | ${s.usd_per_1k:.4f} | ${s.usd_per_month:,.2f} | {q} | "
+                    f"{lat(s.p50_latency_s)} | {lat(s.p95_latency_s)} | {toks} | ${s.training_usd:.2f} |")
+    if len(tco.subjects) == 2:
+        rows += ["", f"Break-even: **{tco.break_even_note}**"]
+    return "\n".join(rows)
+
+
 def write_reports(run: GateRun, directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     json_path, md_path = directory / "report.json", directory / "report.md"
     json_path.write_text(json.dumps(to_json(run), indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
     md = to_markdown(run)
     md_path.write_text(md, encoding="utf-8")
+    from .report_html import write_html
+
+    html_path = write_html(run, directory / "report.html")
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as fh:
             fh.write(md)
-    return [json_path, md_path]
+    return [json_path, md_path, html_path]

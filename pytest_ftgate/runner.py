@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ class RunConfig:
     update_goldens: bool = False
     progress: bool = True
     seed: int = 0
+    pricing: Path | None = None  # None: the bundled defaults (pytest_ftgate/data/pricing.yaml)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class GateRun:
     baseline: SubjectInfo
     candidate: SubjectInfo | None
     info: dict[str, Any]
+    tco: Any = None  # tco.TCO
 
     def outcome(self, suite_path: Path) -> SuiteOutcome:
         for o in self.outcomes:
@@ -150,7 +152,10 @@ def _score(suites: Sequence[Suite], subject: Subject, role: str, cache: Cache, p
 
 def run_gate(suites: Sequence[Suite], config: RunConfig) -> GateRun:
     """Evaluate baseline (and candidate) on the suites and decide every gate criterion."""
+    from .tco import compute_tco, load_pricing
+
     started = time.time()
+    pricing = load_pricing(config.pricing)  # a bad pricing file fails before any model loads
     cache = Cache(config.cache_dir)
     try:
         baseline, candidate = resolve_subjects(config.candidate, config.baseline, config.subject_options, cache)
@@ -182,7 +187,8 @@ def run_gate(suites: Sequence[Suite], config: RunConfig) -> GateRun:
             ]
         outcomes.append(SuiteOutcome(s, gate, b, c, cmp, tuple(decisions), golden, written))
     info = run_info(config, time.time() - started)
-    return GateRun(tuple(outcomes), baseline.info, candidate.info if candidate else None, info)
+    run = GateRun(tuple(outcomes), baseline.info, candidate.info if candidate else None, info)
+    return replace(run, tco=compute_tco(run, pricing))
 
 
 def run_info(config: RunConfig, duration_s: float) -> dict[str, Any]:

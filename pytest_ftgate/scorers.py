@@ -125,8 +125,9 @@ def _contains(args: Any, suite_dir: Path) -> Scorer:
         wanted = fixed_list if fixed_list is not None else _expected_texts(case, "contains")
         if isinstance(wanted, Score):
             return wanted
-        hay = fold(output)
-        ok = any(fold(str(w)) in hay for w in wanted)
+        # whole words only (after normalising): "7" is in "about 7 days" but not in "17"
+        hay = f" {fold(output)} " if ignore_case else output
+        ok = any((f" {fold(str(w))} " if ignore_case else str(w)) in hay for w in wanted)
         detail = "" if ok else f"none of {wanted!r} found in {output.strip()[:80]!r}"
         return Score(ok, float(ok), detail, "contains")
 

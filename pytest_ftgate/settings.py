@@ -27,6 +27,7 @@ class Settings:
     openai_base_url: str | None
     seed: int
     progress: bool
+    pricing: Path | None = None
 
     @property
     def active(self) -> bool:
@@ -46,6 +47,7 @@ class Settings:
             update_goldens=self.update_goldens,
             progress=self.progress,
             seed=self.seed,
+            pricing=self.pricing,
         )
 
 

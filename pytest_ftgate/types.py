@@ -73,8 +73,9 @@ class Output:
     text: str
     tokens_in: int | None = None
     tokens_out: int | None = None
-    latency_s: float | None = None
+    latency_s: float | None = None  # wall time of the call that produced it (a whole batch, locally)
     cached: bool = False
+    batch_size: int = 1  # requests served by that call: latency_s / batch_size is this one's compute share
 
 
 @dataclass(frozen=True)

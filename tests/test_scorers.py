@@ -27,6 +27,8 @@ def test_exact_and_normalised():
 def test_contains_is_tolerant_and_takes_alternatives():
     assert score("contains", "The capital is PARIS!", "Paris").passed
     assert score("contains", "It is twelve (12).", ["12", "twelve"]).passed
+    assert not score("contains", "It is 17.", "7").passed  # whole words only
+    assert score("contains", "Roughly 100.0 degrees", "100").passed
     s = score("contains", "London", "Paris")
     assert not s.passed and "Paris" in s.detail
 
