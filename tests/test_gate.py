@@ -128,3 +128,14 @@ def test_threshold_layers_later_wins(tmp_path):
     cli = parse_thresholds(["g:1%,format:90%"])
     assert effective_gate(suite, ini)["max_regression"] == 0.03
     assert effective_gate(suite, ini, cli)["max_regression"] == 0.01  # suite name `g` targets it
+
+
+def test_min_gain_requires_the_candidate_above_the_baseline(tmp_path):
+    cases = "\n".join(f"  - {{id: c{i}, input: q{i}, expected: a}}" for i in range(10))
+    suite = load_suite(write(tmp_path / "t.yaml", f"kind: task\ncases:\n{cases}\nscorers: [exact]\ngate: {{min_gain: 0.2}}\n"))
+    gate = effective_gate(suite)
+    base = results(suite, BASE, failing=["c0", "c1", "c2", "c3"])
+    d = decide(suite, gate, base, results(suite, CAND, failing=["c0", "c1", "c2"]), None)[0][-1]
+    assert d.criterion == "vs_baseline" and d.status == "blocked" and "gain +10.0pp < required +20.0pp" in d.summary
+    d = decide(suite, gate, base, results(suite, CAND, failing=["c0", "c1"]), None)[0][-1]
+    assert d.status == "passed"
