@@ -61,6 +61,9 @@ class LoraConfig:
     alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (scale = alpha / r)"})
     dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA path"})
     target_modules: str | list[str] = field(default="all-linear", metadata={"help": "modules to adapt; all-linear = every projection"})
+    layers: list[int] | None = field(
+        default=None, metadata={"help": "adapt only these decoder layers (e.g. the top ones, leaving recall in the lower layers alone)"}
+    )
 
     def __post_init__(self) -> None:
         if self.r <= 0:
@@ -69,6 +72,10 @@ class LoraConfig:
             raise ValueError(f"lora.alpha must be positive, got {self.alpha}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"lora.dropout must be in [0, 1), got {self.dropout}")
+        if self.layers is not None and (not self.layers or min(self.layers) < 0):
+            raise ValueError(f"lora.layers must be a non-empty list of layer indices >= 0, got {self.layers}")
+        if self.layers is not None and isinstance(self.target_modules, str):
+            raise ValueError("lora.layers needs lora.target_modules as a list of module names (PEFT cannot combine it with all-linear)")
 
 
 @dataclass

@@ -195,6 +195,7 @@ def train(recipe: Recipe, *, resume: bool = True) -> TrainResult:
         lora_alpha=recipe.lora.alpha,
         lora_dropout=recipe.lora.dropout,
         target_modules=recipe.lora.target_modules,
+        layers_to_transform=recipe.lora.layers,
         task_type="CAUSAL_LM",
     )
     args = _args(recipe, device, eval_ds is not None)
