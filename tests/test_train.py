@@ -24,7 +24,7 @@ def sft_data(tmp_path_factory) -> Path:
                       {"role": "user", "content": f"My order {i} is late."},
                       {"role": "assistant", "content": json.dumps({"label": "shipping", "priority": "low", "reason": "late"})}]}
         for i in range(20)
-    ] + [{"instruction": "Spell cat backwards.", "output": "tac"}] * 0
+    ]
     path = tmp_path_factory.mktemp("data") / "sft.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
