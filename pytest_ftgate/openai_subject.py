@@ -53,7 +53,7 @@ class OpenAISubject(Subject):
             reply = self.client.chat.completions.create(model=self.model, messages=list(job.request.messages), **kwargs)
         except openai.APIError as exc:
             raise GenerationError(
-                f"{self.base_url} failed on case {job.suite}/{job.case.id} after retries: {exc}"
+                f"{self.base_url} failed on case {job.suite}/{job.case.id}: {exc}"
             ) from None
         elapsed = time.perf_counter() - started
         if not reply.choices:

@@ -140,11 +140,15 @@ def subject_cost(info: SubjectInfo, results: list[SuiteResult], pricing: Pricing
     per_day = pricing.requests_per_day
     note = ""
     if info.kind == "openai":
+        # An unpriced endpoint (a self-hosted server, an `ft:` model) leaves its cost unknown and
+        # says how to price it; the quality gates do not depend on prices.
         prices = pricing.api.get(info.name)
         if prices is None:
-            raise PricingError(f"{pricing.path}: no api price for model {info.name!r}; add api.{info.name} to the pricing file")
-        per_request = ((mean_in or 0) * prices[0] + (mean_out or 0) * prices[1]) / 1e6
-        monthly = per_request * per_day * DAYS_PER_MONTH
+            per_request, monthly = 0.0, 0.0
+            note = f"unpriced: add api.{info.name} (usd_per_1m_input, usd_per_1m_output) to {pricing.path}"
+        else:
+            per_request = ((mean_in or 0) * prices[0] + (mean_out or 0) * prices[1]) / 1e6
+            monthly = per_request * per_day * DAYS_PER_MONTH
     else:
         rps = pricing.serving_rps or throughput
         if not rps:
@@ -186,7 +190,7 @@ def compute_tco(run: Any, pricing: Pricing) -> TCO:
         base, cand = subjects
         daily_saving = (base.usd_per_month - cand.usd_per_month) / DAYS_PER_MONTH
         if base.note or cand.note:
-            note = "unknown: serving cost not measured for " + ", ".join(s.role for s in subjects if s.note)
+            note = "unknown: " + "; ".join(f"{s.role} {s.note}" for s in subjects if s.note)
         elif daily_saving > 0:
             break_even = cand.training_usd / daily_saving
             note = f"{break_even:.1f} days"

@@ -80,10 +80,11 @@ def test_break_even_from_training_cost_and_daily_saving(tmp_path):
     assert math.isclose(curve["candidate"][0], 4.0) and curve["baseline"][0] == 0
 
 
-def test_unknown_api_model_is_an_error(tmp_path):
+def test_unpriced_api_model_is_reported_unknown_with_the_fix(tmp_path):
     info = SubjectInfo("baseline", "openai", "other-model", "f")
-    with pytest.raises(PricingError, match="no api price for model 'other-model'"):
-        subject_cost(info, [results(info, 1, 1, 1, 1.0)], pricing(tmp_path), None)
+    cost = subject_cost(info, [results(info, 1, 1, 1, 1.0)], pricing(tmp_path), None)
+    assert cost.note.startswith("unpriced: add api.other-model (usd_per_1m_input, usd_per_1m_output) to ")
+    assert cost.usd_per_1k == 0 and cost.usd_per_month == 0
 
 
 @pytest.mark.parametrize(
