@@ -284,8 +284,10 @@ def _tco_markdown(tco: Any) -> str:
         q = "—" if s.quality is None else f"{100 * s.quality:.1f}%"
         lat = lambda v: "—" if v is None else f"{1000 * v:,.0f} ms"  # noqa: E731
         toks = "—" if s.mean_tokens_in is None else f"{s.mean_tokens_in:.0f} / {s.mean_tokens_out or 0:.0f}"
-        rows.append(f"| {s.role}: `{_clip(s.name, 40)}` | ${s.usd_per_1k:.4f} | ${s.usd_per_month:,.2f} | {q} | "
+        usd = lambda v, spec: f"${v:{spec}}" if s.priced else "unknown"  # noqa: E731
+        rows.append(f"| {s.role}: `{_clip(s.name, 40)}` | {usd(s.usd_per_1k, '.4f')} | {usd(s.usd_per_month, ',.2f')} | {q} | "
                     f"{lat(s.p50_latency_s)} | {lat(s.p95_latency_s)} | {toks} | ${s.training_usd:.2f} |")
+    rows += [f"\n{s.role}: {s.note}" for s in tco.subjects if s.note]
     if len(tco.subjects) == 2:
         rows += ["", f"Break-even: **{tco.break_even_note}**"]
     return "\n".join(rows)

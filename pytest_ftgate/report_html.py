@@ -77,12 +77,12 @@ def _cost(run: GateRun) -> str | None:
     import matplotlib.pyplot as plt
 
     tco = run.tco
-    if tco is None:
+    if tco is None or not any(s.priced for s in tco.subjects):
         return None
     per_day = tco.pricing.requests_per_day
     horizon = 365 if tco.break_even_days is None else max(30, min(3650, int(tco.break_even_days * 2) + 1))
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
-    for s in tco.subjects:
+    for s in (s for s in tco.subjects if s.priced):  # an unknown cost is left out, not drawn as $0
         days = range(horizon + 1)
         ax.plot([d * per_day / 1e6 for d in days], [s.training_usd + s.usd_per_1k * d * per_day / 1000 for d in days],
                 label=f"{s.role} (${s.usd_per_1k:.4f}/1k)", color=COLORS[s.role])

@@ -102,7 +102,11 @@ class SubjectCost:
     usd_per_month: float
     training_usd: float
     quality: float | None  # pass rate over the task suites (or all suites when there is none)
-    note: str = ""
+    note: str = ""  # set when the serving cost is unknown (and the cost fields are 0): why, and the fix
+
+    @property
+    def priced(self) -> bool:
+        return not self.note
 
 
 @dataclass(frozen=True)
@@ -190,13 +194,17 @@ def compute_tco(run: Any, pricing: Pricing) -> TCO:
         base, cand = subjects
         daily_saving = (base.usd_per_month - cand.usd_per_month) / DAYS_PER_MONTH
         if base.note or cand.note:
-            note = "unknown: " + "; ".join(f"{s.role} {s.note}" for s in subjects if s.note)
+            note = "unknown: no serving cost for the " + " and the ".join(s.role for s in subjects if s.note)
         elif daily_saving > 0:
             break_even = cand.training_usd / daily_saving
             note = f"{break_even:.1f} days"
         else:
             note = "never: the candidate costs as much or more to serve"
     return TCO(pricing, tuple(subjects), break_even, note)
+
+
+def _usd(s: SubjectCost, value: float, spec: str) -> str:
+    return format(value, spec) if s.priced else "unknown"
 
 
 def tco_lines(tco: TCO) -> list[str]:
@@ -209,7 +217,7 @@ def tco_lines(tco: TCO) -> list[str]:
         q = "—" if s.quality is None else f"{100 * s.quality:.1f}%"
         f = lambda v, spec: "—" if v is None else format(v, spec)  # noqa: E731
         lines.append(
-            f"{s.role:<10} {s.usd_per_1k:>9.4f} {s.usd_per_month:>10,.2f} {q:>8} {f(s.p50_latency_s, '.2f'):>7} "
+            f"{s.role:<10} {_usd(s, s.usd_per_1k, '.4f'):>9} {_usd(s, s.usd_per_month, ',.2f'):>10} {q:>8} {f(s.p50_latency_s, '.2f'):>7} "
             f"{f(s.p95_latency_s, '.2f'):>7} {f(s.mean_tokens_in, '.0f'):>7} {f(s.mean_tokens_out, '.0f'):>7} {s.training_usd:>10.2f}"
             + (f"  ({s.note})" if s.note else "")
         )

@@ -102,7 +102,12 @@ def test_a_served_model_is_gated_and_its_usage_recorded(pytester, server):
     result = _gate(pytester, server, RIGHT)
 
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["candidate*(unpriced: add api.smollm2 (usd_per_1m_input, usd_per_1m_output) to *"])
+    # no api price for a self-hosted model: its cost is shown unknown, with the fix, never as $0
+    result.stdout.fnmatch_lines(["candidate    unknown    unknown*(unpriced: add api.smollm2 (usd_per_1m_input, usd_per_1m_output) to *",
+                                 "break-even: unknown: no serving cost for the baseline and the candidate"])
+    for name in ("report.md", "report.html"):
+        text = (pytester.path / "out" / name).read_text()
+        assert "candidate: unpriced: add api.smollm2" in text and "unknown" in text, name
     report = _report(pytester)
     assert report["subjects"]["candidate"]["kind"] == "openai"
     cases = {c["id"]: c["candidate"] for c in report["suites"][0]["cases"]}
