@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-GOLDEN = """\
+SUITE = """\
 kind: task
 cases:
   - {id: france, input: "What is the capital of France?", expected: Paris}
@@ -97,7 +97,7 @@ RIGHT = {"france": "Paris.", "japan": "Tokyo."}
 
 
 def test_a_served_model_is_gated_and_its_usage_recorded(pytester, server):
-    pytester.makefile(".yaml", **{"suites/general": GOLDEN})
+    pytester.makefile(".yaml", **{"suites/general": SUITE})
 
     result = _gate(pytester, server, RIGHT)
 
@@ -124,7 +124,7 @@ def test_a_served_model_is_gated_and_its_usage_recorded(pytester, server):
 
 def test_a_request_the_server_rejects_fails_the_run_and_names_the_case(pytester, server):
     too_long = "word " * 2000  # far past the server's 512-token context: it answers 400
-    suite = GOLDEN.replace("generate:", f"  - {{id: too-long, input: '{too_long.strip()}', expected: x}}\ngenerate:")
+    suite = SUITE.replace("generate:", f"  - {{id: too-long, input: '{too_long.strip()}', expected: x}}\ngenerate:")
     pytester.makefile(".yaml", **{"suites/general": suite})
 
     result = _gate(pytester, server, {**RIGHT, "too-long": "x"})
@@ -136,7 +136,7 @@ def test_a_request_the_server_rejects_fails_the_run_and_names_the_case(pytester,
 
 
 def test_an_unreachable_endpoint_is_an_error_never_a_pass(pytester):
-    pytester.makefile(".yaml", **{"suites/general": GOLDEN})
+    pytester.makefile(".yaml", **{"suites/general": SUITE})
     url = f"http://127.0.0.1:{_free_port()}/v1"  # nothing listens there
 
     result = _gate(pytester, url, RIGHT)
