@@ -39,6 +39,14 @@ def cache_key(fingerprint: str, request_key: str) -> str:
     return hashlib.sha256(f"{fingerprint}\0{request_key}".encode()).hexdigest()
 
 
+def sha256_file(path: Path) -> str:
+    """sha256 of a file, read in 4 MiB blocks."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
 class Cache:
     """Generation cache. `Cache(None)` is a disabled cache that stores nothing."""
 
@@ -91,11 +99,7 @@ class Cache:
             ).fetchone()
             if row:
                 return row[0]
-        h = hashlib.sha256()
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                h.update(block)
-        digest = h.hexdigest()
+        digest = sha256_file(path)
         if self._db is not None:
             with self._db:
                 self._db.execute(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import subprocess
@@ -17,14 +16,6 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 1
 LIBRARIES = ("pytest-ftgate", "torch", "transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate")
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def base_fingerprint(base_dir: Path) -> str:

@@ -8,7 +8,6 @@ baseline (the base with the adapter off), served from one cache, so the baseline
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,9 +40,9 @@ def gate_checkpoints(output_dir: Path, suites_dir: Path, base: str, cache_dir: P
     suites = [load_suite(f) for f in find_suite_files([str(suites_dir)])]
     losses = _eval_losses(output_dir)
     verdicts = []
-    checkpoints = sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(re.sub(r"\D", "", p.name) or 0))
-    for ckpt in checkpoints:
-        step = int(ckpt.name.split("-")[-1])
+    checkpoints = sorted((int(p.name.removeprefix("checkpoint-")), p) for p in output_dir.glob("checkpoint-*")
+                         if p.name.removeprefix("checkpoint-").isdigit())
+    for step, ckpt in checkpoints:
         config = RunConfig(candidate=str(ckpt), subject_options=SubjectOptions(base=base),
                            cache_dir=cache_dir or output_dir / ".ftgate-cache", progress=False)
         run = run_gate(suites, config)

@@ -16,7 +16,8 @@ from typing import Any
 from ..errors import ConfigError
 from .config import Recipe, bf16_supported
 from .data import DataError, load_rows
-from .manifest import file_sha256, write_manifest
+from ..cache import sha256_file
+from .manifest import write_manifest
 
 
 @dataclass(frozen=True)
@@ -72,11 +73,11 @@ def _datasets(recipe: Recipe) -> tuple[Any, Any, list[int], dict[str, Any]]:
     expect = "dpo" if recipe.method == "dpo" else "sft"
     train_path = Path(recipe.data.train)
     rows, lines, fmt = load_rows(train_path, expect)
-    info: dict[str, Any] = {"train": {"path": str(train_path), "sha256": file_sha256(train_path), "rows": len(rows), "format": fmt}}
+    info: dict[str, Any] = {"train": {"path": str(train_path), "sha256": sha256_file(train_path), "rows": len(rows), "format": fmt}}
     if recipe.data.eval:
         eval_path = Path(recipe.data.eval)
         eval_rows, _, _ = load_rows(eval_path, expect)
-        info["eval"] = {"path": str(eval_path), "sha256": file_sha256(eval_path), "rows": len(eval_rows)}
+        info["eval"] = {"path": str(eval_path), "sha256": sha256_file(eval_path), "rows": len(eval_rows)}
         return Dataset.from_list(rows), Dataset.from_list(eval_rows), lines, info
     if recipe.data.eval_fraction == 0:
         return Dataset.from_list(rows), None, lines, info
