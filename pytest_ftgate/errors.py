@@ -1,30 +1,48 @@
-"""Every error pytest-ftgate raises on purpose.
+"""Every exception and warning pytest-ftgate raises on purpose, and the exit statuses they map to.
 
-    FtgateError                  base: a message for a person, never a traceback
-    ├── ConfigError              bad user input before anything runs
-    │   ├── SuiteError           a suite file or its cases (carries file:line)
-    │   ├── OptionError          a command-line option or ini key
-    │   └── PricingError         a pricing file
-    ├── SubjectError             a candidate/baseline cannot be resolved or loaded
-    │   ├── AdapterMismatchError adapter and base model do not fit together
-    │   └── UnsafeWeightsError   pickle weights (.bin/.pt) refused; safetensors only
-    ├── GenerationError          an endpoint or model failed while generating
-    └── IncompleteDataError      a gate would be computed on missing or unscored outputs
+    Exception
+    ├── FtgateError                  base: a message for a person, never a traceback
+    │   ├── ConfigError              bad user input, found before anything runs       exit 4
+    │   │   ├── SuiteError           a suite file or its cases (carries file:line)
+    │   │   ├── OptionError          a command-line option or ini key
+    │   │   ├── PricingError         a pricing file
+    │   │   ├── TrainConfigError     a trainer recipe or a --set override
+    │   │   └── DataError            a training data file or one of its rows
+    │   └── GateRunError             the gate could not run: not a verdict              exit 3
+    │       ├── SubjectError         a candidate/baseline cannot be resolved or loaded
+    │       │   ├── AdapterMismatchError  adapter and base model do not fit together
+    │       │   └── UnsafeWeightsError    pickle weights (.bin/.pt) refused; safetensors only
+    │       ├── GenerationError      an endpoint or model failed while generating
+    │       └── IncompleteDataError  a gate would be computed on missing or unscored outputs
+    └── GateBlocked                  a gate criterion blocked the candidate: the verdict  exit 1
+    UserWarning
+    └── FtgateWarning                a gate passed, but something about it deserves attention
 
-Each message says what is wrong, why it matters and how to fix it.
+"The candidate regressed" (exit 1) and "the gate could not run" (exit 3) never share an exit
+status, so CI can tell a model to fix from an environment to fix. Each message says what is
+wrong, why it matters and how to fix it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+EXIT_PROMOTED = 0
+EXIT_BLOCKED = 1
+EXIT_GATE_ERROR = 3
+EXIT_USAGE = 4
+
 
 class FtgateError(Exception):
     """Base class of the errors pytest-ftgate reports without a traceback."""
 
+    exit_code = EXIT_GATE_ERROR
+
 
 class ConfigError(FtgateError):
     """Bad user input found before any model is loaded."""
+
+    exit_code = EXIT_USAGE
 
 
 class SuiteError(ConfigError):
@@ -48,7 +66,19 @@ class PricingError(ConfigError):
     """A pricing file is invalid."""
 
 
-class SubjectError(FtgateError):
+class TrainConfigError(ConfigError):
+    """A trainer recipe, or a --set override of it, is invalid."""
+
+
+class DataError(ConfigError):
+    """A training data file or row is invalid."""
+
+
+class GateRunError(FtgateError):
+    """The gate could not run (a model, an endpoint or the data failed): no verdict was reached."""
+
+
+class SubjectError(GateRunError):
     """A candidate or baseline cannot be resolved or loaded."""
 
 
@@ -60,9 +90,17 @@ class UnsafeWeightsError(SubjectError):
     """Weights in a pickle format; they can run code when loaded, so they are refused."""
 
 
-class GenerationError(FtgateError):
+class GenerationError(GateRunError):
     """A model or endpoint failed while producing outputs."""
 
 
-class IncompleteDataError(FtgateError):
+class IncompleteDataError(GateRunError):
     """A gate cannot be decided because outputs or scores are missing."""
+
+
+class GateBlocked(Exception):
+    """A gate criterion blocked the candidate. A verdict, not a fault: shown without a traceback."""
+
+
+class FtgateWarning(UserWarning):
+    """A gate passed but something about it deserves attention (e.g. too few goldens)."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from .errors import FtgateError, SuiteError
+from .errors import FtgateError, FtgateWarning, GateBlocked, SuiteError
 from .settings import Settings, ini_thresholds, positive_int_arg, threshold_arg
 
 SETTINGS = pytest.StashKey[Settings]()
@@ -149,10 +149,6 @@ class SuiteFile(pytest.File):
             yield GateItem.from_parent(self, name=name, suite=suite)
 
 
-class GateFailure(Exception):
-    """A gate criterion blocked the candidate (shown without a traceback)."""
-
-
 class GateItem(pytest.Item):
     def __init__(self, *, suite: Any, **kwargs: Any):
         super().__init__(**kwargs)
@@ -175,22 +171,18 @@ class GateItem(pytest.Item):
             raise pytest.skip.Exception(decision.summary, _use_item_location=True)
         if decision.blocks:
             lines = [f"{decision.status.upper()}: {decision.summary}", *decision.breaches[1:], *(f"warning: {w}" for w in decision.warnings)]
-            raise GateFailure("\n".join(lines))
+            raise GateBlocked("\n".join(lines))
         for w in decision.warnings:
             self.warn(FtgateWarning(f"{self.suite.name}::{self.name}: {w}"))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        if isinstance(excinfo.value, (GateFailure, FtgateError)):
+        if isinstance(excinfo.value, (GateBlocked, FtgateError)):
             return f"{excinfo.value}\n(suite {self.suite.path}, criterion {self.name})"
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         line = self.suite.lines.get(("gate",), self.suite.lines.get((), 1))
         return self.path, line - 1 if line else None, f"{self.suite.name}::{self.name}"
-
-
-class FtgateWarning(UserWarning):
-    """A gate passed but something about it deserves attention (e.g. too few goldens)."""
 
 
 class GateState:

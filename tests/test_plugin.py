@@ -117,7 +117,7 @@ def test_golden_lifecycle(project):
     # 4. an edited case is stale: reported, not counted
     qa = (project.path / "suites/qa.yaml").read_text().replace("expected: 'a0'", "expected: 'A0!'")
     (project.path / "suites/qa.yaml").write_text(qa)
-    result = project.runpytest("--baseline", "base.jsonl", "--candidate", cand, "-W", "ignore::pytest_ftgate.plugin.FtgateWarning")
+    result = project.runpytest("--baseline", "base.jsonl", "--candidate", cand, "-W", "ignore::pytest_ftgate.errors.FtgateWarning")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*2/59 goldens regressed*", "*1 stale golden(s) not counted*"])
     stale = json.loads((project.path / ".ftgate/report/report.json").read_text())["suites"][1]["decisions"][0]["figures"]["stale"]

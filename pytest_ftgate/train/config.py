@@ -15,12 +15,8 @@ from typing import Any, Literal
 
 import yaml
 
-from ..errors import ConfigError
+from ..errors import ConfigError, TrainConfigError
 from ..yamlio import line_of, load_yaml_with_lines
-
-
-class TrainConfigError(ConfigError):
-    """A trainer recipe is invalid."""
 
 
 @dataclass

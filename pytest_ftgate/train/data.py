@@ -16,14 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import ConfigError
+from ..errors import DataError
 
 Format = Literal["chat", "instruction", "preference"]
 ROLES = {"system", "user", "assistant"}
-
-
-class DataError(ConfigError):
-    """A training data file or row is invalid."""
 
 
 @dataclass(frozen=True)
