@@ -4,56 +4,57 @@ The core works without pytest:
 
     from pytest_ftgate import RunConfig, load_suite, run_gate
     run = run_gate([load_suite("suites/routing.yaml")], RunConfig(candidate="adapter/"))
-    print(run.blocked)
+    print(run.verdict)
+
+Names are imported on first use, so loading the pytest plugin (which imports this package)
+costs next to nothing in a run that gates nothing.
 """
 
-from .errors import (
-    AdapterMismatchError,
-    ConfigError,
-    FtgateError,
-    GenerationError,
-    IncompleteDataError,
-    OptionError,
-    SubjectError,
-    SuiteError,
-    UnsafeWeightsError,
-)
-from .gate import Threshold, parse_threshold
-from .runner import GateRun, RunConfig, SuiteOutcome, run_gate
-from .scorers import Scorer, register_scorer
-from .subjects import SubjectOptions
-from .suite import Suite, load_suite
-from .types import Case, CaseResult, Comparison, GateDecision, GenerationParams, Output, Score, SuiteResult
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "AdapterMismatchError",
-    "Case",
-    "CaseResult",
-    "Comparison",
-    "ConfigError",
-    "FtgateError",
-    "GateDecision",
-    "GateRun",
-    "GenerationError",
-    "GenerationParams",
-    "IncompleteDataError",
-    "OptionError",
-    "Output",
-    "RunConfig",
-    "Score",
-    "Scorer",
-    "SubjectError",
-    "SubjectOptions",
-    "Suite",
-    "SuiteError",
-    "SuiteOutcome",
-    "SuiteResult",
-    "Threshold",
-    "UnsafeWeightsError",
-    "load_suite",
-    "parse_threshold",
-    "register_scorer",
-    "run_gate",
-]
+_EXPORTS = {
+    "AdapterMismatchError": "errors", "ConfigError": "errors", "FtgateError": "errors", "GateRunError": "errors",
+    "GenerationError": "errors", "IncompleteDataError": "errors", "OptionError": "errors", "SubjectError": "errors",
+    "SuiteError": "errors", "UnsafeWeightsError": "errors", "FtgateWarning": "errors",
+    "Threshold": "gate", "parse_threshold": "gate",
+    "RunConfig": "config", "SubjectOptions": "config", "build_run_config": "config",
+    "GateRun": "runner", "SuiteOutcome": "runner", "run_gate": "runner",
+    "Scorer": "scorers", "register_scorer": "scorers",
+    "SuiteKind": "kinds", "register_kind": "kinds",
+    "Subject": "subjects", "register_subject": "subjects",
+    "Suite": "suite", "load_suite": "suite",
+    "Case": "types", "CaseResult": "types", "Comparison": "types", "GateDecision": "types",
+    "GenerationParams": "types", "Output": "types", "Score": "types", "SuiteResult": "types",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pytest_ftgate' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from .config import RunConfig, SubjectOptions, build_run_config
+    from .errors import (AdapterMismatchError, ConfigError, FtgateError, FtgateWarning, GateRunError, GenerationError,
+                         IncompleteDataError, OptionError, SubjectError, SuiteError, UnsafeWeightsError)
+    from .gate import Threshold, parse_threshold
+    from .kinds import SuiteKind, register_kind
+    from .runner import GateRun, SuiteOutcome, run_gate
+    from .scorers import Scorer, register_scorer
+    from .subjects import Subject, register_subject
+    from .suite import Suite, load_suite
+    from .types import Case, CaseResult, Comparison, GateDecision, GenerationParams, Output, Score, SuiteResult

@@ -8,7 +8,7 @@
     │   │   ├── PricingError         a pricing file
     │   │   ├── TrainConfigError     a trainer recipe or a --set override
     │   │   └── DataError            a training data file or one of its rows
-    │   └── GateRunError             the gate could not run: not a verdict              exit 3
+    │   └── GateRunError             the gate could not run: not a verdict              exit 6
     │       ├── SubjectError         a candidate/baseline cannot be resolved or loaded
     │       │   ├── AdapterMismatchError  adapter and base model do not fit together
     │       │   └── UnsafeWeightsError    pickle weights (.bin/.pt) refused; safetensors only
@@ -18,7 +18,7 @@
     UserWarning
     └── FtgateWarning                a gate passed, but something about it deserves attention
 
-"The candidate regressed" (exit 1) and "the gate could not run" (exit 3) never share an exit
+"The candidate regressed" (exit 1) and "the gate could not run" (exit 6) never share an exit
 status, so CI can tell a model to fix from an environment to fix. Each message says what is
 wrong, why it matters and how to fix it.
 """
@@ -29,7 +29,7 @@ from pathlib import Path
 
 EXIT_PROMOTED = 0
 EXIT_BLOCKED = 1
-EXIT_GATE_ERROR = 3
+EXIT_GATE_ERROR = 6  # not 3: that is pytest's own INTERNAL_ERROR
 EXIT_USAGE = 4
 
 
@@ -40,13 +40,9 @@ class FtgateError(Exception):
 
 
 class ConfigError(FtgateError):
-    """Bad user input found before any model is loaded."""
+    """Bad user input found before any model is loaded; `path` and `line` say where, when known."""
 
     exit_code = EXIT_USAGE
-
-
-class SuiteError(ConfigError):
-    """A suite file, or one of its cases, is invalid."""
 
     def __init__(self, message: str, path: str | Path | None = None, line: int | None = None):
         self.path = Path(path) if path is not None else None
@@ -56,6 +52,10 @@ class SuiteError(ConfigError):
         if self.path is not None:
             where = f"{self.path}:{line}: " if line is not None else f"{self.path}: "
         super().__init__(where + message)
+
+
+class SuiteError(ConfigError):
+    """A suite file, or one of its cases, is invalid."""
 
 
 class OptionError(ConfigError):

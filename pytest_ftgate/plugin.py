@@ -1,7 +1,10 @@
 """The pytest face of pytest-ftgate: options, suite collection, one item per gate criterion.
 
 Thin glue over the pure core (suite, runner, gate, report). Nothing heavy is imported at module
-level: `pytest --help` and a project's ordinary tests never load torch.
+level: `pytest --help` and a project's ordinary tests never load torch, nor most of ftgate.
+
+Outcomes: a criterion that blocks fails its item (exit 1); a gate that could not run (a model,
+endpoint or data problem) errors its items and the session exits 6; bad suites or options exit 4.
 """
 
 from __future__ import annotations
@@ -11,107 +14,67 @@ from typing import Any
 
 import pytest
 
-from .errors import FtgateError, FtgateWarning, GateBlocked, SuiteError
-from .settings import Settings, ini_thresholds, positive_int_arg, threshold_arg
+from .config import RunConfig, build_run_config
+from .errors import EXIT_BLOCKED, EXIT_GATE_ERROR, FtgateError, FtgateWarning, GateBlocked, SuiteError
+from .options import INI_DEFAULTS, OPTIONS
 
-SETTINGS = pytest.StashKey[Settings]()
+CONFIG = pytest.StashKey[RunConfig]()
 STATE = pytest.StashKey["GateState"]()
+INI_HELP = {
+    "ftgate_suites": "directory of suite YAML files", "ftgate_fail": "threshold overrides, one TARGET:VALUE per line",
+    "ftgate_report_dir": "report directory", "ftgate_cache_dir": "generation cache directory",
+    "ftgate_baseline": "default baseline spec", "ftgate_batch_size": "generation batch size",
+    "ftgate_pricing": "pricing YAML for the TCO report",
+}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ftgate", "pytest-ftgate: gate a fine-tuned candidate against its baseline")
-    group.addoption("--candidate", dest="ftgate_candidate", metavar="SPEC", default=None,
-                    help="candidate to gate: PEFT adapter dir, model dir, openai:MODEL or outputs .jsonl. Default: none (baseline only)")
-    group.addoption("--baseline", dest="ftgate_baseline", metavar="SPEC", default=None,
-                    help="baseline: model dir, openai:MODEL or outputs .jsonl. Default: the candidate adapter's base model")
-    group.addoption("--ftgate-base", dest="ftgate_base", metavar="DIR", default=None,
-                    help="local base model for the adapter, overriding adapter_config.json. Default: from the adapter")
-    group.addoption("--ftgate-suites", dest="ftgate_suites", metavar="DIR", default=None,
-                    help="directory of suite YAML files. Default: ini ftgate_suites or suites")
-    group.addoption("--ftgate-fail", dest="ftgate_fail", metavar="TARGET:VALUE", action="append", type=threshold_arg, default=[],
-                    help="override a threshold, e.g. golden:5%% or format:95%% (repeatable; wins over suite and ini). Default: none")
-    group.addoption("--ftgate-update-goldens", dest="ftgate_update_goldens", action="store_true", default=False,
-                    help="freeze the cases the baseline passes as each golden suite's golden file. Default: off")
-    group.addoption("--ftgate-report-dir", dest="ftgate_report_dir", metavar="DIR", default=None,
-                    help="where report.json and report.md go. Default: ini ftgate_report_dir or .ftgate/report")
-    group.addoption("--ftgate-cache-dir", dest="ftgate_cache_dir", metavar="DIR", default=None,
-                    help="generation cache directory. Default: ini ftgate_cache_dir or .ftgate/cache")
-    group.addoption("--ftgate-no-cache", dest="ftgate_no_cache", action="store_true", default=False,
-                    help="regenerate everything and store nothing. Default: off")
-    group.addoption("--ftgate-4bit", dest="ftgate_4bit", action="store_true", default=False,
-                    help="load local models in 4-bit NF4 (bitsandbytes). Default: off")
-    group.addoption("--ftgate-batch-size", dest="ftgate_batch_size", metavar="N", type=positive_int_arg, default=None,
-                    help="generation batch size for local models. Default: ini ftgate_batch_size or 16")
-    group.addoption("--ftgate-openai-base-url", dest="ftgate_openai_base_url", metavar="URL", default=None,
-                    help="base URL of the OpenAI-compatible endpoint for openai: subjects. Default: $OPENAI_BASE_URL")
-    group.addoption("--ftgate-pricing", dest="ftgate_pricing", metavar="FILE", default=None,
-                    help="pricing YAML for the TCO report. Default: ini ftgate_pricing or the bundled, dated defaults")
-    group.addoption("--ftgate-seed", dest="ftgate_seed", metavar="N", type=int, default=0,
-                    help="seed recorded in reports and used for sampling suites. Default: 0")
-    parser.addini("ftgate_suites", "directory of suite YAML files", default="suites")
-    parser.addini("ftgate_fail", "threshold overrides, one TARGET:VALUE per line", type="linelist", default=[])
-    parser.addini("ftgate_report_dir", "report directory", default=".ftgate/report")
-    parser.addini("ftgate_cache_dir", "generation cache directory", default=".ftgate/cache")
-    parser.addini("ftgate_baseline", "default baseline spec", default="")
-    parser.addini("ftgate_batch_size", "generation batch size", default="16")
-    parser.addini("ftgate_pricing", "pricing YAML for the TCO report", default="")
-
-
-def _settings(config: pytest.Config) -> Settings:
-    opt = config.getoption
-    # Relative paths are taken from the ini file's directory, else from where pytest was invoked
-    # (not rootdir: pytest widens rootdir when an option value such as --candidate is a path).
-    root = config.inipath.parent if config.inipath else config.invocation_params.dir
-
-    def path(value: str) -> Path:
-        p = Path(value).expanduser()
-        return p if p.is_absolute() else root / p
-
-    try:
-        ini_fail = ini_thresholds(config.getini("ftgate_fail"))
-    except ValueError as exc:
-        raise pytest.UsageError(f"ini key ftgate_fail: {exc}") from None
-    batch = opt("ftgate_batch_size")
-    if batch is None:
-        try:
-            batch = positive_int_arg(config.getini("ftgate_batch_size"))
-        except Exception as exc:
-            raise pytest.UsageError(f"ini key ftgate_batch_size: {exc}") from None
-    base = opt("ftgate_base")
-    pricing = opt("ftgate_pricing") or config.getini("ftgate_pricing")
-    return Settings(
-        candidate=opt("ftgate_candidate"),
-        baseline=opt("ftgate_baseline") or config.getini("ftgate_baseline") or None,
-        base=path(base) if base else None,
-        suites_dir=path(opt("ftgate_suites") or config.getini("ftgate_suites")),
-        report_dir=path(opt("ftgate_report_dir") or config.getini("ftgate_report_dir")),
-        cache_dir=None if opt("ftgate_no_cache") else path(opt("ftgate_cache_dir") or config.getini("ftgate_cache_dir")),
-        ini_thresholds=ini_fail,
-        cli_thresholds=tuple(opt("ftgate_fail")),
-        update_goldens=opt("ftgate_update_goldens"),
-        load_in_4bit=opt("ftgate_4bit"),
-        batch_size=batch,
-        openai_base_url=opt("ftgate_openai_base_url"),
-        seed=opt("ftgate_seed"),
-        pricing=path(pricing) if pricing else None,
-        progress=config.getoption("verbose", 0) >= 0,
-    )
+    for option in OPTIONS:
+        group.addoption(option.flag, **option.argparse_kwargs())
+    for key, default in INI_DEFAULTS.items():
+        ini_type = "linelist" if isinstance(default, list) else "string"
+        parser.addini(key, INI_HELP[key], type=ini_type, default=default)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ftgate: a pytest-ftgate gate criterion (one per suite and criterion)")
-    settings = _settings(config)
-    config.stash[SETTINGS] = settings
-    config.stash[STATE] = GateState(config, settings)
-    if settings.active and getattr(config.option, "numprocesses", None):
+    # Relative paths are taken from the ini file's directory, else from where pytest was invoked.
+    root = config.inipath.parent if config.inipath else config.invocation_params.dir
+    values = {o.dest: config.getoption(o.dest) for o in OPTIONS}
+    try:
+        run_config = build_run_config(values, root, config.getini, progress=config.getoption("verbose", 0) >= 0)
+    except FtgateError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[CONFIG] = run_config
+    config.stash[STATE] = GateState(config, run_config)
+    if not run_config.active:
+        return
+    _refuse_misplaced_rootdir(config)
+    if getattr(config.option, "numprocesses", None):
         raise pytest.UsageError(
             "pytest-ftgate gates need one process (a model is loaded once and every suite is generated in one "
             "batched pass); run the gate without -n, or with -p no:xdist"
         )
-    if settings.active and config.args_source != pytest.Config.ArgsSource.ARGS and settings.suites_dir.is_dir():
-        # `pytest --candidate x` with no paths: gate the suites even if testpaths does not name them
-        if not any(_is_under(settings.suites_dir, Path(a)) for a in config.args):
-            config.args.append(str(settings.suites_dir))
+    if config.args_source != pytest.Config.ArgsSource.ARGS and run_config.suites_dir.is_dir():
+        # `pytest --candidate=x` with no paths: gate the suites even if testpaths does not name them
+        if not any(_is_under(run_config.suites_dir, Path(a)) for a in config.args):
+            config.args.append(str(run_config.suites_dir))
+
+
+def _refuse_misplaced_rootdir(config: pytest.Config) -> None:
+    from .startup import misplaced_setup, space_separated_values
+
+    if getattr(config.option, "inifilename", None):
+        return  # -c fixes the ini file and the rootdir: nothing was guessed
+    args = list(config.invocation_params.args)
+    positional = list(config.args) if config.args_source == pytest.Config.ArgsSource.ARGS else []
+    path_flags = [o.flag for o in OPTIONS if o.metavar and o.action is None and o.type is None]
+    problem = misplaced_setup(config.invocation_params.dir, positional, config.inipath, config.rootpath,
+                              space_separated_values(args, path_flags),
+                              rootdir_given=bool(getattr(config.option, "rootdir", None)))
+    if problem:
+        raise pytest.UsageError(problem)
 
 
 def _is_under(path: Path, parent: Path) -> bool:
@@ -123,8 +86,8 @@ def _is_under(path: Path, parent: Path) -> bool:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    settings = parent.config.stash[SETTINGS]
-    if file_path.suffix in (".yaml", ".yml") and _is_under(file_path, settings.suites_dir):
+    run_config = parent.config.stash[CONFIG]
+    if file_path.suffix in (".yaml", ".yml") and _is_under(file_path, run_config.suites_dir):
         return SuiteFile.from_parent(parent, path=file_path)
     return None
 
@@ -142,42 +105,56 @@ class SuiteFile(pytest.File):
         except SuiteError as exc:
             state.load_errors.append(str(exc))
             raise self.CollectError(str(exc)) from None
-        settings = state.settings
-        gate = effective_gate(suite, settings.ini_thresholds, settings.cli_thresholds)
+        gate = effective_gate(suite, *state.config.thresholds)
         state.suites[self.path] = suite
         for name in criteria(suite, gate):
             yield GateItem.from_parent(self, name=name, suite=suite)
 
 
 class GateItem(pytest.Item):
+    """One gate criterion of one suite. `-k SUITE_NAME` selects it, as the reports name it."""
+
     def __init__(self, *, suite: Any, **kwargs: Any):
         super().__init__(**kwargs)
         self.suite = suite
         self.add_marker(pytest.mark.ftgate)
+        self.extra_keyword_matches.add(suite.name)
+
+    def setup(self) -> None:
+        __tracebackhide__ = True
+        state = self.config.stash[STATE]
+        if not state.config.active:
+            raise pytest.skip.Exception("no --candidate or --baseline given: nothing to evaluate", _use_item_location=True)
+        try:
+            decision = self.decision(state.ensure_run())
+        except FtgateError as exc:
+            pytest.fail(f"the gate could not run: {exc}", pytrace=False)
+        if decision.status == "error":  # an error outcome, not a failure: no verdict was reached
+            pytest.fail(f"the gate could not run: {decision.summary}", pytrace=False)
+
+    def decision(self, run: Any) -> Any:
+        return next(d for d in run.outcome(self.path).decisions if d.criterion == self.name)
 
     def runtest(self) -> None:
         __tracebackhide__ = True
-        state = self.config.stash[STATE]
-        if not state.settings.active:
-            raise pytest.skip.Exception("no --candidate or --baseline given: nothing to evaluate", _use_item_location=True)
-        run = state.ensure_run()
-        outcome = run.outcome(self.path)
-        decision = next(d for d in outcome.decisions if d.criterion == self.name)
+        decision = self.decision(self.config.stash[STATE].run)
         for key, value in decision.figures.items():
             if isinstance(value, (int, float, str)):
                 self.user_properties.append((f"ftgate.{self.suite.name}.{self.name}.{key}", value))
         self.user_properties.append((f"ftgate.{self.suite.name}.{self.name}.status", decision.status))
+        for w in decision.warnings:  # shown whether the gate passes or blocks
+            self.warn(FtgateWarning(f"{self.suite.name}::{self.name}: {w}"))
         if decision.status == "skipped":
             raise pytest.skip.Exception(decision.summary, _use_item_location=True)
         if decision.blocks:
-            lines = [f"{decision.status.upper()}: {decision.summary}", *decision.breaches[1:], *(f"warning: {w}" for w in decision.warnings)]
+            lines = [f"{decision.status.upper()}: {decision.summary}", *decision.breaches[1:]]
             raise GateBlocked("\n".join(lines))
-        for w in decision.warnings:
-            self.warn(FtgateWarning(f"{self.suite.name}::{self.name}: {w}"))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        if isinstance(excinfo.value, (GateBlocked, FtgateError)):
+        if isinstance(excinfo.value, GateBlocked):
             return f"{excinfo.value}\n(suite {self.suite.path}, criterion {self.name})"
+        if isinstance(excinfo.value, FtgateError):
+            return f"the gate could not run: {excinfo.value}\n(suite {self.suite.path}, criterion {self.name})"
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
@@ -186,63 +163,118 @@ class GateItem(pytest.Item):
 
 
 class GateState:
-    """Per-session state: the collected suites and, once computed, the run or its error."""
+    """Per-session state: the collected suites, the subjects (shared with the fixtures), the run."""
 
-    def __init__(self, config: pytest.Config, settings: Settings):
-        self.config = config
-        self.settings = settings
+    def __init__(self, config: pytest.Config, run_config: RunConfig):
+        self.pytest_config = config
+        self.config = run_config
         self.suites: dict[Path, Any] = {}
-        self.selected: list[Path] = []
+        self.selection: dict[Path, frozenset[str]] = {}
         self.load_errors: list[str] = []
         self.run: Any = None
         self.error: FtgateError | None = None
         self.report_paths: list[Path] = []
+        self._subjects: Any = None
+        self._cache: Any = None
+
+    def subjects(self) -> Any:
+        """(baseline, candidate), built once per session for the gate and the fixtures alike."""
+        if self._subjects is None:
+            from .cache import Cache
+            from .subjects import resolve_subjects
+
+            self._cache = Cache(self.config.cache_dir)
+            c = self.config
+            self._subjects = resolve_subjects(c.candidate, c.baseline, c.subject_options, self._cache)
+        return self._subjects
 
     def ensure_run(self) -> Any:
         __tracebackhide__ = True
         if self.run is None and self.error is None:
-            from .report import write_reports
+            from contextlib import nullcontext
+
+            from .report import build_view, write_reports
             from .runner import run_gate
 
-            suites = [self.suites[p] for p in self.selected]
-            capman = self.config.pluginmanager.getplugin("capturemanager")
+            capman = self.pytest_config.pluginmanager.getplugin("capturemanager")
             try:
-                with capman.global_and_fixture_disabled() if capman else _null():
-                    self.run = run_gate(suites, self.settings.run_config())
-                self.report_paths = write_reports(self.run, self.settings.report_dir)
+                with capman.global_and_fixture_disabled() if capman else nullcontext():
+                    suites = [self.suites[p] for p in self.selection]
+                    self.run = run_gate(suites, self.config, self.subjects(), self.selection)
+                if self.config.report_dir is not None:
+                    self.report_paths = write_reports(build_view(self.run), self.config.report_dir)
             except FtgateError as exc:
                 self.error = exc
         if self.error is not None:
             raise self.error
         return self.run
 
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
+    def close(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     state = session.config.stash[STATE]
     if state.load_errors:
         raise pytest.UsageError("invalid suite file(s):\n" + "\n".join(state.load_errors))
-    seen = []
+    selection: dict[Path, set[str]] = {}
     for item in session.items:
-        if isinstance(item, GateItem) and item.path not in seen:
-            seen.append(item.path)
-    state.selected = seen
+        if isinstance(item, GateItem):
+            selection.setdefault(item.path, set()).add(item.name)
+    state.selection = {p: frozenset(names) for p, names in selection.items()}
+    if not state.config.active:
+        return
+    from .gate import check_targets
+
+    try:
+        check_targets(state.config.thresholds[-1], state.suites.values(), "--ftgate-fail")
+        check_targets(state.config.thresholds[0], state.suites.values(), "ini ftgate_fail")
+    except FtgateError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    tr = session.config.pluginmanager.getplugin("terminalreporter")
+    if not state.suites:
+        others = [i for i in session.items if not isinstance(i, GateItem)]
+        message = (f"no suites found in {state.config.suites_dir} (nor in the paths given): a gate that checks "
+                   "nothing cannot promote. Point --ftgate-suites at your suite directory, or pass suite files.")
+        if not others:
+            raise pytest.UsageError(message)
+        if tr:
+            tr.write_line(f"ftgate: {message}", yellow=True)
+    elif tr:
+        files = ", ".join(sorted(str(p.relative_to(session.config.rootpath)) if _is_under(p, session.config.rootpath)
+                                 else str(p) for p in state.suites))
+        tr.write_line(f"ftgate: {len(state.suites)} suite file(s) collected: {files}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state = session.config.stash.get(STATE, None)
+    if state is None or not state.config.active:
+        return
+    state.close()
+    if exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR):
+        return
+    if state.error is not None or (state.run is not None and state.run.errored):
+        session.exitstatus = EXIT_GATE_ERROR  # the gate could not run: never the exit of a verdict
+    elif state.run is not None and state.run.blocked:
+        session.exitstatus = EXIT_BLOCKED
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
-    if state is None or state.run is None:
+    if state is None or not state.config.active:
+        return
+    tr = terminalreporter
+    if state.run is None:
+        if state.error is not None:
+            tr.write_sep("=", "ftgate")
+            tr.write_line(f"verdict: ERROR — the gate could not run: {state.error}")
+        elif state.suites:
+            tr.write_sep("=", "ftgate")
+            tr.write_line("verdict: NOTHING GATED — every gate criterion was deselected; this is not a promotion")
         return
     from .report import terminal_lines
 
-    tr = terminalreporter
     tr.write_sep("=", "ftgate")
     for line in terminal_lines(state.run, verbose=config.getoption("verbose", 0)):
         tr.write_line(line)
@@ -251,29 +283,19 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 @pytest.fixture(scope="session")
-def ftgate_settings(request: pytest.FixtureRequest) -> Settings:
-    """The session's pytest-ftgate settings."""
-    return request.config.stash[SETTINGS]
-
-
-@pytest.fixture(scope="session")
-def _ftgate_subjects(request: pytest.FixtureRequest) -> Any:
-    from .cache import Cache
-    from .subjects import resolve_subjects
-
-    settings: Settings = request.config.stash[SETTINGS]
-    if not settings.active:
-        pytest.skip("no --candidate or --baseline given: nothing to load")
-    cache = Cache(settings.cache_dir)
-    request.addfinalizer(cache.close)
-    try:
-        return resolve_subjects(settings.candidate, settings.baseline, settings.run_config().subject_options, cache)
-    except FtgateError as exc:
-        pytest.fail(str(exc), pytrace=False)
+def ftgate_settings(request: pytest.FixtureRequest) -> RunConfig:
+    """The session's pytest-ftgate run configuration."""
+    return request.config.stash[CONFIG]
 
 
 def _subject_fixture(request: pytest.FixtureRequest, role: str) -> Any:
-    baseline, candidate = request.getfixturevalue("_ftgate_subjects")
+    state: GateState = request.config.stash[STATE]
+    if not state.config.active:
+        pytest.skip("no --candidate or --baseline given: nothing to load")
+    try:
+        baseline, candidate = state.subjects()
+    except FtgateError as exc:
+        pytest.fail(f"the gate could not run: {exc}", pytrace=False)
     subject = baseline if role == "baseline" else candidate
     if subject is None:
         pytest.skip("no --candidate given")
@@ -288,13 +310,18 @@ def candidate(request: pytest.FixtureRequest) -> Any:
 
 @pytest.fixture(scope="session")
 def baseline(request: pytest.FixtureRequest) -> Any:
-    """The baseline Subject (`baseline.generate("prompt")`)."""
+    """The baseline Subject (`baseline.generate("prompt")`); skips when none was given."""
     return _subject_fixture(request, "baseline")
 
 
 @pytest.fixture
 def ftgate(request: pytest.FixtureRequest) -> Any:
-    """Helper to load suites and gate them inside a test: `run = ftgate.run("suites/x.yaml")`."""
+    """Helper to load suites and gate them inside a test: `run = ftgate.run("suites/x.yaml")`.
+
+    Skips, like `candidate`, when no --candidate or --baseline was given."""
     from .testing import FtgateHelper
 
-    return FtgateHelper(request.config.stash[SETTINGS])
+    state: GateState = request.config.stash[STATE]
+    if not state.config.active:
+        pytest.skip("no --candidate or --baseline given: nothing to evaluate")
+    return FtgateHelper(state)

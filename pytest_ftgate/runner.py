@@ -8,38 +8,24 @@ Usable without pytest:
 
 from __future__ import annotations
 
-import os
-import platform
-import subprocess
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from .cache import Cache, cache_key
-from .gate import Threshold, decide, effective_gate
-from .goldens import GoldenSet, read_goldens, write_goldens
-from .subjects import Job, Subject, SubjectOptions, resolve_subjects
+from .config import RunConfig
+from .gate import check_targets, decide, effective_gate
+from .kinds import get_kind
+from .provenance import git_commit, library_versions, machine
+from .subjects import Job, Subject, resolve_subjects
 from .suite import Suite
-from .types import CaseResult, Comparison, GateDecision, Output, SubjectInfo, SuiteResult
+from .types import CaseResult, Comparison, GateDecision, Output, Request, SubjectInfo, SuiteResult
 
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything a gate run needs besides the suites."""
-
-    candidate: str | None = None
-    baseline: str | None = None
-    subject_options: SubjectOptions = field(default_factory=SubjectOptions)
-    cache_dir: Path | None = Path(".ftgate/cache")
-    thresholds: tuple[tuple[Threshold, ...], ...] = ()  # override layers: ini, then command line
-    update_goldens: bool = False
-    progress: bool = True
-    seed: int = 0
-    pricing: Path | None = None  # None: the bundled defaults (pytest_ftgate/data/pricing.yaml)
+Subjects = tuple[Subject, Subject | None]  # (baseline, candidate)
 
 
 @dataclass(frozen=True)
@@ -50,8 +36,7 @@ class SuiteOutcome:
     candidate: SuiteResult | None
     comparison: Comparison | None
     decisions: tuple[GateDecision, ...]
-    goldens: GoldenSet | None
-    goldens_written: bool = False
+    state: Any = None  # what the suite's kind prepared (e.g. its golden set)
 
 
 @dataclass(frozen=True)
@@ -61,6 +46,7 @@ class GateRun:
     candidate: SubjectInfo | None
     info: dict[str, Any]
     tco: Any = None  # tco.TCO
+    not_run: tuple[str, ...] = ()  # "suite::criterion" of criteria deselected (-k, -m, --deselect)
 
     def outcome(self, suite_path: Path) -> SuiteOutcome:
         for o in self.outcomes:
@@ -75,6 +61,24 @@ class GateRun:
     @property
     def blocked(self) -> bool:
         return any(d.blocks for d in self.decisions)
+
+    @property
+    def errored(self) -> bool:
+        """The gate could not decide some criterion: not a verdict on the candidate."""
+        return any(d.status == "error" for d in self.decisions)
+
+    @property
+    def verdict(self) -> str:
+        """error | blocked | baseline-only | partial | promoted. Only a full, clean run promotes."""
+        if self.errored:
+            return "error"
+        if self.candidate is None:
+            return "baseline-only"
+        if self.blocked:
+            return "blocked"
+        if self.not_run or not self.decisions:
+            return "partial"
+        return "promoted"
 
 
 def generate_all(
@@ -111,13 +115,7 @@ def generate_all(
 
 
 def _jobs(suites: Sequence[Suite], role: str) -> list[Job]:
-    from .types import Request
-
-    return [
-        Job(s.name, c, Request(s.prompts[role].render(c), s.params))
-        for s in suites
-        for c in s.cases
-    ]
+    return [Job(s.name, c, Request(s.prompts[role].render(c), s.params)) for s in suites for c in s.cases]
 
 
 def _perplexities(subject: Subject, suites: Sequence[Suite], jobs: list[Job]) -> dict[tuple[str, str], float | None]:
@@ -150,69 +148,58 @@ def _score(suites: Sequence[Suite], subject: Subject, role: str, cache: Cache, p
     return results
 
 
-def run_gate(suites: Sequence[Suite], config: RunConfig) -> GateRun:
-    """Evaluate baseline (and candidate) on the suites and decide every gate criterion."""
-    from .tco import compute_tco, load_pricing
+def run_gate(
+    suites: Sequence[Suite],
+    config: RunConfig,
+    subjects: Subjects | None = None,
+    selection: Mapping[Path, frozenset[str]] | None = None,
+) -> GateRun:
+    """Evaluate baseline (and candidate) on the suites and decide every gate criterion.
+
+    `subjects` are already built ones (the plugin's fixtures share them: one model load per
+    session); by default they are resolved from the config. `selection` keeps only the named
+    criteria of each suite; the others are recorded as not run, and the verdict says partial."""
+    from .pricing import load_pricing
+    from .tco import compute_tco
 
     started = time.time()
+    check_targets(config.all_thresholds, suites, "--ftgate-fail/ftgate_fail")
     pricing = load_pricing(config.pricing)  # a bad pricing file fails before any model loads
     cache = Cache(config.cache_dir)
     try:
-        baseline, candidate = resolve_subjects(config.candidate, config.baseline, config.subject_options, cache)
+        baseline, candidate = subjects or resolve_subjects(config.candidate, config.baseline, config.subject_options, cache)
         base_results = _score(suites, baseline, "baseline", cache, config.progress)
-        cand_results = None
-        if candidate is not None:
-            cand_results = _score(suites, candidate, "candidate", cache, config.progress)
+        cand_results = _score(suites, candidate, "candidate", cache, config.progress) if candidate is not None else None
     finally:
         cache.close()
 
-    outcomes = []
+    outcomes, not_run = [], []
     for s in suites:
+        kind = get_kind(s.kind)
         gate = effective_gate(s, *config.thresholds)
         b = base_results[str(s.path)]
         c = cand_results[str(s.path)] if cand_results else None
-        written = False
-        golden = None
-        if s.kind == "golden":
-            if config.update_goldens:
-                golden, written = write_goldens(s.goldens_path, b), True
-            else:
-                golden = read_goldens(s.goldens_path)
-        decisions, cmp = decide(s, gate, b, c, golden)
-        if written:
-            decisions = [
-                GateDecision(s.name, d.criterion, "passed", f"froze {len(golden.hashes)} goldens to {s.goldens_path}", d.figures)
-                if d.criterion == "regressions" and c is None else d
-                for d in decisions
-            ]
-        outcomes.append(SuiteOutcome(s, gate, b, c, cmp, tuple(decisions), golden, written))
+        state = kind.prepare(s, b, config.update_goldens) if kind.prepare else None
+        decisions, cmp = decide(s, gate, b, c, state)
+        if selection is not None:
+            chosen = selection.get(s.path, frozenset())
+            not_run += [f"{s.name}::{d.criterion}" for d in decisions if d.criterion not in chosen]
+            decisions = [d for d in decisions if d.criterion in chosen]
+        outcomes.append(SuiteOutcome(s, gate, b, c, cmp, tuple(decisions), state))
     info = run_info(config, time.time() - started)
-    run = GateRun(tuple(outcomes), baseline.info, candidate.info if candidate else None, info)
+    run = GateRun(tuple(outcomes), baseline.info, candidate.info if candidate else None, info, not_run=tuple(not_run))
     return replace(run, tco=compute_tco(run, pricing))
 
 
 def run_info(config: RunConfig, duration_s: float) -> dict[str, Any]:
-    """Provenance of the run: when, where, what code, which library versions."""
-    from importlib import metadata
-
-    versions = {}
-    for dist in ("pytest-ftgate", "torch", "transformers", "peft", "openai"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
-        ).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
+    """Provenance of the run: when, where, what code, which library versions, which options."""
     return {
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "duration_s": round(duration_s, 3),
         "seed": config.seed,
-        "git_commit": commit,
-        "machine": {"node": platform.node(), "python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
-        "versions": versions,
-        "thresholds": [str(t) for layer in config.thresholds for t in layer],
+        "batch_size": config.subject_options.batch_size,
+        "git_commit": git_commit(),
+        "machine": machine(),
+        "versions": library_versions(),
+        "thresholds": [str(t) for t in config.all_thresholds],
     }

@@ -29,6 +29,8 @@ class Scorer:
     labels: tuple[str, ...] | None = None
     # Model scorers are called with the subject's perplexity of `expected` instead of the output.
     needs_perplexity: bool = False
+    # Every case must carry `expected` (checked when the suite loads, not when it runs).
+    needs_expected: bool = False
 
     def __call__(self, case: Case, output: Any) -> Score:
         return self.fn(case, output)
@@ -110,7 +112,7 @@ def _exact(args: Any, suite_dir: Path) -> Scorer:
         detail = "" if ok else f"expected {expected[0]!r}, got {output.strip()[:80]!r}"
         return Score(ok, float(ok), detail, "exact")
 
-    return Scorer("exact", score)
+    return Scorer("exact", score, needs_expected=True)
 
 
 @register_scorer("contains")
@@ -131,7 +133,7 @@ def _contains(args: Any, suite_dir: Path) -> Scorer:
         detail = "" if ok else f"none of {wanted!r} found in {output.strip()[:80]!r}"
         return Score(ok, float(ok), detail, "contains")
 
-    return Scorer("contains", score)
+    return Scorer("contains", score, needs_expected=fixed_list is None)
 
 
 @register_scorer("regex")
@@ -317,7 +319,7 @@ def _rouge(args: Any, suite_dir: Path) -> Scorer:
         ok = f >= threshold
         return Score(ok, f, "" if ok else f"{metric} F={f:.3f} < {threshold}", "rouge")
 
-    return Scorer("rouge", score)
+    return Scorer("rouge", score, needs_expected=True)
 
 
 @register_scorer("bertscore")
@@ -341,7 +343,7 @@ def _bertscore(args: Any, suite_dir: Path) -> Scorer:
         ok = f >= threshold
         return Score(ok, f, "" if ok else f"BERTScore F1={f:.3f} < {threshold}", "bertscore")
 
-    return Scorer("bertscore", score)
+    return Scorer("bertscore", score, needs_expected=True)
 
 
 def _local_minilm() -> str:
@@ -377,4 +379,4 @@ def _perplexity(args: Any, suite_dir: Path) -> Scorer:
         ok = ppl <= ceiling
         return Score(ok, float(ppl), "" if ok else f"perplexity {ppl:.2f} > {ceiling}", "perplexity")
 
-    return Scorer("perplexity", score, needs_perplexity=True)
+    return Scorer("perplexity", score, needs_perplexity=True, needs_expected=True)

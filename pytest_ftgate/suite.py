@@ -8,21 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SuiteError
+from .jsonl import iter_jsonl
+from .kinds import get_kind, kind_names
 from .scorers import Scorer, build_scorer
-from .types import Case, GenerationParams, Message, SuiteKind, content_hash
+from .types import Case, GenerationParams, Message, content_hash
 from .yamlio import line_of, load_yaml_with_lines
 
-KINDS: tuple[str, ...] = ("format", "golden", "task", "adversarial")
-SUITE_KEYS = {"name", "kind", "description", "cases", "prompt", "generate", "scorers", "gate", "goldens"}
+COMMON_KEYS = {"name", "kind", "description", "cases", "prompt", "generate", "scorers", "gate"}
 PROMPT_KEYS = {"system", "few_shot"}
 GENERATE_KEYS = {"max_new_tokens", "temperature", "top_p", "seed"}
 CASE_KEYS = {"id", "input", "messages", "expected", "tags"}
-GATE_KEYS: dict[str, set[str]] = {
-    "format": {"min_pass_rate"},
-    "golden": {"max_regression", "confidence", "inconclusive"},
-    "task": {"min_accuracy", "not_below_baseline", "min_gain"},
-    "adversarial": {"min_pass_rate", "not_below_baseline"},
-}
 ROLES = {"system", "user", "assistant"}
 
 
@@ -50,14 +45,14 @@ class Suite:
     """A validated suite: cases, per-subject prompts, decoding params, scorers, gate settings."""
 
     name: str
-    kind: SuiteKind
+    kind: str  # a registered kind: pytest_ftgate.kinds.get_kind(kind)
     path: Path
     cases: tuple[Case, ...]
     prompts: dict[str, Prompt]  # "baseline" and "candidate"
     params: GenerationParams
     scorers: tuple[Scorer, ...]
     gate: dict[str, Any]
-    goldens_path: Path
+    options: dict[str, Any] = field(default_factory=dict)  # the kind's own suite keys, parsed
     description: str = ""
     lines: dict[tuple[Any, ...], int] = field(default_factory=dict, repr=False, compare=False)
 
@@ -80,8 +75,8 @@ class Suite:
         return None
 
 
-def find_suite_files(paths: list[str]) -> list[Path]:
-    """Suite files named directly or found (recursively) in directories."""
+def find_suite_files(paths: list[str] | list[Path]) -> list[Path]:
+    """Suite files named directly or found (recursively) in directories; an error when there are none."""
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -90,92 +85,138 @@ def find_suite_files(paths: list[str]) -> list[Path]:
             files.append(p)
         else:
             raise SuiteError("no such file or directory", p)
+    if not files:
+        where = ", ".join(map(str, paths)) or "(no paths given)"
+        raise SuiteError(f"no suites found in {where}: a gate that checks nothing cannot promote. "
+                         "Write a suite (NAME.yaml with kind:, cases:, scorers:) or point at the right directory")
     return files
 
 
+class _Problems:
+    """Every problem of one suite file, so `ftgate check` reports them all in one pass."""
+
+    def __init__(self, path: Path, lines: dict[tuple[Any, ...], int]):
+        self.path, self.lines, self.errors = path, lines, []
+
+    def add(self, message: str, *where: Any) -> None:
+        self.errors.append(SuiteError(message, self.path, line_of(self.lines, *where)))
+
+    def extend(self, errors: list[SuiteError]) -> None:
+        self.errors.extend(errors)
+
+    def raise_if_any(self) -> None:
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            error = SuiteError(f"{len(self.errors)} problems:\n" + "\n".join(f"  {e}" for e in self.errors), self.path)
+            error.problems = list(self.errors)
+            raise error
+
+
 def load_suite(path: str | Path) -> Suite:
-    """Load and validate one suite file. Raises SuiteError naming the file and line."""
+    """Load and validate one suite file. Raises SuiteError naming the file and line of every problem."""
     path = Path(path)
     data, lines = load_yaml_with_lines(path)
-
-    def fail(message: str, *where: Any) -> SuiteError:
-        return SuiteError(message, path, line_of(lines, *where))
-
+    problems = _Problems(path, lines)
     if not isinstance(data, dict):
-        raise fail("a suite file is a YAML mapping with at least `kind:`, `cases:` and `scorers:`")
-    unknown = set(data) - SUITE_KEYS
-    if unknown:
-        key = sorted(unknown)[0]
-        raise fail(f"unknown key {key!r}; a suite may have: {', '.join(sorted(SUITE_KEYS))}", key)
-    for required in ("kind", "cases", "scorers"):
-        if required not in data:
-            raise fail(f"missing required key `{required}:`")
+        raise SuiteError("a suite file is a YAML mapping with at least `kind:`, `cases:` and `scorers:`", path, 1)
 
-    kind = data["kind"]
-    if kind not in KINDS:
-        raise fail(f"kind must be one of {', '.join(KINDS)}, got {kind!r}", "kind")
+    kind_name = data.get("kind")
+    kind = None
+    if "kind" not in data:
+        problems.add(f"missing required key `kind:`; one of {', '.join(kind_names())}")
+    elif kind_name not in kind_names():
+        problems.add(f"kind must be one of {', '.join(kind_names())}, got {kind_name!r}", "kind")
+    else:
+        kind = get_kind(kind_name)
+    allowed = COMMON_KEYS | {k.name for k in kind.suite_keys} if kind else COMMON_KEYS
+    for key in sorted(set(data) - allowed):
+        problems.add(f"unknown key {key!r}; a {kind_name or ''} suite may have: {', '.join(sorted(allowed))}", key)
+    needs_scorers = kind.requires_scorers if kind else True
+    for required in ("cases", "scorers") if needs_scorers else ("cases",):
+        if required not in data:
+            problems.add(f"missing required key `{required}:`")
+
     name = data.get("name", path.stem)
     if not isinstance(name, str) or not name:
-        raise fail("name must be a non-empty string", "name")
+        problems.add("name must be a non-empty string", "name")
 
-    cases = _load_cases(data["cases"], path, lines)
-    if not cases:
-        raise fail("the suite has no cases", "cases")
+    cases: tuple[Case, ...] = ()
+    if "cases" in data:
+        cases, case_errors = _load_cases(data["cases"], path, lines)
+        problems.extend(case_errors)
+        if not cases and not case_errors:
+            problems.add("the suite has no cases", "cases")
 
-    prompts = _load_prompts(data.get("prompt"), fail)
-    params = _load_params(data.get("generate"), fail)
-
-    if not isinstance(data["scorers"], list) or not data["scorers"]:
-        raise fail("scorers must be a non-empty list, e.g. `scorers: [exact]`", "scorers")
-    scorers = []
-    for i, spec in enumerate(data["scorers"]):
-        try:
-            scorers.append(build_scorer(spec, path.parent))
-        except ValueError as exc:
-            raise fail(str(exc), "scorers", i) from None
+    prompts = _collect(problems, lambda fail: _load_prompts(data.get("prompt"), fail), {"baseline": Prompt(), "candidate": Prompt()})
+    params = _collect(problems, lambda fail: _load_params(data.get("generate"), fail), GenerationParams())
+    scorers = _load_scorers(data.get("scorers"), path, problems) if "scorers" in data else []
+    for scorer in scorers:
+        if scorer.needs_expected:
+            for case in cases:
+                if case.expected is None:
+                    problems.errors.append(SuiteError(
+                        f"case {case.id!r} has no `expected`, which the {scorer.name} scorer needs; add one, "
+                        "or use a scorer that does not compare with an expected value", case.file or path, case.line))
 
     gate = data.get("gate") or {}
     if not isinstance(gate, dict):
-        raise fail("gate must be a mapping, e.g. `gate: {max_regression: 0.05}`", "gate")
-    bad = set(gate) - GATE_KEYS[kind]
-    if bad:
-        key = sorted(bad)[0]
-        raise fail(
-            f"gate key {key!r} does not apply to a {kind} suite; allowed: {', '.join(sorted(GATE_KEYS[kind]))}",
-            "gate",
-            key,
-        )
-    for key, value in gate.items():
-        _check_gate_value(key, value, fail)
-
-    goldens = data.get("goldens", f"{path.stem}.goldens.json")
+        problems.add("gate must be a mapping, e.g. `gate: {max_regression: 0.05}`", "gate")
+        gate = {}
+    options: dict[str, Any] = {}
+    if kind is not None:
+        for key, value in gate.items():
+            spec = kind.gate_key(key)
+            if spec is None:
+                allowed_gate = ", ".join(k.name for k in kind.gate_keys)
+                problems.add(f"gate key {key!r} does not apply to a {kind.name} suite; allowed: {allowed_gate}", "gate", key)
+            elif (problem := spec.check(value)) is not None:
+                problems.add(f"gate {key} {problem}", "gate", key)
+        for spec in kind.suite_keys:
+            try:
+                options[spec.name] = spec.parse(data.get(spec.name), path)
+            except ValueError as exc:
+                problems.add(str(exc), spec.name)
+    problems.raise_if_any()
     return Suite(
         name=name,
-        kind=kind,
+        kind=kind_name,
         path=path,
         cases=cases,
         prompts=prompts,
         params=params,
         scorers=tuple(scorers),
         gate=dict(gate),
-        goldens_path=path.parent / str(goldens),
+        options=options,
         description=str(data.get("description", "")),
         lines=lines,
     )
 
 
-def _check_gate_value(key: str, value: Any, fail: Any) -> None:
-    if key in ("min_pass_rate", "max_regression", "min_accuracy", "confidence"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-            raise fail(f"gate {key} must be a fraction between 0 and 1 (0.05 for 5%), got {value!r}", "gate", key)
-        if key == "confidence" and not 0.5 <= value < 1:
-            raise fail(f"gate confidence must be in [0.5, 1), e.g. 0.95, got {value!r}", "gate", key)
-    elif key == "min_gain" and (isinstance(value, bool) or not isinstance(value, (int, float)) or not -1 <= value <= 1):
-        raise fail(f"gate min_gain must be a fraction between -1 and 1 (0.05 = five points above the baseline), got {value!r}", "gate", key)
-    elif key == "not_below_baseline" and not isinstance(value, bool):
-        raise fail(f"gate not_below_baseline must be true or false, got {value!r}", "gate", key)
-    elif key == "inconclusive" and value not in ("block", "pass"):
-        raise fail(f"gate inconclusive must be `block` or `pass`, got {value!r}", "gate", key)
+def _collect(problems: _Problems, load: Any, fallback: Any) -> Any:
+    """Run a section loader that raises on its first problem; record the problem and go on."""
+
+    def fail(message: str, *where: Any) -> SuiteError:
+        return SuiteError(message, problems.path, line_of(problems.lines, *where))
+
+    try:
+        return load(fail)
+    except SuiteError as exc:
+        problems.errors.append(exc)
+        return fallback
+
+
+def _load_scorers(raw: Any, path: Path, problems: _Problems) -> list[Scorer]:
+    if not isinstance(raw, list) or not raw:
+        problems.add("scorers must be a non-empty list, e.g. `scorers: [exact]`", "scorers")
+        return []
+    scorers = []
+    for i, spec in enumerate(raw):
+        try:
+            scorers.append(build_scorer(spec, path.parent))
+        except ValueError as exc:
+            problems.add(str(exc), "scorers", i)
+    return scorers
 
 
 def _load_prompts(raw: Any, fail: Any) -> dict[str, Prompt]:
@@ -242,48 +283,43 @@ def _load_params(raw: Any, fail: Any) -> GenerationParams:
     return GenerationParams(max_new_tokens=mnt, temperature=float(temperature), top_p=float(top_p), seed=seed)
 
 
-def _load_cases(raw: Any, suite_path: Path, lines: dict[tuple[Any, ...], int]) -> tuple[Case, ...]:
+def _load_cases(raw: Any, suite_path: Path, lines: dict[tuple[Any, ...], int]) -> tuple[tuple[Case, ...], list[SuiteError]]:
+    """The valid cases, and an error for every bad one (file:line each)."""
+    errors: list[SuiteError] = []
+    items: list[tuple[Any, Path, int | None]] = []
     if isinstance(raw, str):
         cases_path = suite_path.parent / raw
         if not cases_path.is_file():
-            raise SuiteError(
+            return (), [SuiteError(
                 f"cases file {raw!r} not found (looked for {cases_path}); cases may be a JSONL file "
-                "beside the suite or an inline list",
-                suite_path,
-                line_of(lines, "cases"),
-            )
-        items = []
-        with cases_path.open(encoding="utf-8") as fh:
-            for lineno, text in enumerate(fh, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    items.append((json.loads(text), cases_path, lineno))
-                except json.JSONDecodeError as exc:
-                    raise SuiteError(
-                        f"not a JSON object ({exc.msg} at column {exc.colno}); each line is one case like "
-                        '{"id": "t-001", "input": "text", "expected": "..."}',
-                        cases_path,
-                        lineno,
-                    ) from None
+                "beside the suite or an inline list", suite_path, line_of(lines, "cases"))]
+        for line in iter_jsonl(cases_path):
+            if line.error:
+                errors.append(SuiteError(
+                    f"{line.error}; each line is one case like "
+                    '{"id": "t-001", "input": "text", "expected": "..."}', cases_path, line.number))
+            else:
+                items.append((line.value, cases_path, line.number))
     elif isinstance(raw, list):
         items = [(item, suite_path, line_of(lines, "cases", i)) for i, item in enumerate(raw)]
     else:
-        raise SuiteError("cases must be a JSONL file name or a list", suite_path, line_of(lines, "cases"))
+        return (), [SuiteError("cases must be a JSONL file name or a list", suite_path, line_of(lines, "cases"))]
 
     cases: list[Case] = []
     seen: dict[str, int | None] = {}
     for item, where, lineno in items:
-        case = _parse_case(item, where, lineno)
+        try:
+            case = _parse_case(item, where, lineno)
+        except SuiteError as exc:
+            errors.append(exc)
+            continue
         if case.id in seen:
-            raise SuiteError(
-                f"duplicate case id {case.id!r} (first at line {seen[case.id]}); ids must be unique",
-                where,
-                lineno,
-            )
+            errors.append(SuiteError(
+                f"duplicate case id {case.id!r} (first at line {seen[case.id]}); ids must be unique", where, lineno))
+            continue
         seen[case.id] = lineno
         cases.append(case)
-    return tuple(cases)
+    return tuple(cases), errors
 
 
 def _parse_case(item: Any, where: Path, lineno: int | None) -> Case:
@@ -322,4 +358,4 @@ def _parse_case(item: Any, where: Path, lineno: int | None) -> Case:
         case_id = content_hash({"messages": list(messages), "expected": expected}, 12)
     elif not isinstance(case_id, (str, int)) or isinstance(case_id, bool):
         raise fail(f"`id` must be a string, got {case_id!r}")
-    return Case(id=str(case_id), messages=messages, expected=expected, tags=tuple(tags), line=lineno)
+    return Case(id=str(case_id), messages=messages, expected=expected, tags=tuple(tags), line=lineno, file=where)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 Message = dict[str, str]
-SuiteKind = Literal["format", "golden", "task", "adversarial", "judge"]
 
 
 def content_hash(obj: Any, length: int = 16) -> str:
@@ -26,6 +26,7 @@ class Case:
     expected: Any = None
     tags: tuple[str, ...] = ()
     line: int | None = None  # where the case was defined, for error messages
+    file: Path | None = field(default=None, compare=False)  # the suite file or its cases JSONL
 
     @property
     def content_hash(self) -> str:
@@ -118,14 +119,23 @@ class CaseResult:
 
 
 @dataclass(frozen=True)
+class TrainingCost:
+    """What training a candidate took, from its manifest: priced in the TCO."""
+
+    gpu_hours: float
+    wall_s: float
+
+
+@dataclass(frozen=True)
 class SubjectInfo:
     """Provenance of a subject: goes into every report."""
 
     role: Literal["baseline", "candidate"]
-    kind: str  # hf | openai | outputs
+    kind: str  # a registered subject kind: hf, openai, outputs, ...
     name: str
     fingerprint: str
     details: dict[str, Any] = field(default_factory=dict)
+    training: TrainingCost | None = None
 
 
 @dataclass(frozen=True)

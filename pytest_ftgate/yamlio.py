@@ -7,13 +7,15 @@ from typing import Any
 
 import yaml
 
-from .errors import SuiteError
+from .errors import ConfigError, SuiteError
 
 Location = tuple[Any, ...]
 
 
-def load_yaml_with_lines(path: Path, error: type[SuiteError] = SuiteError) -> tuple[Any, dict[Location, int]]:
-    """Parse a YAML file safely; return the data and a map from key path to 1-based line."""
+def load_yaml_with_lines(path: Path, error: type[ConfigError] = SuiteError) -> tuple[Any, dict[Location, int]]:
+    """Parse a YAML file safely; return the data and a map from key path to 1-based line.
+
+    `error` is the ConfigError subclass to raise for this kind of file (suite, pricing, recipe)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

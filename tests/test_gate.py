@@ -8,6 +8,7 @@ import pytest
 
 from pytest_ftgate.gate import decide, effective_gate, parse_threshold, parse_thresholds
 from pytest_ftgate.goldens import read_goldens, write_goldens
+from pytest_ftgate.kinds.golden import GoldenState
 from pytest_ftgate.suite import load_suite
 from pytest_ftgate.types import CaseResult, Output, Score, SubjectInfo, SuiteResult
 from tests.conftest import write
@@ -36,9 +37,9 @@ def results(suite, subject, failing=(), unscored=()) -> SuiteResult:
 def gate_goldens(tmp_path, n, cand_failing, base_failing=(), gate="{max_regression: 0.05}", unscored=()):
     suite = golden_suite(tmp_path, n, gate)
     base = results(suite, BASE, base_failing)
-    golden = write_goldens(suite.goldens_path, base)
+    golden = write_goldens(suite.options["goldens"], base)
     cand = results(suite, CAND, cand_failing, unscored)
-    decisions, cmp = decide(suite, effective_gate(suite), base, cand, golden)
+    decisions, cmp = decide(suite, effective_gate(suite), base, cand, GoldenState(golden))
     return decisions[0], cmp
 
 
@@ -73,12 +74,12 @@ def test_strict_mode_is_inconclusive_between_bound_and_threshold(tmp_path):
 
 def test_goldens_are_what_the_baseline_passed_and_stale_ones_are_not_counted(tmp_path):
     suite = golden_suite(tmp_path, 10)
-    golden = write_goldens(suite.goldens_path, results(suite, BASE, failing=["c9"]))
+    golden = write_goldens(suite.options["goldens"], results(suite, BASE, failing=["c9"]))
     assert set(golden.hashes) == {f"c{i}" for i in range(9)}
-    assert read_goldens(suite.goldens_path).hashes == golden.hashes
+    assert read_goldens(suite.options["goldens"]).hashes == golden.hashes
     base_now = results(suite, BASE, failing=["c9", "c0"])  # c0 no longer passes: stale
     cand = results(suite, CAND, failing=["c0", "c1"])
-    d = decide(suite, effective_gate(suite), base_now, cand, golden)[0][0]
+    d = decide(suite, effective_gate(suite), base_now, cand, GoldenState(golden))[0][0]
     assert d.figures["n"] == 8 and d.figures["k"] == 1
     assert d.figures["stale"] == {"c0": "the baseline fails it now"}
 
@@ -90,7 +91,7 @@ def test_unscored_results_make_the_gate_an_error(tmp_path):
 
 def test_missing_golden_file_is_an_error_that_says_how_to_create_it(tmp_path):
     suite = golden_suite(tmp_path, 5)
-    d = decide(suite, effective_gate(suite), results(suite, BASE), results(suite, CAND), None)[0][0]
+    d = decide(suite, effective_gate(suite), results(suite, BASE), results(suite, CAND), GoldenState(None))[0][0]
     assert d.status == "error" and "--ftgate-update-goldens" in d.summary
 
 
@@ -99,7 +100,7 @@ def test_task_criteria_and_baseline_only(tmp_path):
     suite = load_suite(write(tmp_path / "t.yaml", f"kind: task\ncases:\n{cases}\nscorers: [exact]\ngate: {{min_accuracy: 0.7}}\n"))
     gate = effective_gate(suite)
     base = results(suite, BASE, failing=["c0", "c1", "c2", "c3"])
-    decisions, _ = decide(suite, gate, base, None, None)
+    decisions, _ = decide(suite, gate, base, None, GoldenState(None))
     assert [(d.criterion, d.status) for d in decisions] == [("accuracy", "blocked"), ("vs_baseline", "skipped")]
     cand = results(suite, CAND, failing=["c0"])
     decisions, cmp = decide(suite, gate, base, cand, None)

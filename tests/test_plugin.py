@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from pytest_ftgate.errors import EXIT_GATE_ERROR
+
 QA = """\
 kind: golden
 cases:
@@ -83,7 +85,7 @@ def test_baseline_alone_is_the_red_phase(project):
         "*qa::regressions: SKIP no --candidate: the baseline passes 60/60; goldens not frozen yet*",
         "*baseline fails 1/2 in fmt:*",
         "*f1: nope*",
-        "verdict: BASELINE-ONLY",
+        "verdict: BASELINE-ONLY*",
     ])
     assert "Traceback" not in result.stdout.str()
 
@@ -92,8 +94,8 @@ def test_golden_lifecycle(project):
     cand = candidate(project, "good.jsonl", regress=3)
     # 1. no golden file: the golden item errors and says how to create it; nothing is written
     result = project.runpytest("--baseline", "base.jsonl", "--candidate", cand)
-    result.stdout.fnmatch_lines(["*no golden file at*--ftgate-update-goldens*"])
-    assert result.ret == 1 and not (project.path / "suites/qa.goldens.json").exists()
+    result.stdout.fnmatch_lines(["*the gate could not run: no golden file at*--ftgate-update-goldens*"])
+    assert result.ret == EXIT_GATE_ERROR and not (project.path / "suites/qa.goldens.json").exists()
     # 2. freeze them explicitly
     result = project.runpytest("--baseline", "base.jsonl", "--ftgate-update-goldens", "-k", "qa")
     assert result.ret == 0
@@ -152,7 +154,7 @@ def test_bad_suite_is_a_usage_error_without_traceback(project):
 def test_missing_outputs_are_an_error_not_a_pass(project):
     outputs(project.path / "partial.jsonl", {"q0": "a0"})
     result = project.runpytest("--baseline", "base.jsonl", "--candidate", "partial.jsonl")
-    assert result.ret == 1
+    assert result.ret == EXIT_GATE_ERROR
     result.stdout.fnmatch_lines(["*partial.jsonl has no output for 61 case(s)*a gate on missing outputs would lie*"])
     assert "Traceback" not in result.stdout.str()
 
@@ -173,7 +175,7 @@ def test_reports_junit_and_step_summary(project, monkeypatch):
     result = project.runpytest("--baseline", "base.jsonl", "--candidate", cand, "--junitxml", "junit.xml", "--ftgate-report-dir", "out")
     assert result.ret == 0
     report = json.loads((project.path / "out/report.json").read_text())
-    assert report["schema_version"] == 1 and report["verdict"] == "promoted"
+    assert report["schema_version"] == 2 and report["verdict"] == "promoted"
     assert report["subjects"]["candidate"]["name"] == "good.jsonl" and report["run"]["machine"]["python"]
     qa = next(s for s in report["suites"] if s["name"] == "qa")
     assert qa["comparison"]["pass_to_fail"] == 1 and qa["decisions"][0]["figures"]["n"] == 60
@@ -185,8 +187,8 @@ def test_reports_junit_and_step_summary(project, monkeypatch):
 
 
 def test_non_adapter_candidate_needs_a_baseline(project, tiny_base):
-    result = project.runpytest("--candidate", str(tiny_base))
-    assert result.ret == 1
+    result = project.runpytest(f"--candidate={tiny_base}")
+    assert result.ret == EXIT_GATE_ERROR
     result.stdout.fnmatch_lines(["*is not a PEFT adapter*pass --baseline*"])
 
 

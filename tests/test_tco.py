@@ -8,7 +8,7 @@ import pytest
 
 from pytest_ftgate.errors import PricingError
 from pytest_ftgate.tco import DAYS_PER_MONTH, compute_tco, load_pricing, subject_cost
-from pytest_ftgate.types import Case, CaseResult, Output, Score, SubjectInfo, SuiteResult
+from pytest_ftgate.types import Case, CaseResult, Output, Score, SubjectInfo, SuiteResult, TrainingCost
 from tests.conftest import write
 
 PRICING = """\
@@ -60,14 +60,14 @@ def test_always_on_bills_whole_instances(tmp_path):
 
 def test_break_even_from_training_cost_and_daily_saving(tmp_path):
     base = SubjectInfo("baseline", "openai", "my-model", "f")
-    manifest = {"gpu_hours": 2.0, "wall_s": 7200}
-    cand = SubjectInfo("candidate", "hf", "adapter", "g", {"manifest": manifest})
+    cand = SubjectInfo("candidate", "hf", "adapter", "g", training=TrainingCost(gpu_hours=2.0, wall_s=7200))
 
     class Outcome:
         def __init__(self):
-            self.suite = type("S", (), {"kind": "task"})()
+            self.suite = type("S", (), {"kind": "task", "name": "t"})()
             self.baseline = results(base, 10, 2000, 100, 1.0, passed=8)
             self.candidate = results(cand, 10, 100, 100, 0.4, batch=4, passed=9)
+            self.decisions = ()
 
     run = type("Run", (), {"outcomes": [Outcome()], "baseline": base, "candidate": cand})()
     tco = compute_tco(run, pricing(tmp_path))
@@ -84,7 +84,7 @@ def test_unpriced_api_model_is_reported_unknown_with_the_fix(tmp_path):
     info = SubjectInfo("baseline", "openai", "other-model", "f")
     cost = subject_cost(info, [results(info, 1, 1, 1, 1.0)], pricing(tmp_path), None)
     assert cost.note.startswith("unpriced: add api.other-model (usd_per_1m_input, usd_per_1m_output) to ")
-    assert cost.usd_per_1k == 0 and cost.usd_per_month == 0
+    assert cost.usd_per_1k is None and cost.usd_per_month is None and not cost.priced
 
 
 @pytest.mark.parametrize(

@@ -33,8 +33,8 @@ def _eval_losses(output_dir: Path) -> dict[int, float]:
 
 def gate_checkpoints(output_dir: Path, suites_dir: Path, base: str, cache_dir: Path | None = None) -> list[CheckpointVerdict]:
     """Run the suites over each checkpoint; the list is sorted best first (passing, then eval loss)."""
-    from ..runner import RunConfig, run_gate
-    from ..subjects import SubjectOptions
+    from ..config import build_run_config
+    from ..runner import run_gate
     from ..suite import find_suite_files, load_suite
 
     suites = [load_suite(f) for f in find_suite_files([str(suites_dir)])]
@@ -43,11 +43,12 @@ def gate_checkpoints(output_dir: Path, suites_dir: Path, base: str, cache_dir: P
     checkpoints = sorted((int(p.name.removeprefix("checkpoint-")), p) for p in output_dir.glob("checkpoint-*")
                          if p.name.removeprefix("checkpoint-").isdigit())
     for step, ckpt in checkpoints:
-        config = RunConfig(candidate=str(ckpt), subject_options=SubjectOptions(base=base),
-                           cache_dir=cache_dir or output_dir / ".ftgate-cache", progress=False)
+        values = {"ftgate_candidate": str(ckpt), "ftgate_base": base,
+                  "ftgate_cache_dir": str(cache_dir or output_dir / ".ftgate-cache")}
+        config = build_run_config(values, Path.cwd(), progress=False)
         run = run_gate(suites, config)
         blocking = tuple(f"{d.suite}::{d.criterion}" for d in run.decisions if d.blocks)
-        verdicts.append(CheckpointVerdict(ckpt, step, losses.get(step), not blocking, blocking))
+        verdicts.append(CheckpointVerdict(ckpt, step, losses.get(step), run.verdict == "promoted", blocking))
     return sorted(verdicts, key=lambda v: (not v.passed, v.eval_loss if v.eval_loss is not None else float("inf"), -v.step))
 
 

@@ -1,8 +1,10 @@
-"""Local Hugging Face models: a base model loaded once, with an optional PEFT adapter.
+"""Local Hugging Face models: a PEFT adapter directory, or a full model directory or Hub id.
 
-The baseline is the same loaded base with the adapter disabled, so a gate run holds one copy of
-the weights. Generation is batched (length-sorted, left-padded), greedy unless the suite says
-otherwise, under torch.inference_mode. torch, transformers and peft are imported here only.
+A base model is loaded once; an adapter's baseline is the same loaded base with the adapter
+disabled, so a gate run holds one copy of the weights. A base named by a Hub id (what PEFT writes
+into adapter_config.json) resolves from the user's Hugging Face cache as transformers resolves it.
+Generation is batched (length-sorted, left-padded), greedy unless the suite says otherwise, under
+torch.inference_mode. torch, transformers and peft are imported inside functions only.
 """
 
 from __future__ import annotations
@@ -11,20 +13,22 @@ import hashlib
 import json
 import struct
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .cache import Cache
-from .errors import AdapterMismatchError, GenerationError, SubjectError, UnsafeWeightsError
-from .types import GenerationParams, Output, Request
+from ..cache import Cache
+from ..errors import AdapterMismatchError, GenerationError, SubjectError, UnsafeWeightsError
+from ..hub import resolve_model_dir
+from ..manifest import base_fingerprint, read_manifest
+from ..pricing import Pricing, ServingCost, Usage, compute_cost
+from ..types import GenerationParams, Output, Request, SubjectInfo, TrainingCost
+from .base import BuildContext, Job, OnBatch, Role, Subject, register_subject
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "tokenizer.model")
-
-OnBatch = Callable[[list[tuple[int, Output]]], None]
 
 
 def refuse_pickles(directory: Path, what: str) -> None:
@@ -83,8 +87,7 @@ class HFEngine:
         return h.hexdigest()[:24]
 
     def base_weights_hash(self) -> str:
-        parts = dir_fingerprint(self.base_dir, self.cache, ("config.json", "*.safetensors"))
-        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+        return base_fingerprint(self.base_dir, self.cache.file_sha256)
 
     def load(self) -> None:
         if self._model is not None:
@@ -128,14 +131,14 @@ class HFEngine:
     def _check_adapter_fits(self, model: Any) -> None:
         """Compare the adapter's tensor shapes and recorded base hash with the loaded base."""
         assert self.adapter_dir is not None
-        manifest = self.adapter_dir / "ftgate.json"
-        if manifest.exists():
-            recorded = json.loads(manifest.read_text()).get("base_model", {}).get("fingerprint")
+        manifest = read_manifest(self.adapter_dir)
+        if manifest is not None:
+            recorded = manifest.base_model.fingerprint
             if recorded and recorded != self.base_weights_hash():
                 raise AdapterMismatchError(
                     f"adapter {self.adapter_dir} was trained on a base whose weights hash {recorded[:12]}…, "
                     f"but {self.base_dir} hashes differently: another revision or another model. "
-                    "Pass the right base with --ftgate-base."
+                    "Pass the right base with --ftgate-base=PATH."
                 )
         problems: list[str] = []
         for f in sorted(self.adapter_dir.glob("*.safetensors")):
@@ -148,7 +151,7 @@ class HFEngine:
                 f"adapter {self.adapter_dir} does not fit base model {self.base_dir}: "
                 + "; ".join(problems[:3])
                 + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
-                + ". It was trained on another base; pass the right one with --ftgate-base."
+                + ". It was trained on another base; pass the right one with --ftgate-base=PATH."
             )
 
     def generate(
@@ -279,3 +282,96 @@ def _shape_problem(model: Any, key: str, shape: list[int]) -> str | None:
     if param_name in params and list(params[param_name].shape) != list(shape):
         return f"{param_name} is {list(params[param_name].shape)} in the base but {shape} in the adapter (vocabulary resized?)"
     return None
+
+
+@register_subject
+class HFSubject(Subject):
+    """A local model: an adapter on its base, or a base alone (an adapter's base, with it disabled)."""
+
+    kind = "hf"
+
+    @classmethod
+    def claims(cls, spec: str) -> bool:
+        return True  # registered last: whatever is not an endpoint or an outputs file is a model
+
+    @classmethod
+    def build(cls, spec: str, role: Role, ctx: BuildContext) -> Subject:
+        flag = f"--{role}"
+        path = Path(spec).expanduser()
+        if not path.is_dir():
+            path = resolve_model_dir(
+                spec, what=f"{flag}={spec}",
+                hint="Give a PEFT adapter directory, a model directory, a Hub id in your Hugging Face cache, "
+                     "openai:MODEL or an outputs .jsonl",
+            )
+        if not (path / "adapter_config.json").exists() and not (path / "config.json").exists():
+            raise SubjectError(f"{flag}={spec}: neither adapter_config.json nor config.json is in this directory")
+        path = path.resolve()
+        engines: dict[tuple[Path, Path | None], HFEngine] = ctx.shared.setdefault(cls, {})
+        if (path / "adapter_config.json").exists():
+            refuse_pickles(path, "adapter")
+            base = _base_dir(ctx.options.base) if ctx.options.base else _adapter_base(path)
+            key = (base, path)
+            if key not in engines:
+                engines[key] = HFEngine(base, path, ctx.options.load_in_4bit, ctx.cache, ctx.options.batch_size)
+            return cls(engines[key], role, adapter_enabled=True)
+        for (base_dir, _), engine in engines.items():  # reuse a loaded base: the adapter is switched off
+            if base_dir == path:
+                return cls(engine, role, adapter_enabled=False)
+        engines[(path, None)] = HFEngine(path, None, ctx.options.load_in_4bit, ctx.cache, ctx.options.batch_size)
+        return cls(engines[(path, None)], role, adapter_enabled=False)
+
+    @classmethod
+    def serving_cost(cls, info: SubjectInfo, usage: Usage, pricing: Pricing) -> ServingCost:
+        return compute_cost(pricing, usage)
+
+    def __init__(self, engine: HFEngine, role: Role, adapter_enabled: bool):
+        self.engine = engine
+        self.adapter_enabled = adapter_enabled
+        name = str(engine.adapter_dir if adapter_enabled and engine.adapter_dir else engine.base_dir)
+        details: dict[str, Any] = {"base_model": str(engine.base_dir), "load_in_4bit": engine.load_in_4bit,
+                                   "batch_size": engine.batch_size}
+        training = None
+        if adapter_enabled and engine.adapter_dir is not None:
+            details["adapter"] = str(engine.adapter_dir)
+            manifest = read_manifest(engine.adapter_dir)
+            if manifest is not None:
+                details["manifest"] = manifest.to_dict()
+                training = TrainingCost(gpu_hours=manifest.gpu_hours, wall_s=manifest.wall_s)
+        self.info = SubjectInfo(role, self.kind, name, engine.fingerprint(adapter_enabled), details, training)
+
+    def implied_baseline(self) -> Subject | None:
+        if self.adapter_enabled and self.engine.adapter_dir is not None:
+            return HFSubject(self.engine, "baseline", adapter_enabled=False)
+        return None
+
+    def run(self, jobs: Sequence[Job], on_batch: OnBatch, progress: Any = None) -> None:
+        self.engine.generate(
+            [j.request for j in jobs], adapter_enabled=self.adapter_enabled, on_batch=on_batch, progress=progress
+        )
+
+    def perplexity(self, jobs: Sequence[Job], targets: Sequence[str]) -> list[float | None]:
+        return list(self.engine.perplexity([j.request for j in jobs], targets, adapter_enabled=self.adapter_enabled))
+
+
+BASE_HINT = "Pass --ftgate-base=PATH to a local copy of it"
+
+
+def _base_dir(name: str) -> Path:
+    return resolve_model_dir(str(name), what="--ftgate-base", hint="Give a model directory or a Hub id in your cache")
+
+
+def _adapter_base(adapter: Path) -> Path:
+    """The adapter's base model: a local path (absolute, or relative to the adapter or here) or a Hub id."""
+    try:
+        config = json.loads((adapter / "adapter_config.json").read_text())
+    except json.JSONDecodeError as exc:
+        raise SubjectError(f"{adapter}/adapter_config.json is not valid JSON: {exc}") from None
+    name = config.get("base_model_name_or_path")
+    if not name:
+        raise SubjectError(f"{adapter}/adapter_config.json names no base_model_name_or_path. {BASE_HINT}")
+    local = Path(name).expanduser()
+    if not local.is_absolute() and (adapter / local).is_dir():
+        return (adapter / local).resolve()
+    return resolve_model_dir(name, what=f"the adapter's base model (from {adapter}/adapter_config.json)",
+                             hint=BASE_HINT, revision=config.get("revision"))

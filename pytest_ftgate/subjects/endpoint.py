@@ -1,4 +1,4 @@
-"""An OpenAI-compatible chat endpoint as a subject (OpenAI, vLLM, llama.cpp server, `ft:` models).
+"""`openai:MODEL`: an OpenAI-compatible chat endpoint (OpenAI, vLLM, llama.cpp's server, `ft:` models).
 
 Bounded concurrency through a thread pool, the client's own retries with backoff and timeouts,
 token usage recorded. A failed request is a GenerationError naming the case: never a pass.
@@ -11,20 +11,37 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .errors import GenerationError, SubjectError
-from .subjects import Job, OnBatch, Role, Subject
-from .types import Output, SubjectInfo
+from ..errors import GenerationError, SubjectError
+from ..pricing import Pricing, ServingCost, Usage, api_cost
+from ..types import Output, SubjectInfo
+from .base import BuildContext, Job, OnBatch, Role, Subject, SubjectOptions, register_subject
 
-if TYPE_CHECKING:
-    from .subjects import SubjectOptions
+PREFIX = "openai:"
 
 
+@register_subject
 class OpenAISubject(Subject):
+    kind = "openai"
+
+    @classmethod
+    def claims(cls, spec: str) -> bool:
+        return spec.startswith(PREFIX)
+
+    @classmethod
+    def build(cls, spec: str, role: Role, ctx: BuildContext) -> Subject:
+        return cls(spec.removeprefix(PREFIX), role, ctx.options)
+
+    @classmethod
+    def serving_cost(cls, info: SubjectInfo, usage: Usage, pricing: Pricing) -> ServingCost:
+        # An unpriced endpoint (a self-hosted server, an `ft:` model) leaves its cost unknown and
+        # says how to price it; the quality gates do not depend on prices.
+        return api_cost(pricing, info.name, usage)
+
     def __init__(self, model: str, role: Role, options: SubjectOptions):
         if not model:
-            raise SubjectError(f"--{role} openai: needs a model name, e.g. openai:gpt-4o-mini")
+            raise SubjectError(f"--{role}=openai: needs a model name, e.g. openai:gpt-4o-mini")
         try:
             import openai
         except ImportError:
@@ -39,7 +56,7 @@ class OpenAISubject(Subject):
             timeout=options.timeout_s,
         )
         fingerprint = hashlib.sha256(f"{self.base_url}\0{model}".encode()).hexdigest()[:24]
-        self.info = SubjectInfo(role, "openai", model, fingerprint, {"base_url": self.base_url, "model": model})
+        self.info = SubjectInfo(role, self.kind, model, fingerprint, {"base_url": self.base_url, "model": model})
 
     def _one(self, job: Job) -> Output:
         import openai
@@ -52,9 +69,7 @@ class OpenAISubject(Subject):
         try:
             reply = self.client.chat.completions.create(model=self.model, messages=list(job.request.messages), **kwargs)
         except openai.APIError as exc:
-            raise GenerationError(
-                f"{self.base_url} failed on case {job.suite}/{job.case.id}: {exc}"
-            ) from None
+            raise GenerationError(f"{self.base_url} failed on case {job.suite}/{job.case.id}: {exc}") from None
         elapsed = time.perf_counter() - started
         if not reply.choices:
             raise GenerationError(f"{self.base_url} returned no choices for case {job.suite}/{job.case.id}")

@@ -1,0 +1,211 @@
+"""What a suite kind is: one declaration of its keys, defaults, criteria and report headline.
+
+A kind module builds a `SuiteKind` and registers it (`register_kind`); nothing else in the
+package names kinds. The decision helpers shared by several kinds live here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import IncompleteDataError
+from ..stats import wilson_interval
+from ..types import Comparison, GateDecision, Interval, SuiteResult
+
+if TYPE_CHECKING:
+    from ..suite import Suite
+
+_NO_DEFAULT = object()
+
+
+def fraction(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        return f"must be a fraction between 0 and 1 (0.05 for 5%), got {value!r}"
+    return None
+
+
+def boolean(value: Any) -> str | None:
+    return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
+
+
+@dataclass(frozen=True)
+class GateKey:
+    """One key of a suite's `gate:` mapping: how to check its value, and its default if any."""
+
+    name: str
+    check: Callable[[Any], str | None]  # the problem with a value, or None
+    help: str
+    default: Any = _NO_DEFAULT
+
+    @property
+    def has_default(self) -> bool:
+        return self.default is not _NO_DEFAULT
+
+
+@dataclass(frozen=True)
+class SuiteKey:
+    """A top-level suite key that only this kind accepts (e.g. a golden suite's `goldens:`)."""
+
+    name: str
+    parse: Callable[[Any, Path], Any]  # (value or None, suite file) -> parsed; ValueError says how to fix it
+    help: str
+
+
+@dataclass(frozen=True)
+class DecisionContext:
+    """What a criterion decides on: one suite, its effective gate, both subjects' results."""
+
+    suite: Suite
+    gate: dict[str, Any]
+    baseline: SuiteResult
+    candidate: SuiteResult | None
+    comparison: Comparison | None
+    state: Any = None  # what the kind's `prepare` returned (a golden set, ...)
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One gate criterion: one pytest item, one decision."""
+
+    name: str
+    decide: Callable[[DecisionContext], GateDecision]
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The suite's row in every report: the measure the gate decided on, for each subject."""
+
+    measure: str  # e.g. "pass rate", "accuracy", "goldens regressed"
+    baseline: float | None
+    candidate: float | None
+    interval: Interval | None  # of the value the row shows (the candidate's, else the baseline's)
+    lower_is_better: bool = False
+
+    @property
+    def delta(self) -> float | None:
+        if self.baseline is None or self.candidate is None:
+            return None
+        return self.candidate - self.baseline
+
+
+@dataclass(frozen=True)
+class SuiteKind:
+    """A suite kind, declared once.
+
+    gate_keys        the keys of `gate:` with their checks and defaults
+    main_key         what a `TARGET:VALUE` threshold override sets
+    criteria         the criteria that apply under an effective gate (one pytest item each)
+    suite_keys       top-level keys only this kind accepts
+    prepare          per-run state before deciding (e.g. read or freeze goldens)
+    headline         the suite's row in the reports
+    quality          whether the suite's pass rate is the "quality" of the TCO table
+    """
+
+    name: str
+    description: str
+    gate_keys: tuple[GateKey, ...]
+    main_key: str
+    criteria: Callable[[dict[str, Any]], tuple[Criterion, ...]]
+    headline: Callable[[Any], Headline]
+    suite_keys: tuple[SuiteKey, ...] = ()
+    prepare: Callable[[Suite, SuiteResult, bool], Any] | None = None
+    quality: bool = False
+    requires_scorers: bool = True
+    notes: tuple[str, ...] = field(default=())
+
+    def defaults(self) -> dict[str, Any]:
+        return {k.name: k.default for k in self.gate_keys if k.has_default}
+
+    def gate_key(self, name: str) -> GateKey | None:
+        return next((k for k in self.gate_keys if k.name == name), None)
+
+
+# ---- decisions shared by several kinds ---------------------------------------------------------
+
+def pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def rate_figures(k: int, n: int) -> dict[str, Any]:
+    w = wilson_interval(k, n)
+    return {"k": k, "n": n, "rate": k / n if n else 0.0, "wilson": [w.low, w.high]}
+
+
+def check_complete(suite_name: str, *results: SuiteResult | None) -> None:
+    """Unscored cases make a gate lie: raise before deciding anything on them."""
+    for r in results:
+        if r is not None and r.unscored:
+            ids = ", ".join(x.case.id for x in r.unscored[:5])
+            raise IncompleteDataError(
+                f"suite {suite_name}: {len(r.unscored)} case(s) of the {r.subject.role} could not be scored "
+                f"({ids}); a gate on incomplete data would lie. See the report for each reason."
+            )
+
+
+def baseline_only(ctx: DecisionContext, criterion: str, note: str = "") -> GateDecision:
+    b = ctx.baseline
+    return GateDecision(
+        ctx.suite.name, criterion, "skipped",
+        f"no --candidate: the baseline passes {b.n_passed}/{b.n}{note}", rate_figures(b.n_passed, b.n),
+    )
+
+
+def decide_min_rate(ctx: DecisionContext, criterion: str, threshold: float | None) -> GateDecision:
+    """The candidate's (or, in the red phase, the baseline's) pass rate must reach `threshold`."""
+    result = ctx.candidate if ctx.candidate is not None else ctx.baseline
+    k, n = result.n_passed, result.n
+    figures = rate_figures(k, n)
+    figures["subject"] = result.subject.role
+    low, high = figures["wilson"]
+    rate_text = f"{result.subject.role} {k}/{n} = {pct(k / n)} (95% Wilson {pct(low)}–{pct(high)})"
+    if threshold is None:
+        return GateDecision(ctx.suite.name, criterion, "passed", f"{rate_text}; no threshold set", figures)
+    figures["threshold"] = threshold
+    if k / n >= threshold:
+        return GateDecision(ctx.suite.name, criterion, "passed", f"{rate_text} >= {pct(threshold)}", figures)
+    reason = f"{rate_text} < required {pct(threshold)}"
+    return GateDecision(ctx.suite.name, criterion, "blocked", reason, figures, breaches=(reason,))
+
+
+def decide_vs_baseline(ctx: DecisionContext) -> GateDecision:
+    """Candidate rate minus baseline rate must be at least min_gain (0: not below the baseline)."""
+    cmp = ctx.comparison
+    if cmp is None:
+        return baseline_only(ctx, "vs_baseline")
+    min_gain = float(ctx.gate.get("min_gain", 0.0))
+    figures = {
+        "baseline_rate": cmp.baseline_rate,
+        "candidate_rate": cmp.candidate_rate,
+        "baseline_wilson": [cmp.baseline_interval.low, cmp.baseline_interval.high],
+        "candidate_wilson": [cmp.candidate_interval.low, cmp.candidate_interval.high],
+        "regressions": len(cmp.regressions),
+        "fixes": len(cmp.fixes),
+        "mcnemar_p": cmp.mcnemar_p,
+        "n": cmp.n,
+        "min_gain": min_gain,
+    }
+    text = (
+        f"candidate {pct(cmp.candidate_rate)} vs baseline {pct(cmp.baseline_rate)} "
+        f"({len(cmp.fixes)} fixed, {len(cmp.regressions)} regressed, McNemar p={cmp.mcnemar_p:.3g})"
+    )
+    gain = cmp.candidate_rate - cmp.baseline_rate
+    if gain >= min_gain - 1e-12:
+        return GateDecision(ctx.suite.name, "vs_baseline", "passed", text, figures)
+    reason = (f"{text}: below the baseline" if min_gain <= 0
+              else f"{text}: gain {100 * gain:+.1f}pp < required {100 * min_gain:+.1f}pp")
+    return GateDecision(ctx.suite.name, "vs_baseline", "blocked", reason, figures, breaches=(reason,))
+
+
+def rate_headline(measure: str) -> Callable[[Any], Headline]:
+    """A row showing each subject's pass rate (named `measure`), with the shown rate's Wilson interval."""
+
+    def headline(outcome: Any) -> Headline:
+        base, cand = outcome.baseline, outcome.candidate
+        shown = cand if cand is not None else base
+        return Headline(measure, base.pass_rate, cand.pass_rate if cand is not None else None,
+                        wilson_interval(shown.n_passed, shown.n))
+
+    return headline

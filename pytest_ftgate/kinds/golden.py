@@ -1,0 +1,151 @@
+"""`kind: golden`: cases the baseline already gets right must stay right.
+
+The cases the baseline passes are frozen to a golden file on an explicit --ftgate-update-goldens;
+the gate blocks when more than `max_regression` of the frozen goldens fail for the candidate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import IncompleteDataError
+from ..goldens import GoldenSet, read_goldens, split_goldens, write_goldens
+from ..stats import exact_interval, exact_upper_bound, max_passing_regressions, min_n_to_resolve, wilson_interval
+from ..types import GateDecision, Interval, SuiteResult
+from . import register_kind
+from .base import Criterion, DecisionContext, GateKey, Headline, SuiteKey, SuiteKind, baseline_only, fraction, pct
+
+
+@dataclass(frozen=True)
+class GoldenState:
+    golden: GoldenSet | None
+    written: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        g = self.golden
+        return {"goldens": None if g is None else {"path": str(g.path), "n": len(g.hashes)}, "written": self.written}
+
+
+def _confidence(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.5 <= value < 1:
+        return f"must be in [0.5, 1), e.g. 0.95, got {value!r}"
+    return None
+
+
+def _inconclusive(value: Any) -> str | None:
+    return None if value in ("block", "pass") else f"must be `block` or `pass`, got {value!r}"
+
+
+def _goldens_file(value: Any, suite_path: Path) -> Path:
+    if value is None:
+        return suite_path.parent / f"{suite_path.stem}.goldens.json"
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"goldens must be a file name beside the suite, e.g. {suite_path.stem}.goldens.json, got {value!r}")
+    return suite_path.parent / value
+
+
+def prepare(suite: Any, baseline: SuiteResult, update: bool) -> GoldenState:
+    path = suite.options["goldens"]
+    if update:
+        return GoldenState(write_goldens(path, baseline), written=True)
+    return GoldenState(read_goldens(path))
+
+
+def decide_regressions(ctx: DecisionContext) -> GateDecision:
+    state: GoldenState = ctx.state
+    path = ctx.suite.options["goldens"]
+    if ctx.candidate is None:
+        if state.written:
+            return GateDecision(ctx.suite.name, "regressions", "passed", f"froze {len(state.golden.hashes)} goldens to {path}")
+        frozen = "frozen" if state.golden else "not frozen yet: run with --ftgate-update-goldens"
+        return baseline_only(ctx, "regressions", f"; goldens {frozen}")
+    if state.golden is None:
+        return GateDecision(
+            ctx.suite.name, "regressions", "error",
+            f"no golden file at {path}. Freeze the cases the baseline passes with "
+            "`pytest --baseline=... --ftgate-update-goldens` and commit the file",
+        )
+    return decide_goldens(ctx.suite.name, ctx.gate, ctx.baseline, ctx.candidate, state.golden)
+
+
+def decide_goldens(suite_name: str, gate: dict[str, Any], baseline: SuiteResult, candidate: SuiteResult,
+                   golden: GoldenSet) -> GateDecision:
+    """The golden rule: block when the candidate fails more than max_regression of the goldens."""
+    threshold = float(gate["max_regression"])
+    split = split_goldens(golden, baseline)
+    cand = {r.case.id: r for r in candidate.results}
+    unscored = [i for i in split.counted if cand[i].passed is None]
+    if unscored:
+        raise IncompleteDataError(
+            f"suite {suite_name}: {len(unscored)} golden case(s) of the candidate could not be scored "
+            f"({', '.join(unscored[:5])}); the regression rate would be computed on incomplete data"
+        )
+    failed = [i for i in split.counted if cand[i].passed is False]
+    k, n = len(failed), len(split.counted)
+    if n == 0:
+        return GateDecision(
+            suite_name, "regressions", "error",
+            f"no countable goldens ({len(split.stale)} stale); refreeze with --ftgate-update-goldens",
+            {"stale": split.stale},
+        )
+    rate = k / n
+    w, e = wilson_interval(k, n), exact_interval(k, n)
+    figures: dict[str, Any] = {
+        "k": k, "n": n, "rate": rate, "threshold": threshold,
+        "wilson": [w.low, w.high], "clopper_pearson": [e.low, e.high],
+        "max_passing_regressions": max_passing_regressions(n, threshold),
+        "stale": split.stale, "regressed_ids": failed,
+    }
+    warnings = []
+    needed = min_n_to_resolve(threshold)
+    if n < needed:
+        warnings.append(
+            f"only {n} goldens: too few to tell a {pct(threshold)} regression rate from 0% "
+            f"(needs {needed} at 95% confidence); add goldens"
+        )
+    if split.stale:
+        warnings.append(f"{len(split.stale)} stale golden(s) not counted (see the report)")
+    text = (
+        f"{k}/{n} goldens regressed = {pct(rate)} (95% Wilson {pct(w.low)}–{pct(w.high)}, "
+        f"exact {pct(e.low)}–{pct(e.high)}); at most {figures['max_passing_regressions']} may regress "
+        f"at {pct(threshold)}"
+    )
+    confidence = gate.get("confidence")
+    if confidence is None:
+        status = "passed" if rate <= threshold else "blocked"
+    else:
+        upper = exact_upper_bound(k, n, float(confidence))
+        figures.update(upper_bound=upper, confidence=confidence, inconclusive_blocks=gate.get("inconclusive", "block") == "block")
+        text += f"; one-sided {pct(float(confidence))} upper bound {pct(upper)}"
+        status = "passed" if upper <= threshold else "blocked" if rate > threshold else "inconclusive"
+    breaches = (f"{text}: above the {pct(threshold)} limit",) if status == "blocked" else ()
+    return GateDecision(suite_name, "regressions", status, text, figures, tuple(warnings), breaches)
+
+
+def headline(outcome: Any) -> Headline:
+    """With a candidate: the share of frozen goldens it regressed, which is what the gate decides on."""
+    decision = next((d for d in outcome.decisions if d.criterion == "regressions"), None)
+    figures = decision.figures if decision is not None else {}
+    if outcome.candidate is not None and "k" in figures and "threshold" in figures:
+        low, high = figures["wilson"]
+        return Headline("goldens regressed", None, figures["rate"], Interval(low, high, "wilson"), lower_is_better=True)
+    base = outcome.baseline
+    return Headline("baseline passes", base.pass_rate, None, wilson_interval(base.n_passed, base.n))
+
+
+GOLDEN = register_kind(SuiteKind(
+    name="golden",
+    description="golden regressions: cases the baseline gets right, frozen; the candidate may lose at most a few",
+    gate_keys=(
+        GateKey("max_regression", fraction, "most share of frozen goldens the candidate may fail", 0.05),
+        GateKey("confidence", _confidence, "strict mode: pass only when the exact one-sided upper bound is under the limit"),
+        GateKey("inconclusive", _inconclusive, "strict mode: what an inconclusive result does (block or pass)"),
+    ),
+    main_key="max_regression",
+    criteria=lambda gate: (Criterion("regressions", decide_regressions),),
+    headline=headline,
+    suite_keys=(SuiteKey("goldens", _goldens_file, "golden file beside the suite (default NAME.goldens.json)"),),
+    prepare=prepare,
+))

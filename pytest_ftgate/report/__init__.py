@@ -1,0 +1,40 @@
+"""Reports of a gate run: one view (view.py), rendered to the terminal, Markdown, HTML and JSON.
+
+To add a report format, write a renderer that takes a `ReportView` and call it from `write_reports`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ..runner import GateRun
+from .view import ReportView, build_view
+
+__all__ = ["ReportView", "build_view", "terminal_lines", "write_reports"]
+
+
+def terminal_lines(run: GateRun | ReportView, verbose: int = 0) -> list[str]:
+    from .terminal import terminal_lines as lines
+
+    return lines(run if isinstance(run, ReportView) else build_view(run), verbose)
+
+
+def write_reports(view: ReportView, directory: Path) -> list[Path]:
+    """report.json, report.md (also appended to $GITHUB_STEP_SUMMARY) and report.html in `directory`."""
+    from .html import write_html
+    from .json_report import to_json
+    from .markdown import to_markdown
+
+    directory.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = directory / "report.json", directory / "report.md"
+    json_path.write_text(json.dumps(to_json(view), indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    md = to_markdown(view)
+    md_path.write_text(md, encoding="utf-8")
+    html_path = write_html(view, directory / "report.html")
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as fh:
+            fh.write(md)
+    return [json_path, md_path, html_path]

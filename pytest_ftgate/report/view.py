@@ -1,0 +1,256 @@
+"""What a report says, computed once from a GateRun: the renderers (terminal, Markdown, HTML, JSON)
+only format this view."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..kinds import get_kind
+from ..runner import GateRun, SuiteOutcome
+from ..stats import per_class_prf
+from ..tco import TCO, SubjectCost
+from ..types import CaseResult, Flip, GateDecision, Interval, SubjectInfo
+
+STATUS_MARK = {"passed": "PASS", "blocked": "BLOCK", "inconclusive": "INCONCLUSIVE", "skipped": "SKIP", "error": "ERROR"}
+MIN_BOOTSTRAP_N = 20  # below it a bootstrap interval of a mean delta means little: none is shown
+VERDICT_TEXT = {
+    "promoted": "promoted",
+    "blocked": "blocked",
+    "error": "error: the gate could not run",
+    "baseline-only": "baseline only (red phase): nothing to promote",
+    "partial": "partial: not a promotion",
+}
+
+
+def pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.1f}%"
+
+
+def money(x: float | None) -> str:
+    """Dollars with the precision that matters: cents and below are not rounded to $0.00."""
+    if x is None:
+        return "unknown"
+    if x == 0:
+        return "$0"
+    if abs(x) < 0.01:
+        return f"${x:.4f}"
+    if abs(x) < 1:
+        return f"${x:.3f}"
+    return f"${x:,.2f}"
+
+
+def seconds(x: float | None) -> str:
+    if x is None:
+        return "—"
+    return f"{1000 * x:,.0f} ms" if x < 1 else f"{x:,.2f} s"
+
+
+def clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@dataclass(frozen=True)
+class SuiteRow:
+    """One suite in the summary table: the measure its gate decided on."""
+
+    suite: str
+    kind: str
+    path: str
+    measure: str
+    baseline: float | None
+    candidate: float | None
+    delta: float | None
+    interval: Interval | None
+    lower_is_better: bool
+    decision: str  # the worst status among its criteria
+    n: int
+
+
+@dataclass(frozen=True)
+class FlipRow:
+    suite: str
+    case_id: str
+    direction: str  # regression | fix
+    input: str
+    baseline: str
+    candidate: str
+    why: str
+
+
+@dataclass(frozen=True)
+class ClassTable:
+    suite: str
+    roles: tuple[str, ...]
+    rows: tuple[tuple[str, int, tuple[tuple[float, float, float], ...]], ...]  # label, support, (p, r, f1) per role
+
+
+@dataclass(frozen=True)
+class CostView:
+    tco: TCO
+    rows: tuple[SubjectCost, ...]
+    latency_label: str  # what the latency columns mean at the batch size used
+    curve: dict[str, list[tuple[float, float]]]  # role -> (requests in millions, cumulative USD)
+
+
+@dataclass(frozen=True)
+class SuiteDetail:
+    """Everything about one suite the reports show beside its row."""
+
+    outcome: SuiteOutcome
+    decisions: tuple[GateDecision, ...]
+    notes: tuple[str, ...]  # tokens per request, mean score delta
+    flips: tuple[FlipRow, ...]
+    baseline_failures: tuple[tuple[str, str, str], ...]  # red phase: (case id, output, why)
+
+
+@dataclass(frozen=True)
+class ReportView:
+    run: GateRun
+    verdict: str
+    verdict_text: str
+    baseline: SubjectInfo
+    candidate: SubjectInfo | None
+    suite_files: tuple[str, ...]
+    rows: tuple[SuiteRow, ...]
+    details: tuple[SuiteDetail, ...]
+    classes: tuple[ClassTable, ...]
+    cost: CostView | None
+    not_run: tuple[str, ...]
+    latency: dict[str, list[float]] = field(default_factory=dict)  # role -> compute seconds per request
+
+    @property
+    def flips(self) -> list[FlipRow]:
+        return [f for d in self.details for f in d.flips]
+
+
+def build_view(run: GateRun) -> ReportView:
+    verdict = run.verdict
+    text = VERDICT_TEXT[verdict]
+    if verdict == "partial":
+        text += f" ({len(run.not_run)} criteria not run: {', '.join(run.not_run[:8])}{' …' if len(run.not_run) > 8 else ''})"
+    return ReportView(
+        run=run,
+        verdict=verdict,
+        verdict_text=text,
+        baseline=run.baseline,
+        candidate=run.candidate,
+        suite_files=tuple(str(o.suite.path) for o in run.outcomes),
+        rows=tuple(_row(o) for o in run.outcomes),
+        details=tuple(_detail(o) for o in run.outcomes),
+        classes=tuple(t for o in run.outcomes if (t := _classes(o)) is not None),
+        cost=_cost(run.tco) if run.tco is not None else None,
+        not_run=run.not_run,
+        latency=_latency(run),
+    )
+
+
+def _row(o: SuiteOutcome) -> SuiteRow:
+    head = get_kind(o.suite.kind).headline(o)
+    statuses = [d.status for d in o.decisions]
+    decision = next((s for s in ("error", "blocked", "inconclusive") if s in statuses),
+                    "passed" if "passed" in statuses else "skipped")
+    return SuiteRow(o.suite.name, o.suite.kind, str(o.suite.path), head.measure, head.baseline, head.candidate,
+                    head.delta, head.interval, head.lower_is_better, decision, o.baseline.n)
+
+
+def _detail(o: SuiteOutcome) -> SuiteDetail:
+    flips: list[Flip] = list(o.comparison.regressions) + list(o.comparison.fixes) if o.comparison else []
+    failing = ()
+    if o.candidate is None:
+        failing = tuple((r.case.id, r.output.text, r.failure_detail) for r in o.baseline.results if not r.passed)
+    return SuiteDetail(
+        outcome=o,
+        decisions=o.decisions,
+        notes=tuple(_notes(o)),
+        flips=tuple(
+            FlipRow(o.suite.name, f.case.id, f.direction, f.case.messages[-1]["content"], f.baseline.output.text,
+                    f.candidate.output.text, f.candidate.failure_detail or f.baseline.failure_detail)
+            for f in flips
+        ),
+        baseline_failures=failing,
+    )
+
+
+def mean_tokens(results: tuple[CaseResult, ...]) -> tuple[float | None, float | None]:
+    ins = [r.output.tokens_in for r in results if r.output.tokens_in is not None]
+    outs = [r.output.tokens_out for r in results if r.output.tokens_out is not None]
+    return (sum(ins) / len(ins) if ins else None, sum(outs) / len(outs) if outs else None)
+
+
+def _notes(o: SuiteOutcome) -> list[str]:
+    """Tokens each subject really sends, and the paired score delta for continuous scorers."""
+    out, parts = [], []
+    for role, res in (("baseline", o.baseline), ("candidate", o.candidate)):
+        if res is not None:
+            t_in, t_out = mean_tokens(res.results)
+            if t_in is not None:
+                parts.append(f"{role} {t_in:.0f} in / {t_out or 0:.0f} out")
+    if parts:
+        out.append("tokens per request: " + ", ".join(parts))
+    c = o.comparison
+    continuous = any(s.value not in (None, 0.0, 1.0) for r in o.baseline.results for s in r.scores)
+    if c is not None and continuous and c.mean_value_delta is not None:
+        if c.n >= MIN_BOOTSTRAP_N and c.value_delta_interval is not None:
+            iv = c.value_delta_interval
+            out.append(f"mean score delta {c.mean_value_delta:+.3f} (95% paired {iv.method} {iv.low:+.3f} to {iv.high:+.3f})")
+        else:
+            out.append(f"mean score delta {c.mean_value_delta:+.3f} (n={c.n}: too few cases for an interval)")
+    return out
+
+
+def _label(r: CaseResult) -> str | None:
+    return next((s.label for s in r.scores if s.label is not None), None)
+
+
+def class_stats(o: SuiteOutcome) -> dict[str, dict[str, dict[str, float]]]:
+    labels = o.suite.labels or ()
+    return {
+        role: per_class_prf(labels, [str(r.case.expected) for r in res.results], [_label(r) for r in res.results])
+        for role, res in (("baseline", o.baseline), ("candidate", o.candidate)) if res is not None
+    }
+
+
+def _classes(o: SuiteOutcome) -> ClassTable | None:
+    if not o.suite.labels:
+        return None
+    stats = class_stats(o)
+    rows = tuple(
+        (label, int(stats["baseline"][label]["support"]),
+         tuple((m[label]["precision"], m[label]["recall"], m[label]["f1"]) for m in stats.values()))
+        for label in o.suite.labels
+    )
+    return ClassTable(o.suite.name, tuple(stats), rows)
+
+
+def _cost(tco: TCO) -> CostView:
+    batches = {s.batch_size for s in tco.subjects if s.batch_size}
+    if batches:
+        b = ", ".join(str(x) for x in sorted(batches))
+        latency = (f"latency = wall time of the batch a request was in (batch size {b}); compute = that time / "
+                   f"the batch size; costs assume serving at batch size {b}")
+    else:
+        latency = "latency = wall time of each request"
+    per_day = tco.pricing.requests_per_day
+    horizon = 365 if tco.break_even_days is None else max(30, min(3650, int(tco.break_even_days * 2) + 1))
+    curve = {role: [(d * per_day / 1e6, cost) for d, cost in enumerate(values)] for role, values in tco.curve(horizon).items()}
+    return CostView(tco, tco.subjects, latency, curve)
+
+
+def _latency(run: GateRun) -> dict[str, list[float]]:
+    series: dict[str, list[float]] = {}
+    for role in ("baseline", "candidate"):
+        values = [r.output.latency_s / max(1, r.output.batch_size)
+                  for o in run.outcomes if getattr(o, role) is not None
+                  for r in getattr(o, role).results if r.output.latency_s is not None]
+        if values:
+            series[role] = values
+    return series
+
+
+def interval_text(row: SuiteRow) -> str:
+    return "—" if row.interval is None else f"{pct(row.interval.low)}–{pct(row.interval.high)}"
+
+
+def delta_text(row: SuiteRow) -> str:
+    return "—" if row.delta is None else f"{100 * row.delta:+.1f}pp"

@@ -1,0 +1,66 @@
+"""Outputs produced elsewhere (a batch job on a cluster), read from a JSONL file keyed by case id."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import IncompleteDataError, SubjectError
+from ..jsonl import iter_jsonl
+from ..pricing import Pricing, ServingCost, Usage, compute_cost
+from ..types import Output, SubjectInfo
+from .base import BuildContext, OnBatch, Role, Subject, register_subject
+
+ROW = '{"id": "t-001", "output": "..."} (optional "suite", "tokens_in", "tokens_out", "latency_s")'
+
+
+@register_subject
+class OutputsSubject(Subject):
+    kind = "outputs"
+    cacheable = False
+
+    @classmethod
+    def claims(cls, spec: str) -> bool:
+        return spec.endswith(".jsonl")
+
+    @classmethod
+    def build(cls, spec: str, role: Role, ctx: BuildContext) -> Subject:
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise SubjectError(f"--{role}={spec}: no such outputs file; each line of one is {ROW}")
+        return cls(path, role, ctx.cache.file_sha256(path)[:24])
+
+    @classmethod
+    def serving_cost(cls, info: SubjectInfo, usage: Usage, pricing: Pricing) -> ServingCost:
+        if not usage.throughput_rps:
+            return ServingCost.unknown("no latency_s in the outputs file, so the compute cost is unknown")
+        return compute_cost(pricing, usage)
+
+    def __init__(self, path: Path, role: Role, fingerprint: str):
+        self.path = path
+        self.by_key: dict[tuple[str | None, str], Output] = {}
+        for line in iter_jsonl(path):
+            row = line.value
+            if line.error or not isinstance(row, dict) or "output" not in row or "id" not in row:
+                raise SubjectError(f"{path}:{line.number}: each line must be a JSON object like {ROW}")
+            if not isinstance(row["output"], str):
+                raise SubjectError(f"{path}:{line.number}: `output` must be a string")
+            out = Output(row["output"], row.get("tokens_in"), row.get("tokens_out"), row.get("latency_s"))
+            self.by_key[(row.get("suite"), str(row["id"]))] = out
+        self.info = SubjectInfo(role, self.kind, str(path), fingerprint, {"file": str(path)})
+
+    def run(self, jobs: Sequence[Any], on_batch: OnBatch, progress: Any = None) -> None:
+        found, missing = [], []
+        for i, job in enumerate(jobs):
+            out = self.by_key.get((job.suite, job.case.id)) or self.by_key.get((None, job.case.id))
+            if out is None:
+                missing.append(f"{job.suite}/{job.case.id}")
+            else:
+                found.append((i, out))
+        if missing:
+            raise IncompleteDataError(
+                f"{self.path} has no output for {len(missing)} case(s): {', '.join(missing[:5])}"
+                f"{' …' if len(missing) > 5 else ''}. Add a line per case; a gate on missing outputs would lie."
+            )
+        on_batch(found)
