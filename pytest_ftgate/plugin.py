@@ -199,7 +199,7 @@ class GateState:
             capman = self.pytest_config.pluginmanager.getplugin("capturemanager")
             try:
                 with capman.global_and_fixture_disabled() if capman else nullcontext():
-                    suites = [self.suites[p] for p in self.selection]
+                    suites = list(self.suites.values())
                     self.run = run_gate(suites, self.config, self.subjects(), self.selection)
                 if self.config.report_dir is not None:
                     self.report_paths = write_reports(build_view(self.run), self.config.report_dir)

@@ -18,7 +18,7 @@ from typing import Any
 
 from .cache import Cache, cache_key
 from .config import RunConfig
-from .gate import check_targets, decide, effective_gate
+from .gate import check_targets, criteria, decide, effective_gate
 from .kinds import get_kind
 from .provenance import git_commit, library_versions, machine
 from .subjects import Job, Subject, resolve_subjects
@@ -158,23 +158,26 @@ def run_gate(
 
     `subjects` are already built ones (the plugin's fixtures share them: one model load per
     session); by default they are resolved from the config. `selection` keeps only the named
-    criteria of each suite; the others are recorded as not run, and the verdict says partial."""
+    criteria of each suite (a suite it does not name is not evaluated); the others are recorded as
+    not run, and the verdict says partial."""
     from .pricing import load_pricing
     from .tco import compute_tco
 
     started = time.time()
     check_targets(config.all_thresholds, suites, "--ftgate-fail/ftgate_fail")
     pricing = load_pricing(config.pricing)  # a bad pricing file fails before any model loads
+    gated = [s for s in suites if selection is None or selection.get(s.path)]
+    not_run = [f"{s.name}::{c}" for s in suites if s not in gated for c in criteria(s, effective_gate(s, *config.thresholds))]
     cache = Cache(config.cache_dir)
     try:
         baseline, candidate = subjects or resolve_subjects(config.candidate, config.baseline, config.subject_options, cache)
-        base_results = _score(suites, baseline, "baseline", cache, config.progress)
-        cand_results = _score(suites, candidate, "candidate", cache, config.progress) if candidate is not None else None
+        base_results = _score(gated, baseline, "baseline", cache, config.progress)
+        cand_results = _score(gated, candidate, "candidate", cache, config.progress) if candidate is not None else None
     finally:
         cache.close()
 
-    outcomes, not_run = [], []
-    for s in suites:
+    outcomes = []
+    for s in gated:
         kind = get_kind(s.kind)
         gate = effective_gate(s, *config.thresholds)
         b = base_results[str(s.path)]
@@ -182,7 +185,7 @@ def run_gate(
         state = kind.prepare(s, b, config.update_goldens) if kind.prepare else None
         decisions, cmp = decide(s, gate, b, c, state)
         if selection is not None:
-            chosen = selection.get(s.path, frozenset())
+            chosen = selection[s.path]
             not_run += [f"{s.name}::{d.criterion}" for d in decisions if d.criterion not in chosen]
             decisions = [d for d in decisions if d.criterion in chosen]
         outcomes.append(SuiteOutcome(s, gate, b, c, cmp, tuple(decisions), state))

@@ -12,8 +12,10 @@ import pytest
 
 from pytest_ftgate import AdapterMismatchError, RunConfig, SubjectError, UnsafeWeightsError, load_suite, run_gate
 from pytest_ftgate.cache import Cache
-from pytest_ftgate.hf import HFEngine
-from pytest_ftgate.subjects import HFSubject, SubjectOptions, resolve_subjects
+from pytest_ftgate.subjects.hf import HFEngine
+from pytest_ftgate.subjects import resolve_subjects
+from pytest_ftgate.config import SubjectOptions
+from pytest_ftgate.subjects.hf import HFSubject
 from tests.conftest import write
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,7 +93,7 @@ def test_a_killed_run_resumes_from_what_it_had(tmp_path, tiny_base):
         import os, sys
         sys.path.insert(0, {str(ROOT)!r})
         from pytest_ftgate import RunConfig, SubjectOptions, load_suite, run_gate
-        from pytest_ftgate.hf import HFEngine
+        from pytest_ftgate.subjects.hf import HFEngine
         calls = []
         original = HFEngine._generate_batch
         def dying(self, prompts, indices, params):
@@ -128,7 +130,9 @@ def test_manifest_base_hash_is_checked(tmp_path, tiny_base, tiny_adapter):
     import shutil
 
     adapter = Path(shutil.copytree(tiny_adapter, tmp_path / "adapter"))
-    (adapter / "ftgate.json").write_text(json.dumps({"base_model": {"fingerprint": "0" * 64}}))
+    from pytest_ftgate.manifest import BaseModel, Manifest, write_manifest
+
+    write_manifest(adapter, Manifest(method="sft", base_model=BaseModel("/elsewhere", "0" * 64), created_at="2026-11-26"))
     with pytest.raises(AdapterMismatchError, match="another revision or another model"):
         run_gate([load_suite(suite_file(tmp_path, n=2))], RunConfig(candidate=str(adapter), cache_dir=None, progress=False))
 
@@ -142,15 +146,43 @@ def test_pickle_adapter_is_refused(tmp_path, tiny_base):
         resolve_subjects(str(adapter), None, SubjectOptions(), Cache(None))
 
 
-def test_missing_local_base_is_a_clear_error(tmp_path, tiny_adapter):
+def _adapter_naming(tiny_adapter: Path, tmp_path: Path, base: str) -> Path:
     import shutil
 
     adapter = Path(shutil.copytree(tiny_adapter, tmp_path / "adapter"))
     cfg = json.loads((adapter / "adapter_config.json").read_text())
-    cfg["base_model_name_or_path"] = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    cfg["base_model_name_or_path"] = base
     (adapter / "adapter_config.json").write_text(json.dumps(cfg))
-    with pytest.raises(SubjectError, match="not a local directory.*--ftgate-base"):
+    return adapter
+
+
+def test_a_hub_id_base_missing_from_the_cache_offline_is_a_clear_error(tmp_path, tiny_adapter, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    adapter = _adapter_naming(tiny_adapter, tmp_path, "HuggingFaceTB/SmolLM2-135M-Instruct")
+    with pytest.raises(SubjectError, match="not in the Hugging Face cache .*HF_HUB_OFFLINE is set.*--ftgate-base=PATH"):
         resolve_subjects(str(adapter), None, SubjectOptions(), Cache(None))
+
+
+def test_a_hub_id_base_resolves_from_the_local_cache_offline(tmp_path, tiny_base, tiny_adapter, monkeypatch):
+    """The adapter names its base as PEFT writes it, by Hub id; the base sits in a cache laid out as
+    huggingface_hub lays it out. Nothing is downloaded (HF_HUB_OFFLINE=1)."""
+    import shutil
+
+    hub = tmp_path / "hf-home" / "hub"
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = hub / "models--acme--tiny-chat" / "snapshots" / revision
+    shutil.copytree(tiny_base, snapshot)
+    (hub / "models--acme--tiny-chat" / "refs").mkdir()
+    (hub / "models--acme--tiny-chat" / "refs" / "main").write_text(revision)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    adapter = _adapter_naming(tiny_adapter, tmp_path, "acme/tiny-chat")
+    run = run_gate([load_suite(suite_file(tmp_path, n=4))], RunConfig(candidate=str(adapter), cache_dir=None, progress=False))
+    assert run.baseline.details["base_model"] == str(snapshot)
+    assert run.candidate.details["base_model"] == str(snapshot) and run.candidate.details["adapter"] == str(adapter.resolve())
+    assert run.verdict in ("promoted", "blocked")  # gated end to end; what the random model says does not matter
 
 
 def test_subject_generate_for_hand_written_tests(tiny_adapter):
