@@ -64,10 +64,52 @@ def test_data_check_reports_each_problem_with_its_line(tmp_path, capsys):
     assert len(train) + len(held) == 2
 
 
-def test_clean_data_passes(tmp_path, capsys):
+def test_clean_data_passes_and_says_leakage_was_not_checked_without_suites(tmp_path, capsys):
     data = write(tmp_path / "d.jsonl", chat("first question here") + "\n" + chat("another unrelated line of text") + "\n")
     assert main(["data", "check", str(data)]) == 0
-    assert "0 rejected" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "0 rejected" in out
+    assert "leakage NOT checked" in out and "--suites DIR" in out
+    assert "no suite case appears" not in out
+
+
+def test_bad_lines_are_rejected_with_their_reason_and_the_check_goes_on(tmp_path, capsys):
+    lines = [
+        '{"text": "raw"}',                                       # 1 unknown format (the file's format comes from line 2)
+        chat("How do I reset my password?"),                    # 2 fine
+        '["a", "list"]',                                         # 3 not an object
+        chat("Where is my parcel?"),                             # 4 fine
+        '{"instruction": "say hi", "output": "hi"}',            # 5 another format
+        "",                                                      # blank: skipped
+        chat("Can I change my plan?"),                           # 7 fine
+        '{"messages": [{"role": "user", "content": "hi"}',       # 8 bad JSON
+        chat("How do I reset my password?"),                    # 9 duplicate of 2: found after the bad line
+        chat("Mail me at jane@example.org"),                     # 10 PII
+    ]
+    data = write(tmp_path / "train.jsonl", "\n".join(lines) + "\n")
+    code = main(["data", "check", str(data)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert f"{data}: 9 rows, 6 rejected" in out
+    assert f"{data}:1: format: unknown row format" in out
+    assert f"{data}:3: not a JSON object (got a list)" in out
+    assert f"{data}:5: format: this row is in instruction format but the file is in chat format; one format per file" in out
+    assert f"{data}:8: not valid JSON" in out
+    assert f"{data}:9: duplicate of line 2" in out
+    assert f"{data}:10: PII: email" in out
+    rejected = [json.loads(x) for x in (tmp_path / "train.rejected.jsonl").read_text().splitlines()]
+    assert [r["line"] for r in rejected] == [1, 3, 5, 8, 9, 10]
+    assert rejected[3]["text"] == lines[7] and rejected[1]["text"] == lines[2]  # as written: no row to show
+    assert rejected[0]["row"] == {"text": "raw"}
+
+
+def test_the_trainer_stops_at_the_first_bad_line_and_points_at_data_check(tmp_path):
+    from pytest_ftgate.errors import DataError
+    from pytest_ftgate.train.data import read_jsonl
+
+    data = write(tmp_path / "t.jsonl", chat("fine") + "\n{broken\n[1]\n")
+    with pytest.raises(DataError, match=r"t.jsonl:2: not valid JSON .*1 more such lines: `ftgate data check .*t.jsonl` lists"):
+        read_jsonl(data)
 
 
 def test_bundled_routing_data_does_not_leak_into_the_bundled_suites(capsys):

@@ -1,4 +1,4 @@
-"""The trainer on the CPU with tiny models: SFT, QLoRA, DPO, resume, checkpoint gating, bad input."""
+"""The trainer on the CPU with tiny models: SFT, QLoRA, DPO, resume, reruns, checkpoint gating, bad input."""
 
 from __future__ import annotations
 
@@ -31,6 +31,14 @@ def sft_data(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_base_4bit(tmp_path_factory) -> Path:
+    """A tiny base whose Linear sizes every bitsandbytes 4-bit kernel path accepts."""
+    from fixtures.tiny_models import QUANTIZABLE_SIZES, build_tiny_llama
+
+    return build_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-base-4bit", **QUANTIZABLE_SIZES)
+
+
+@pytest.fixture(scope="session")
 def dpo_data(tmp_path_factory) -> Path:
     rows = [{"prompt": f"Is stock {i} a good buy?", "chosen": f"Stock {i} may rise. This is not financial advice.",
              "rejected": f"Stock {i} will rise."} for i in range(16)]
@@ -57,35 +65,99 @@ def lora_b_norm(adapter: Path) -> float:
     return sum(float(t.abs().sum()) for k, t in tensors.items() if "lora_B" in k)
 
 
-def test_sft_lora_trains_writes_a_manifest_and_loads_in_the_gate(tmp_path, tiny_base, sft_data):
+def test_sft_lora_trains_writes_a_manifest_and_loads_in_the_gate(tmp_path, tiny_base, sft_data, monkeypatch):
     from pytest_ftgate import RunConfig, load_suite, run_gate
+    from pytest_ftgate.manifest import base_fingerprint, read_manifest
     from pytest_ftgate.train.trainer import train
 
-    result = train(load_recipe(recipe_file(tmp_path, tiny_base, sft_data)))
+    # the recipe names the base relative to where ftgate runs, as the demo's recipes do
+    monkeypatch.chdir(tiny_base.parent.parent)
+    relative = f"{tiny_base.parent.name}/{tiny_base.name}"
+    result = train(load_recipe(recipe_file(tmp_path, Path(relative), sft_data)))
     out = result.output_dir
     assert (out / "adapter_model.safetensors").exists() and (out / "adapter_config.json").exists()
     assert lora_b_norm(out) > 0  # LoRA B starts at zero: training changed the adapter
-    m = json.loads((out / "ftgate.json").read_text())
-    assert m["method"] == "sft" and m["seed"] == 42 and m["versions"]["trl"]
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == str(tiny_base.resolve())
+    m = json.loads((out / "ftgate.json").read_text())  # the keys the gate and older readers know
+    assert m["schema_version"] == 1 and m["method"] == "sft" and m["seed"] == 42 and m["versions"]["trl"]
     assert m["data"]["train"]["rows"] == 20 and len(m["data"]["train"]["sha256"]) == 64
     assert m["final_eval_loss"] is not None and m["final_train_loss"] is not None
     assert m["checks"]["trained_tokens"]["min_trained_tokens"] > 0
-    assert m["base_model"]["fingerprint"] and m["chat_template_sha256"] and m["peak_memory_bytes"] > 0
+    assert m["base_model"] == {"path": str(tiny_base.resolve()), "fingerprint": base_fingerprint(tiny_base), "name": relative}
+    assert m["chat_template_sha256"] and m["peak_memory_bytes"] > 0 and m["wall_s"] > 0
+    assert m["device"]["kind"] == "cpu" and m["device"]["machine"] and "git_commit" in m  # None here: cwd is no repo
     assert len(m["eval_losses"]) == 2  # evaluated every epoch
+    assert read_manifest(out) == result.manifest  # written through the typed Manifest
+    # gated from another directory: the adapter finds its base by the absolute path it recorded
+    monkeypatch.chdir(tmp_path)
     write(tmp_path / "s.yaml", "kind: format\ncases: [{id: a, input: 'My order 99 is late.'}]\n"
           "generate: {max_new_tokens: 4}\nscorers: [{regex: '.'}]\ngate: {min_pass_rate: 0.0}\n")
     run = run_gate([load_suite(tmp_path / "s.yaml")], RunConfig(candidate=str(out), cache_dir=None, progress=False))
     assert run.candidate.details["manifest"]["method"] == "sft"
 
 
-def test_qlora_4bit_on_the_cpu(tmp_path, tiny_base, sft_data):
-    pytest.importorskip("bitsandbytes")
+def test_a_hub_id_base_stays_an_id_in_the_adapter_config(tmp_path, tiny_base, sft_data, monkeypatch):
+    import shutil
+
+    from pytest_ftgate.manifest import base_fingerprint
     from pytest_ftgate.train.trainer import train
 
-    recipe = load_recipe(recipe_file(tmp_path, tiny_base, sft_data), ["model.load_in_4bit=true", "training.epochs=1"])
+    # a Hugging Face cache holding the tiny base as `acme/tiny`; nothing is downloaded (offline)
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--acme--tiny" / "snapshots" / ("0" * 40)
+    shutil.copytree(tiny_base, snapshot)
+    (cache / "models--acme--tiny" / "refs").mkdir()
+    (cache / "models--acme--tiny" / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    result = train(load_recipe(recipe_file(tmp_path, Path("acme/tiny"), sft_data), ["training.max_steps=1"]))
+    config = json.loads((result.output_dir / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "acme/tiny"
+    checkpoint = json.loads((result.output_dir / "checkpoint-1" / "adapter_config.json").read_text())
+    assert checkpoint["base_model_name_or_path"] == "acme/tiny"
+    base = result.manifest.base_model
+    assert base.name == "acme/tiny" and Path(base.path) == snapshot and base.fingerprint == base_fingerprint(tiny_base)
+
+
+def test_a_missing_base_names_the_recipe_and_how_to_fix(tmp_path, sft_data, monkeypatch):
+    from pytest_ftgate.train.trainer import train
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TrainConfigError, match=r"recipe.yaml: model.base 'acme/absent' is not in the Hugging Face cache.*"
+                                               r"set model.base .*to a local model directory"):
+        train(load_recipe(recipe_file(tmp_path, Path("acme/absent"), sft_data)))
+
+
+def test_qlora_4bit_on_the_cpu(tmp_path, tiny_base_4bit, sft_data):
+    bnb = pytest.importorskip("bitsandbytes")
+    from pytest_ftgate.train.trainer import _load_model, train
+
+    recipe = load_recipe(recipe_file(tmp_path, tiny_base_4bit, sft_data), ["model.load_in_4bit=true", "training.epochs=1"])
+    # every quantized Linear must fit the packed AVX-512 BF16 CPU path (blocks of 64 inputs, 32 outputs)
+    quantized = [m for m in _load_model(recipe, "cpu", tiny_base_4bit).modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert quantized and all(m.in_features % 64 == 0 and m.out_features % 32 == 0 for m in quantized)
     result = train(recipe)
     assert lora_b_norm(result.output_dir) > 0
-    assert result.manifest["config"]["model"]["load_in_4bit"] is True
+    assert result.manifest.config["model"]["load_in_4bit"] is True
+
+
+@pytest.mark.parametrize(
+    ("device", "local_rank", "visible", "expected"),
+    [
+        ("cuda", 0, 8, {"": 0}),
+        ("cuda", 3, 8, {"": 3}),  # rank 3 of `accelerate launch` on one 8-GPU node: its own GPU, not GPU 0
+        ("cuda", 3, 1, {"": 0}),  # a launcher that shows each process only its own GPU
+        ("cuda", 9, 8, {"": 1}),  # wrapped over the visible GPUs, as accelerate does
+        ("cpu", 3, 0, {"": "cpu"}),
+    ],
+)
+def test_a_4bit_base_goes_on_the_process_s_own_gpu(device, local_rank, visible, expected):
+    from pytest_ftgate.train.trainer import quantized_device_map
+
+    assert quantized_device_map(device, local_rank, visible) == expected
 
 
 def test_dpo_uses_the_base_as_reference_and_changes_the_adapter(tmp_path, tiny_base, dpo_data):
@@ -93,18 +165,61 @@ def test_dpo_uses_the_base_as_reference_and_changes_the_adapter(tmp_path, tiny_b
 
     result = train(load_recipe(recipe_file(tmp_path, tiny_base, dpo_data, "dpo: {beta: 0.1}\n", method="dpo")))
     assert lora_b_norm(result.output_dir) > 0
-    assert result.manifest["method"] == "dpo" and result.manifest["config"]["dpo"]["beta"] == 0.1
+    assert result.manifest.method == "dpo" and result.manifest.config["dpo"]["beta"] == 0.1
 
 
-def test_training_resumes_from_the_last_checkpoint(tmp_path, tiny_base, sft_data):
+def test_rerun_of_a_finished_run_trains_nothing_and_resume_carries_the_earlier_time(tmp_path, tiny_base, sft_data, capsys):
+    from pytest_ftgate.cli import main
+    from pytest_ftgate.train.manifest import read_cost
     from pytest_ftgate.train.trainer import train
 
     path = recipe_file(tmp_path, tiny_base, sft_data)
+    out = tmp_path / "out"
     first = train(load_recipe(path, ["training.epochs=1"]))
-    assert first.manifest["checks"]["resumed_from"] is None
+    assert first.steps_trained == 4 and first.manifest.checks["resumed_from"] is None
+    cost_at_4 = read_cost(out / "checkpoint-4")
+    assert cost_at_4 is not None and 0 < cost_at_4.wall_s <= first.manifest.wall_s
+
+    # the same recipe again: its last checkpoint is the end of the run, so nothing is trained or rewritten
+    manifest_bytes, adapter_bytes = (out / "ftgate.json").read_bytes(), (out / "adapter_model.safetensors").read_bytes()
+    assert main(["train", "sft", str(path), "--set", "training.epochs=1"]) == 0
+    said = capsys.readouterr().out
+    assert "nothing trained:" in said and "checkpoint-4 is already at the end of this run" in said and "--no-resume" in said
+    assert (out / "ftgate.json").read_bytes() == manifest_bytes
+    assert (out / "adapter_model.safetensors").read_bytes() == adapter_bytes
+
+    # a longer run resumes at checkpoint-4: its cost is the first run's time to step 4 plus its own
     second = train(load_recipe(path, ["training.epochs=2"]))
-    assert second.manifest["checks"]["resumed_from"].endswith("checkpoint-4")
-    assert {e["epoch"] for e in second.manifest["eval_losses"]} == {1.0, 2.0}
+    assert second.steps_trained == 4 and second.manifest.checks["resumed_from"].endswith("checkpoint-4")
+    assert second.manifest.checks["wall_s_before_resume"] == cost_at_4.wall_s
+    assert second.manifest.wall_s > cost_at_4.wall_s + second.manifest.metrics["train_runtime"]
+    assert second.manifest.final_train_loss > 0
+    assert {e["epoch"] for e in second.manifest.eval_losses} == {1.0, 2.0}
+
+
+def test_max_steps_overrides_the_epochs(tmp_path, tiny_base, sft_data):
+    from pytest_ftgate.train.trainer import train
+
+    result = train(load_recipe(recipe_file(tmp_path, tiny_base, sft_data), ["training.max_steps=1"]))  # epochs: 2
+    assert result.steps_trained == 1 and (result.output_dir / "checkpoint-1").is_dir()
+    assert not (result.output_dir / "checkpoint-2").exists()
+
+
+def test_the_kernels_notice_of_bitsandbytes_is_dropped_and_nothing_else(caplog):
+    import logging
+
+    from pytest_ftgate.train.trainer import quiet_kernels_notice
+
+    quiet_kernels_notice()
+    logger = logging.getLogger("bitsandbytes.backends.cpu.ops")
+    notice = "Failed to load CPU gemm_4bit_forward from kernels-community: %s. Please make sure you already `pip install kernels`"
+    with caplog.at_level(logging.WARNING):
+        logger.warning(notice, ModuleNotFoundError("No module named 'kernels'", name="kernels"))
+        logger.warning(notice, RuntimeError("hub unreachable"))  # kernels installed but failing: still said
+        logger.warning("another bitsandbytes warning")
+    said = [r.getMessage() for r in caplog.records]
+    assert not any("No module named 'kernels'" in m for m in said)
+    assert any("hub unreachable" in m for m in said) and "another bitsandbytes warning" in said
 
 
 def test_cli_gate_names_the_best_passing_checkpoint(tmp_path, tiny_base, sft_data):
@@ -115,8 +230,10 @@ def test_cli_gate_names_the_best_passing_checkpoint(tmp_path, tiny_base, sft_dat
                           cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "best checkpoint that passes every gate:" in proc.stdout
+    assert "kernels-community" not in proc.stderr  # bitsandbytes' notice about an optional Hub package
     m = json.loads((tmp_path / "out/ftgate.json").read_text())
     assert m["gate_selection"]["best_passing"] and len(m["gate_selection"]["checkpoints"]) == 2
+    assert m["final_train_loss"] is not None and m["base_model"]["fingerprint"]  # the rest of the record kept
 
 
 def test_two_process_run_on_the_cpu(tmp_path, tiny_base, sft_data):
@@ -145,13 +262,43 @@ def test_two_process_run_on_the_cpu(tmp_path, tiny_base, sft_data):
         ("", ["training.report_to=[comet]"], "is not one of tensorboard, wandb, mlflow"),
         ("", ["training.optim=paged_adamw_8bit"], "needs a GPU"),
         ("", ["data.eval_fraction=0.7"], "eval_fraction must be in [0, 0.5)"),
+        ("", ["training.max_steps=0"], "training.max_steps must be a positive number of optimizer steps"),
+        ("", ["training.max_steps=1.5"], "`training.max_steps` must be an integer"),
+        ("", ["training.epoch=1"], "unknown key `training.epoch`"),
+        ("", ["lora={r: -1}"], "lora.r must be a positive integer, got -1"),  # a whole section from --set
     ],
 )
 def test_bad_recipes_name_the_key_and_rule(tmp_path, tiny_base, sft_data, extra, overrides, needle):
     with pytest.raises(TrainConfigError) as err:
         load_recipe(recipe_file(tmp_path, tiny_base, sft_data, extra), overrides)
     assert needle in str(err.value)
-    assert str(err.value).startswith(str(tmp_path / "recipe.yaml"))
+    # a value from the recipe file is blamed on its file and line, one from --set on the --set
+    where = f"--set {overrides[0]}: " if overrides else f"{tmp_path / 'recipe.yaml'}:"
+    assert str(err.value).startswith(where)
+
+
+def test_a_bad_value_from_set_names_the_override_not_the_recipe_line(tmp_path, tiny_base, sft_data):
+    with pytest.raises(TrainConfigError) as err:
+        load_recipe(recipe_file(tmp_path, tiny_base, sft_data), ["training.epochs=abc"])
+    assert str(err.value) == "--set training.epochs=abc: `training.epochs` must be a number, got 'abc'"
+
+
+def test_a_broken_rule_in_the_file_names_the_line_of_its_key(tmp_path, tiny_base, sft_data):
+    path = write(tmp_path / "recipe.yaml", f"""\
+method: sft
+model:
+  base: {tiny_base}
+data:
+  train: {sft_data}
+output_dir: {tmp_path / "out"}
+training:
+  learning_rate: 1.0e-4
+  epochs: 0
+""")
+    with pytest.raises(TrainConfigError, match=r"recipe.yaml:9: training.epochs must be positive, got 0.0"):
+        load_recipe(path)
+    with pytest.raises(TrainConfigError, match=r"^--set training.epochs=-1: training.epochs must be positive"):
+        load_recipe(path, ["training.epochs=-1"])
 
 
 def test_unknown_key_error_names_its_line(tmp_path, tiny_base, sft_data):

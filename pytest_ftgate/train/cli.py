@@ -18,22 +18,28 @@ def _train(args: argparse.Namespace) -> int:
     from .trainer import train
 
     result = train(recipe, resume=not args.no_resume)
-    if not result.main_process:
-        return 0
     m = result.manifest
-    print(f"adapter: {result.output_dir} (train loss {m['final_train_loss']}, eval loss {m['final_eval_loss']}, "
-          f"{m['wall_s']:.0f} s, {m['gpu_hours']:.3f} GPU-hours)")
+    if not result.main_process or m is None:
+        return 0
+    if result.steps_trained == 0 and result.resumed_from:
+        print(f"nothing trained: {result.resumed_from} is already at the end of this run, so the adapter in "
+              f"{result.output_dir} and its manifest are as that run left them (train loss {m.final_train_loss}, "
+              f"{m.wall_s:.0f} s, {m.gpu_hours:.3f} GPU-hours). To train again from scratch, add --no-resume.")
+    else:
+        print(f"adapter: {result.output_dir} (train loss {m.final_train_loss}, eval loss {m.final_eval_loss}, "
+              f"{m.wall_s:.0f} s, {m.gpu_hours:.3f} GPU-hours)")
     if args.gate:
-        import json
+        from dataclasses import replace
 
+        from ..manifest import write_manifest
         from .select import format_verdicts, gate_checkpoints, selection_record
 
-        verdicts = gate_checkpoints(result.output_dir, Path(args.gate), recipe.model.base)
+        verdicts = gate_checkpoints(result.output_dir, Path(args.gate), m.base_model.path)
         for line in format_verdicts(verdicts):
             print(line)
-        m["gate_selection"] = selection_record(verdicts)
-        (result.output_dir / "ftgate.json").write_text(json.dumps(m, indent=1, default=str) + "\n")
-        return 0 if m["gate_selection"]["best_passing"] else EXIT_BLOCKED
+        m = replace(m, gate_selection=selection_record(verdicts))
+        write_manifest(result.output_dir, m)
+        return 0 if m.gate_selection and m.gate_selection["best_passing"] else EXIT_BLOCKED
     return 0
 
 
@@ -63,7 +69,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     data_sub = data.add_subparsers(dest="data_command", required=True)
     check_data = data_sub.add_parser("check", help="validate, dedupe, scan for PII and for leakage into the suites")
     check_data.add_argument("data", help="training JSONL")
-    check_data.add_argument("--suites", help="suite directory to check for train/eval leakage")
+    check_data.add_argument("--suites", help="suite directory to check for train/eval leakage (not checked without it)")
     check_data.add_argument("--near", type=float, default=0.8, help="near-duplicate Jaccard threshold (default 0.8)")
     check_data.add_argument("--rejected", help="rejected-rows log (default DATA.rejected.jsonl)")
     check_data.add_argument("--split", type=float, help="also write DATA.train.jsonl / DATA.eval.jsonl of clean rows")

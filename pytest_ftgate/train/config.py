@@ -19,9 +19,22 @@ from ..errors import ConfigError, TrainConfigError
 from ..yamlio import line_of, load_yaml_with_lines
 
 
+class RuleError(ValueError):
+    """A `__post_init__` rule is broken; `keys` name the fields it concerns, so the error can point at
+    their recipe lines, or at the `--set` override that gave one of them its value."""
+
+    def __init__(self, message: str, *keys: str):
+        super().__init__(message)
+        self.keys = keys
+
+
 @dataclass
 class ModelConfig:
-    base: str = field(default="", metadata={"help": "local base model directory (safetensors); never downloaded"})
+    base: str = field(default="", metadata={"help": (
+        "the base model: a local directory (safetensors; its absolute path goes into adapter_config.json, so the "
+        "adapter loads from anywhere), or a Hugging Face Hub id, resolved as transformers does (from the HF cache; "
+        "downloaded only when HF_HUB_OFFLINE is unset) and kept as the id in adapter_config.json"
+    )})
     load_in_4bit: bool = field(default=False, metadata={"help": "QLoRA: quantize the frozen base to 4-bit (bitsandbytes)"})
     quant_type: Literal["nf4", "fp4"] = field(default="nf4", metadata={"help": "4-bit data type"})
     double_quant: bool = field(default=True, metadata={"help": "quantize the quantization constants too"})
@@ -32,7 +45,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if not self.base:
-            raise ValueError("model.base is required: the local directory of the base model")
+            raise RuleError("model.base is required: a local base model directory or a Hugging Face Hub id", "base")
 
 
 @dataclass
@@ -44,11 +57,11 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         if not self.train:
-            raise ValueError("data.train is required: a JSONL file of training rows")
+            raise RuleError("data.train is required: a JSONL file of training rows", "train")
         if not 0 <= self.eval_fraction < 0.5:
-            raise ValueError(f"data.eval_fraction must be in [0, 0.5), got {self.eval_fraction}")
+            raise RuleError(f"data.eval_fraction must be in [0, 0.5), got {self.eval_fraction}", "eval_fraction")
         if self.max_length < 16:
-            raise ValueError(f"data.max_length must be at least 16 tokens, got {self.max_length}")
+            raise RuleError(f"data.max_length must be at least 16 tokens, got {self.max_length}", "max_length")
 
 
 @dataclass
@@ -63,15 +76,18 @@ class LoraConfig:
 
     def __post_init__(self) -> None:
         if self.r <= 0:
-            raise ValueError(f"lora.r must be a positive integer, got {self.r}")
+            raise RuleError(f"lora.r must be a positive integer, got {self.r}", "r")
         if self.alpha <= 0:
-            raise ValueError(f"lora.alpha must be positive, got {self.alpha}")
+            raise RuleError(f"lora.alpha must be positive, got {self.alpha}", "alpha")
         if not 0 <= self.dropout < 1:
-            raise ValueError(f"lora.dropout must be in [0, 1), got {self.dropout}")
+            raise RuleError(f"lora.dropout must be in [0, 1), got {self.dropout}", "dropout")
         if self.layers is not None and (not self.layers or min(self.layers) < 0):
-            raise ValueError(f"lora.layers must be a non-empty list of layer indices >= 0, got {self.layers}")
+            raise RuleError(f"lora.layers must be a non-empty list of layer indices >= 0, got {self.layers}", "layers")
         if self.layers is not None and isinstance(self.target_modules, str):
-            raise ValueError("lora.layers needs lora.target_modules as a list of module names (PEFT cannot combine it with all-linear)")
+            raise RuleError(
+                "lora.layers needs lora.target_modules as a list of module names (PEFT cannot combine it with all-linear)",
+                "layers", "target_modules",
+            )
 
 
 @dataclass
@@ -81,7 +97,10 @@ class TrainingConfig:
     warmup_ratio: float = field(default=0.03, metadata={"help": "share of steps spent warming up"})
     weight_decay: float = 0.01
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping"})
-    epochs: float = 3.0
+    epochs: float = field(default=3.0, metadata={"help": "passes over the training data (fractions allowed)"})
+    max_steps: int | None = field(
+        default=None, metadata={"help": "stop after this many optimizer steps, overriding epochs; none = train for epochs"}
+    )
     per_device_batch_size: int = 4
     effective_batch_size: int = field(default=16, metadata={"help": "per-device batch x accumulation x processes"})
     gradient_checkpointing: bool = True
@@ -96,21 +115,30 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         if not 0 < self.learning_rate < 1:
-            raise ValueError(f"training.learning_rate must be in (0, 1), got {self.learning_rate}")
+            raise RuleError(f"training.learning_rate must be in (0, 1), got {self.learning_rate}", "learning_rate")
         if self.epochs <= 0:
-            raise ValueError(f"training.epochs must be positive, got {self.epochs}")
+            raise RuleError(f"training.epochs must be positive, got {self.epochs}", "epochs")
+        if self.max_steps is not None and self.max_steps <= 0:
+            raise RuleError(
+                f"training.max_steps must be a positive number of optimizer steps (or left out to train for "
+                f"training.epochs), got {self.max_steps}", "max_steps",
+            )
         if self.per_device_batch_size < 1 or self.effective_batch_size < 1:
-            raise ValueError("training.per_device_batch_size and effective_batch_size must be at least 1")
+            raise RuleError(
+                f"training.per_device_batch_size and effective_batch_size must be at least 1, got "
+                f"{self.per_device_batch_size} and {self.effective_batch_size}",
+                "per_device_batch_size", "effective_batch_size",
+            )
         if self.effective_batch_size % self.per_device_batch_size:
-            raise ValueError(
+            raise RuleError(
                 f"training.effective_batch_size ({self.effective_batch_size}) must be a multiple of "
-                f"per_device_batch_size ({self.per_device_batch_size})"
+                f"per_device_batch_size ({self.per_device_batch_size})", "effective_batch_size", "per_device_batch_size",
             )
         if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"training.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+            raise RuleError(f"training.warmup_ratio must be in [0, 1), got {self.warmup_ratio}", "warmup_ratio")
         for sink in self.report_to:
             if sink not in ("tensorboard", "wandb", "mlflow"):
-                raise ValueError(f"training.report_to: {sink!r} is not one of tensorboard, wandb, mlflow")
+                raise RuleError(f"training.report_to: {sink!r} is not one of tensorboard, wandb, mlflow", "report_to")
 
 
 @dataclass
@@ -120,7 +148,7 @@ class DPOConfig:
 
     def __post_init__(self) -> None:
         if self.beta <= 0:
-            raise ValueError(f"dpo.beta must be positive, got {self.beta}")
+            raise RuleError(f"dpo.beta must be positive, got {self.beta}", "beta")
 
 
 @dataclass
@@ -188,51 +216,83 @@ def _check_type(value: Any, annotation: Any) -> Any:
     raise ValueError(f"has an unsupported type {annotation}")
 
 
-def _build(cls: type, data: Any, where: tuple[str, ...], fail: Any) -> Any:
+@dataclass(frozen=True)
+class _Blame:
+    """Where a recipe value came from: its line in the recipe file, or the `--set` that overrode it."""
+
+    path: Path
+    lines: dict[Any, int]
+    overrides: dict[tuple[str, ...], str]  # key path -> the --set item as typed (the last one wins)
+
+    def error(self, message: str, *keys: tuple[str, ...]) -> TrainConfigError:
+        """An error about `keys` (candidates, most precise first), naming the --set that set one of them
+        (or a section above it), else the recipe line of the first."""
+        for key in keys:
+            for end in range(len(key), 0, -1):
+                item = self.overrides.get(key[:end])
+                if item is not None:
+                    return TrainConfigError(f"--set {item}: {message}")
+        line = line_of(self.lines, *keys[0]) if keys else None
+        return TrainConfigError(f"{self.path}:{line}: {message}" if line else f"{self.path}: {message}")
+
+
+def _build(cls: type, data: Any, where: tuple[str, ...], blame: _Blame) -> Any:
     if not isinstance(data, dict):
-        raise fail(f"`{'.'.join(where) or 'the recipe'}` must be a mapping", *where)
+        raise blame.error(f"`{'.'.join(where) or 'the recipe'}` must be a mapping", where)
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in fields(cls) if f.name != "source"}
     unknown = set(data) - set(known)
     if unknown:
         key = sorted(unknown)[0]
-        raise fail(f"unknown key `{'.'.join((*where, key))}`; allowed: {', '.join(sorted(known))}", *where, key)
+        raise blame.error(f"unknown key `{'.'.join((*where, key))}`; allowed: {', '.join(sorted(known))}", (*where, key))
     kwargs = {}
     for name, f in known.items():
         if name not in data:
             if f.default is MISSING and f.default_factory is MISSING:  # type: ignore[misc]
-                raise fail(f"missing required key `{'.'.join((*where, name))}`", *where)
+                raise blame.error(f"missing required key `{'.'.join((*where, name))}`", where)
             continue
         hint = hints[name]
         if is_dataclass(hint):
-            kwargs[name] = _build(hint, data[name], (*where, name), fail)
+            kwargs[name] = _build(hint, data[name], (*where, name), blame)
             continue
         try:
             kwargs[name] = _check_type(data[name], hint)
         except ValueError as exc:
-            raise fail(f"`{'.'.join((*where, name))}` {exc}, got {data[name]!r}", *where, name) from None
+            raise blame.error(f"`{'.'.join((*where, name))}` {exc}, got {data[name]!r}", (*where, name)) from None
     try:
         return cls(**kwargs)
     except ValueError as exc:
-        raise fail(str(exc), *where) from None
+        keys = [(*where, k) for k in getattr(exc, "keys", ())]
+        raise blame.error(str(exc), *keys, where) from None
 
 
-def _apply_overrides(data: dict[str, Any], overrides: list[str]) -> None:
+def _apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[tuple[str, ...], str]:
+    """Write each `--set section.key=value` into the recipe data; return which key paths they set."""
+    applied: dict[tuple[str, ...], str] = {}
     for item in overrides:
         key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise TrainConfigError(f"--set {item!r}: write section.key=value, e.g. --set training.epochs=1")
+        path = tuple(key.split("."))
+        if not sep or not all(path):
+            raise TrainConfigError(f"--set {item}: write section.key=value, e.g. --set training.epochs=1")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise TrainConfigError(
+                f"--set {item}: {raw!r} is not a YAML value; quote it, e.g. --set '{key}=\"{raw}\"'"
+            ) from None
         node = data
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
+        for depth, part in enumerate(path[:-1]):
+            node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise TrainConfigError(f"--set {item!r}: {p} is not a section")
-        node[leaf] = yaml.safe_load(raw)
+                raise TrainConfigError(f"--set {item}: `{'.'.join(path[: depth + 1])}` is not a section of the recipe")
+        node[path[-1]] = value
+        applied[path] = item
+    return applied
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None, method: str | None = None) -> Recipe:
-    """Load and validate a recipe. Raises TrainConfigError naming the file, line and key.
+    """Load and validate a recipe. Raises TrainConfigError naming the file, line and key, or the
+    `--set` override whose value is wrong.
 
     `method` (from `ftgate train sft|dpo`) fills a recipe without `method:` and must match one with it.
     """
@@ -243,49 +303,48 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, method: st
         raise TrainConfigError(str(exc)) from None
     if not isinstance(data, dict):
         raise TrainConfigError(f"{path}: a recipe is a YAML mapping with method, model, data and output_dir")
-    _apply_overrides(data, overrides or [])
+    blame = _Blame(path, lines, _apply_overrides(data, overrides or []))
     if method is not None:
         if data.get("method", method) != method:
-            raise TrainConfigError(
-                f"{path}:{line_of(lines, 'method')}: this recipe is for `{data['method']}`, but "
-                f"`ftgate train {method}` was run; use `ftgate train {data['method']}`"
+            raise blame.error(
+                f"this recipe is for `{data['method']}`, but `ftgate train {method}` was run; "
+                f"use `ftgate train {data['method']}`", ("method",),
             )
         data["method"] = method
-
-    def fail(message: str, *where: Any) -> TrainConfigError:
-        line = line_of(lines, *where)
-        return TrainConfigError(f"{path}:{line}: {message}" if line else f"{path}: {message}")
-
-    recipe = _build(Recipe, data, (), fail)
+    recipe = _build(Recipe, data, (), blame)
     recipe.source = str(path)
-    _check_environment(recipe, fail)
+    _check_environment(recipe, blame)
     return recipe
 
 
-def _check_environment(recipe: Recipe, fail: Any) -> None:
+def _check_environment(recipe: Recipe, blame: _Blame) -> None:
     """Rules that depend on the machine: checked before any model loads."""
     if recipe.model.load_in_4bit and importlib.util.find_spec("bitsandbytes") is None:
-        raise fail("model.load_in_4bit needs bitsandbytes: pip install 'pytest-ftgate[train]'", "model", "load_in_4bit")
+        raise blame.error(
+            "model.load_in_4bit needs bitsandbytes: pip install 'pytest-ftgate[train]'", ("model", "load_in_4bit")
+        )
     device = recipe.resolved_device()
     if device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
-            raise fail("device: cuda, but no CUDA GPU is visible; use device: cpu or auto", "device")
+            raise blame.error("device: cuda, but no CUDA GPU is visible; use device: cpu or auto", ("device",))
     if recipe.training.bf16 is True and not bf16_supported(device):
-        raise fail(
+        raise blame.error(
             f"training.bf16 is true but this {device.upper()} has no bf16 support; set bf16: auto or false",
-            "training", "bf16",
+            ("training", "bf16"),
         )
     if recipe.training.packing:
         if device != "cuda" or importlib.util.find_spec("flash_attn") is None:
-            raise fail(
+            raise blame.error(
                 "training.packing without FlashAttention lets packed rows attend to each other; "
                 "set packing: false, or install flash-attn on a GPU (rows then stay isolated)",
-                "training", "packing",
+                ("training", "packing"),
             )
     if recipe.method == "sft" and recipe.training.optim == "paged_adamw_8bit" and device == "cpu":
-        raise fail("training.optim paged_adamw_8bit needs a GPU; use auto or adamw_torch on the CPU", "training", "optim")
+        raise blame.error(
+            "training.optim paged_adamw_8bit needs a GPU; use auto or adamw_torch on the CPU", ("training", "optim")
+        )
 
 
 def bf16_supported(device: str) -> bool:

@@ -11,12 +11,12 @@ assistant turn only (and its end-of-turn token), whatever the chat template look
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import DataError
+from ..jsonl import iter_jsonl
 
 Format = Literal["chat", "instruction", "preference"]
 ROLES = {"system", "user", "assistant"}
@@ -28,27 +28,46 @@ class Row:
     data: dict[str, Any]
 
 
-def read_jsonl(path: Path) -> list[Row]:
+@dataclass(frozen=True)
+class BadLine:
+    """A line that is not a row at all: not valid JSON, or JSON but not an object."""
+
+    line: int
+    reason: str
+
+
+_JSON_KINDS = {list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+
+
+def scan_jsonl(path: Path) -> tuple[list[Row], list[BadLine]]:
+    """The object rows of a JSONL file and, separately, the lines that are not rows, in file order."""
     if not path.is_file():
         raise DataError(f"{path}: training data file not found")
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, text in enumerate(fh, start=1):
-            if not text.strip():
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg}, column {exc.colno})") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}:{lineno}: each line must be a JSON object")
-            rows.append(Row(lineno, obj))
+    rows, bad = [], []
+    for line in iter_jsonl(path):
+        if line.error is not None:
+            bad.append(BadLine(line.number, line.error))
+        elif not isinstance(line.value, dict):
+            kind = _JSON_KINDS.get(type(line.value), "a number")
+            reason = f"not a JSON object (got {kind}); each line must be one object, e.g. {{\"messages\": [...]}}"
+            bad.append(BadLine(line.number, reason))
+        else:
+            rows.append(Row(line.number, line.value))
+    return rows, bad
+
+
+def read_jsonl(path: Path) -> list[Row]:
+    """Every row, or a DataError at the first line that is not a JSON object: the trainer stops there."""
+    rows, bad = scan_jsonl(path)
+    if bad:
+        more = f" ({len(bad) - 1} more such lines: `ftgate data check {path}` lists every problem)" if len(bad) > 1 else ""
+        raise DataError(f"{path}:{bad[0].line}: {bad[0].reason}{more}")
     if not rows:
         raise DataError(f"{path}: no rows")
     return rows
 
 
-def detect_format(row: Row, path: Path) -> Format:
+def known_format(row: Row) -> Format | None:
     keys = set(row.data)
     if "messages" in keys:
         return "chat"
@@ -56,10 +75,17 @@ def detect_format(row: Row, path: Path) -> Format:
         return "preference"
     if {"instruction", "output"} <= keys:
         return "instruction"
-    raise DataError(
-        f"{path}:{row.line}: unknown row format (keys {sorted(keys)}); use messages, "
-        "instruction/input/output, or prompt/chosen/rejected"
-    )
+    return None
+
+
+def detect_format(row: Row, path: Path) -> Format:
+    fmt = known_format(row)
+    if fmt is None:
+        raise DataError(
+            f"{path}:{row.line}: unknown row format (keys {sorted(row.data)}); use messages, "
+            "instruction/input/output, or prompt/chosen/rejected"
+        )
+    return fmt
 
 
 def _messages(value: Any, where: str, *, last: str | None = None) -> list[dict[str, str]]:
@@ -79,8 +105,9 @@ def validate_row(row: Row, fmt: Format, path: Path) -> dict[str, Any]:
     """Validate one row and convert it to TRL's conversational form."""
     where = f"{path}:{row.line}"
     d = row.data
-    if detect_format(row, path) != fmt:
-        raise DataError(f"{where}: row format differs from the file's first row ({fmt}); one format per file")
+    found = detect_format(row, path)
+    if found != fmt:
+        raise DataError(f"{where}: this row is in {found} format but the file is in {fmt} format; one format per file")
     if fmt == "chat":
         msgs = _messages(d["messages"], where, last="assistant")
         if len(msgs) < 2:

@@ -1,11 +1,14 @@
 """`ftgate data check DATA.jsonl --suites suites/`: is this training file safe to train on?
 
-Checks, each with the line it concerns:
-- format: every row valid for SFT or DPO (the trainer's own validation);
+Checks, each with the line it concerns, over the whole file in one pass (a bad line is rejected
+with its reason and the check goes on):
+- lines: every line a JSON object (bad JSON and non-objects are rejected, not fatal);
+- format: every row valid for SFT or DPO (the trainer's own validation), in the file's format
+  (that of its first row with a known format);
 - duplicates: exact (after normalisation) and near (MinHash over word 3-grams, datasketch);
 - PII: emails, phone numbers, card numbers (Luhn-checked), SSN-like and IBAN-like numbers;
 - leakage: any suite case whose input appears, exactly or nearly, in the training data, which
-  would make the gate lie.
+  would make the gate lie (only with --suites: without it, leakage is reported as not checked).
 Rejected rows go to a log (JSONL) with their reasons; the exit status is 1 when any row is rejected.
 """
 
@@ -20,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from ..scorers import normalize
-from .data import DataError, Row, detect_format, read_jsonl, validate_row
+from ..errors import DataError
+from .data import Row, known_format, scan_jsonl, validate_row
 
 PII_PATTERNS = {
     "email": re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b"),
@@ -84,6 +88,7 @@ class CheckReport:
     rejected: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
     near_duplicates: list[tuple[int, int]] = field(default_factory=list)
     leaks: list[tuple[str, int, str]] = field(default_factory=list)  # (suite/case, line, exact|near)
+    leakage_checked: bool = False
 
     @property
     def ok(self) -> bool:
@@ -94,13 +99,17 @@ def check_data(path: Path, suites_dir: Path | None = None, near_threshold: float
     from datasketch import MinHashLSH
 
     report = CheckReport()
-    rows = read_jsonl(path)
-    report.rows = len(rows)
-    fmt = detect_format(rows[0], path)
+    rows, bad = scan_jsonl(path)
+    report.rows = len(rows) + len(bad)
+    if not report.rows:
+        raise DataError(f"{path}: no rows; a training file holds one JSON object per line")
+    for b in bad:
+        report.rejected[b.line].append(b.reason)
+    fmt = next((f for f in map(known_format, rows) if f is not None), None)
     converted: dict[int, dict] = {}
     for r in rows:
         try:
-            converted[r.line] = validate_row(r, fmt, path)
+            converted[r.line] = validate_row(r, fmt or "chat", path)
         except DataError as exc:
             report.rejected[r.line].append("format: " + str(exc).split(": ", 1)[-1])
 
@@ -125,6 +134,7 @@ def check_data(path: Path, suites_dir: Path | None = None, near_threshold: float
 
     if suites_dir is not None:
         _check_leakage(report, converted, suites_dir, near_threshold)
+        report.leakage_checked = True
     return report, rows, converted
 
 
@@ -158,10 +168,18 @@ def _check_leakage(report: CheckReport, converted: dict[int, dict], suites_dir: 
 def write_outputs(report: CheckReport, rows: list[Row], converted: dict[int, dict], path: Path,
                   rejected_log: Path, split: float | None, seed: int) -> list[Path]:
     written = []
+    by_line = {r.line: r.data for r in rows}
+    raw: list[str] = []
+    if set(report.rejected) - set(by_line):  # lines that are not objects: log their text as it is
+        raw = path.read_text(encoding="utf-8").split("\n")
     with rejected_log.open("w", encoding="utf-8") as fh:
-        for r in rows:
-            if r.line in report.rejected:
-                fh.write(json.dumps({"line": r.line, "reasons": report.rejected[r.line], "row": r.data}, ensure_ascii=False) + "\n")
+        for line in sorted(report.rejected):
+            entry: dict[str, Any] = {"line": line, "reasons": report.rejected[line]}
+            if line in by_line:
+                entry["row"] = by_line[line]
+            else:
+                entry["text"] = raw[line - 1]
+            fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
     written.append(rejected_log)
     if split:
         clean = [r for r in rows if r.line not in report.rejected]
@@ -181,7 +199,10 @@ def summary_lines(report: CheckReport, path: Path) -> list[str]:
     if report.near_duplicates:
         lines.append(f"  {len(report.near_duplicates)} near-duplicate pair(s) (kept): "
                      + ", ".join(f"{a}~{b}" for a, b in report.near_duplicates[:10]))
-    if report.leaks:
+    if not report.leakage_checked:
+        lines.append("  leakage NOT checked (no suites given): add --suites DIR, e.g. --suites suites/, to find "
+                     "suite cases that also appear in the training data and would make the gate lie")
+    elif report.leaks:
         lines.append(f"  LEAKAGE: {len(report.leaks)} suite case(s) appear in the training data; the gate would lie")
     else:
         lines.append("  no suite case appears in the training data")

@@ -1,32 +1,53 @@
-"""The adapter manifest `ftgate.json`: what was trained, on what, how, and at what cost."""
+"""What a training run puts into the manifest (pytest_ftgate.manifest.Manifest, read and written there).
+
+Besides the provenance, the manifest carries the cost of the training that produced the weights,
+which the gate's TCO reads. A run resumed from a checkpoint continues earlier runs, so each
+checkpoint records the time spent up to it (`ftgate-cost.json`), and the resumed run adds its own.
+"""
 
 from __future__ import annotations
 
 import json
-import platform
-import subprocess
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ..manifest import BaseModel, Manifest
+from ..provenance import TRAIN_LIBRARIES, git_commit, library_versions, machine
 
 if TYPE_CHECKING:
     from .config import Recipe
 
-SCHEMA_VERSION = 1
-LIBRARIES = ("pytest-ftgate", "torch", "transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate")
+COST_FILE = "ftgate-cost.json"  # in each checkpoint directory
 
 
-def base_fingerprint(base_dir: Path) -> str:
-    """The same hash the gate computes for a base: config.json and every safetensors file."""
-    from ..cache import Cache
-    from ..hf import HFEngine
+@dataclass(frozen=True)
+class Cost:
+    """Training time spent on a set of weights, over every run that led to them."""
 
-    return HFEngine(base_dir.resolve(), None, False, Cache(None)).base_weights_hash()
+    wall_s: float = 0.0
+    gpu_hours: float = 0.0
+
+    def plus(self, seconds: float, gpus: int) -> Cost:
+        return Cost(self.wall_s + seconds, self.gpu_hours + seconds * gpus / 3600)
 
 
-def _epoch_evals(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def read_cost(checkpoint: Path) -> Cost | None:
+    """The cost recorded in a checkpoint, or None for one written without it (by another tool or version)."""
+    path = Path(checkpoint) / COST_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return Cost(float(data["wall_s"]), float(data["gpu_hours"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_cost(checkpoint: Path, cost: Cost) -> None:
+    (Path(checkpoint) / COST_FILE).write_text(json.dumps(asdict(cost)) + "\n", encoding="utf-8")
+
+
+def epoch_evals(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The per-epoch evaluations during training (not the final re-evaluation of the best model)."""
     out = []
     for h in history:
@@ -37,45 +58,33 @@ def _epoch_evals(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _versions() -> dict[str, str]:
-    out = {}
-    for lib in LIBRARIES:
-        try:
-            out[lib] = metadata.version(lib)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+def device_info(device: str, processes: int) -> dict[str, Any]:
+    info: dict[str, Any] = {"kind": device, "processes": processes, **machine()}
+    if device == "cuda":
+        import torch
+
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
 
 
-def _git_commit() -> str | None:
-    try:
-        proc = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
-        return proc.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def write_manifest(output_dir: Path, *, recipe: Recipe, device: str, **fields: Any) -> dict[str, Any]:
-    base = Path(recipe.model.base)
-    config = {k: v for k, v in asdict(recipe).items() if k != "source"}
-    metrics = fields.pop("metrics", {})
-    history = fields.pop("log_history", [])
-    manifest = {
-        "schema_version": SCHEMA_VERSION,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "method": recipe.method,
-        "recipe_file": recipe.source,
-        "base_model": {"path": str(base.resolve()), "fingerprint": base_fingerprint(base)},
-        "config": config,
-        "seed": recipe.training.seed,
-        "versions": _versions(),
-        "git_commit": _git_commit(),
-        "device": {"kind": device, "machine": platform.machine(), "node": platform.node()},
-        "final_train_loss": metrics.get("train_loss"),
-        "final_eval_loss": metrics.get("eval_loss"),
-        "metrics": metrics,
-        "eval_losses": _epoch_evals(history),
-        **fields,
-    }
-    (output_dir / "ftgate.json").write_text(json.dumps(manifest, indent=1, default=str) + "\n", encoding="utf-8")
-    return manifest
+def build_manifest(recipe: Recipe, base: BaseModel, device: dict[str, Any], *, metrics: dict[str, Any],
+                   log_history: list[dict[str, Any]], cost: Cost, **measured: Any) -> Manifest:
+    """The manifest of a finished run; `measured` holds the remaining Manifest fields (data, checks, ...)."""
+    return Manifest(
+        method=recipe.method,
+        base_model=base,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        recipe_file=recipe.source,
+        config={k: v for k, v in asdict(recipe).items() if k != "source"},
+        seed=recipe.training.seed,
+        versions=library_versions(TRAIN_LIBRARIES),
+        git_commit=git_commit(),
+        device=device,
+        metrics=metrics,
+        final_train_loss=metrics.get("train_loss"),
+        final_eval_loss=metrics.get("eval_loss"),
+        eval_losses=epoch_evals(log_history),
+        wall_s=cost.wall_s,
+        gpu_hours=cost.gpu_hours,
+        **measured,
+    )

@@ -3,40 +3,95 @@
 We own the recipe, the checks before training, the provenance and the link to the gate; TRL,
 PEFT and bitsandbytes do the training. The output directory holds the best adapter by eval loss
 (safetensors + adapter_config.json), the tokenizer, the checkpoints and the manifest ftgate.json.
+
+Rerunning a recipe resumes from its last checkpoint. When that checkpoint is already the end of
+the run, nothing is trained and the adapter and manifest are left as they are; when a partial run
+is resumed, the manifest's wall time and GPU-hours cover every run that led to the weights.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
-from .config import Recipe, bf16_supported
-from .data import DataError, load_rows
 from ..cache import sha256_file
-from .manifest import write_manifest
+from ..errors import ConfigError, DataError, SubjectError, TrainConfigError
+from ..hub import resolve_model_dir
+from ..manifest import BaseModel, Manifest, base_fingerprint, read_manifest, write_manifest
+from .config import Recipe, bf16_supported
+from .data import load_rows
+from .manifest import Cost, build_manifest, device_info, read_cost, write_cost
 
 
 @dataclass(frozen=True)
 class TrainResult:
     output_dir: Path
-    manifest: dict[str, Any]
+    manifest: Manifest | None  # None on the other ranks of a multi-process run
     main_process: bool = True  # False on the other ranks of a multi-process run
+    steps_trained: int = 0  # optimizer steps this call ran; 0 when the run had already finished
+    resumed_from: str | None = None  # the checkpoint this call continued from
 
 
-def _load_tokenizer(recipe: Recipe) -> Any:
+_KERNELS_NOTICE = "Failed to load CPU gemm_4bit_forward from kernels-community"
+
+
+def _drop_kernels_notice(record: logging.LogRecord) -> bool:
+    """False for bitsandbytes' notice that the optional `kernels` package is not installed."""
+    cause = record.args[0] if isinstance(record.args, tuple) and record.args else None
+    absent = isinstance(cause, ModuleNotFoundError) and cause.name == "kernels"
+    return not (absent and str(record.msg).startswith(_KERNELS_NOTICE))
+
+
+def quiet_kernels_notice() -> None:
+    """Drop one log record: on CPUs with AVX-512 BF16, importing bitsandbytes (0.49+) warns that it
+    could not load an optional CPU kernel from the Hub package `kernels`. Its own CPU kernels work
+    without it, and `kernels` would fetch code from the Hub at run time, so we do not install it and
+    the notice would only alarm. Any other failure to load that kernel is still logged."""
+    logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_drop_kernels_notice)  # added once
+
+
+def resolve_base(recipe: Recipe) -> tuple[Path, str]:
+    """Where to load the base from, and the name the adapter records for it (adapter_config.json).
+
+    A local directory is recorded by its absolute path, so the adapter loads from any directory; a
+    Hub id stays the id, as users expect, and is loaded from its snapshot in the HF cache.
+    """
+    name = recipe.model.base
+    local = Path(name).expanduser()
+    if local.is_dir():
+        return local.resolve(), str(local.resolve())
+    hint = "Set model.base (in the recipe or with --set model.base=DIR) to a local model directory."
+    try:
+        return resolve_model_dir(name, what="model.base", hint=hint), name
+    except SubjectError as exc:
+        raise TrainConfigError(f"{recipe.source}: {exc}") from None
+
+
+def quantized_device_map(device: str, local_rank: int, visible_gpus: int) -> dict[str, int | str]:
+    """Where a 4-bit base goes: whole on this process's own GPU. Under torchrun or `accelerate
+    launch` each process has a local rank; like accelerate, wrap it over the GPUs it can see (a
+    launcher may give each process one GPU). Device 0 for every rank would stack all copies there."""
+    if device != "cuda":
+        return {"": "cpu"}
+    return {"": local_rank % max(1, visible_gpus)}
+
+
+def _load_tokenizer(recipe: Recipe, base_dir: Path) -> Any:
     from transformers import AutoTokenizer
 
-    base = recipe.model.base
-    tok = AutoTokenizer.from_pretrained(base)
+    tok = AutoTokenizer.from_pretrained(str(base_dir))
     if recipe.model.chat_template:
         tok.chat_template = Path(recipe.model.chat_template).read_text(encoding="utf-8")
     if not tok.chat_template:
         raise ConfigError(
-            f"the tokenizer in {base} has no chat template, so training and serving could format chats "
+            f"the tokenizer in {base_dir} has no chat template, so training and serving could format chats "
             "differently; set model.chat_template: path/to/template.jinja in the recipe"
         )
     if tok.pad_token is None:
@@ -44,7 +99,7 @@ def _load_tokenizer(recipe: Recipe) -> Any:
     return tok
 
 
-def _load_model(recipe: Recipe, device: str) -> Any:
+def _load_model(recipe: Recipe, device: str, base_dir: Path) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -61,10 +116,15 @@ def _load_model(recipe: Recipe, device: str) -> Any:
             bnb_4bit_use_double_quant=recipe.model.double_quant,
             bnb_4bit_compute_dtype=getattr(torch, compute),
         )
-        kwargs["device_map"] = {"": 0} if device == "cuda" else {"": "cpu"}
+        local_rank, visible = 0, 0
+        if device == "cuda":
+            from accelerate import PartialState
+
+            local_rank, visible = PartialState().local_process_index, torch.cuda.device_count()
+        kwargs["device_map"] = quantized_device_map(device, local_rank, visible)
     elif device == "cuda" and bf16_supported(device):
         kwargs["dtype"] = torch.bfloat16
-    return AutoModelForCausalLM.from_pretrained(recipe.model.base, **kwargs)
+    return AutoModelForCausalLM.from_pretrained(str(base_dir), **kwargs)
 
 
 def _datasets(recipe: Recipe) -> tuple[Any, Any, list[int], dict[str, Any]]:
@@ -90,8 +150,6 @@ def _datasets(recipe: Recipe) -> tuple[Any, Any, list[int], dict[str, Any]]:
 
 
 def _args(recipe: Recipe, device: str, eval_enabled: bool) -> dict[str, Any]:
-    import os
-
     t = recipe.training
     world = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun / accelerate launch before init
     accumulation = max(1, t.effective_batch_size // (t.per_device_batch_size * world))
@@ -107,6 +165,7 @@ def _args(recipe: Recipe, device: str, eval_enabled: bool) -> dict[str, Any]:
         "weight_decay": t.weight_decay,
         "max_grad_norm": t.max_grad_norm,
         "num_train_epochs": t.epochs,
+        "max_steps": t.max_steps if t.max_steps is not None else -1,  # > 0 overrides the epochs
         "per_device_train_batch_size": t.per_device_batch_size,
         "per_device_eval_batch_size": t.per_device_batch_size,
         "gradient_accumulation_steps": accumulation,
@@ -173,24 +232,43 @@ def _last_checkpoint(output_dir: Path) -> str | None:
     return get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
 
 
-def train(recipe: Recipe, *, resume: bool = True) -> TrainResult:
-    """Train the recipe's adapter; resume from the last checkpoint in output_dir when there is one."""
-    import os
+def _step_of(checkpoint: str | None) -> int:
+    return int(Path(checkpoint).name.rsplit("-", 1)[-1]) if checkpoint else 0
 
-    import torch
+
+def _name_base(adapter_dir: Path, name: str) -> None:
+    """Record the base as the recipe named it (a Hub id stays an id) in adapter_config.json. PEFT
+    records the directory it was loaded from, and while saving it looks for that base's config.json
+    (to tell a resized vocabulary), so it saves with the local directory and is renamed after."""
+    path = adapter_dir / "adapter_config.json"
+    if path.is_file():
+        config = json.loads(path.read_text(encoding="utf-8"))
+        if config.get("base_model_name_or_path") != name:
+            config["base_model_name_or_path"] = name
+            path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
+def _checkpoint_callback(cost_so_far: Callable[[], Cost], base_name: str) -> Any:
+    from transformers import TrainerCallback
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    class RecordInCheckpoint(TrainerCallback):
+        """Write the training time so far into each checkpoint (a run resumed from it carries it on),
+        and name the base there as in the final adapter."""
+
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            checkpoint = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+            if state.is_world_process_zero and checkpoint.is_dir():
+                write_cost(checkpoint, cost_so_far())
+                _name_base(checkpoint, base_name)
+
+    return RecordInCheckpoint()
+
+
+def _trainer(recipe: Recipe, model: Any, tokenizer: Any, datasets: tuple[Any, Any], args: dict[str, Any],
+             callback: Any) -> Any:
     from peft import LoraConfig
-    from transformers import set_seed
 
-    started = time.time()
-    device = recipe.resolved_device()
-    set_seed(recipe.training.seed)
-    train_ds, eval_ds, lines, data_info = _datasets(recipe)
-    tokenizer = _load_tokenizer(recipe)
-    if recipe.method == "sft":
-        token_check = check_rows(tokenizer, list(train_ds), lines, recipe.data.train, recipe.data.max_length)
-    else:
-        token_check = {"checked": "by DPOTrainer (prompt/chosen/rejected masks)"}
-    model = _load_model(recipe, device)
     peft_config = LoraConfig(
         r=recipe.lora.r,
         lora_alpha=recipe.lora.alpha,
@@ -199,52 +277,100 @@ def train(recipe: Recipe, *, resume: bool = True) -> TrainResult:
         layers_to_transform=recipe.lora.layers,
         task_type="CAUSAL_LM",
     )
-    args = _args(recipe, device, eval_ds is not None)
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
+    train_ds, eval_ds = datasets
+    common = dict(model=model, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer,
+                  peft_config=peft_config, callbacks=[callback])
     if recipe.method == "sft":
         from trl import SFTConfig, SFTTrainer
 
-        config = SFTConfig(**args, completion_only_loss=True, packing=recipe.training.packing)
-        trainer = SFTTrainer(model=model, args=config, train_dataset=train_ds, eval_dataset=eval_ds,
-                             processing_class=tokenizer, peft_config=peft_config)
-    else:
-        from trl import DPOConfig, DPOTrainer
+        return SFTTrainer(args=SFTConfig(**args, completion_only_loss=True, packing=recipe.training.packing), **common)
+    from trl import DPOConfig, DPOTrainer
 
-        config = DPOConfig(**args, beta=recipe.dpo.beta, loss_type=[recipe.dpo.loss_type])
-        # ref_model=None with a PEFT adapter: the reference is the same base with the adapter disabled
-        trainer = DPOTrainer(model=model, ref_model=None, args=config, train_dataset=train_ds, eval_dataset=eval_ds,
-                             processing_class=tokenizer, peft_config=peft_config)
+    # ref_model=None with a PEFT adapter: the reference is the same base with the adapter disabled
+    config = DPOConfig(**args, beta=recipe.dpo.beta, loss_type=[recipe.dpo.loss_type])
+    return DPOTrainer(ref_model=None, args=config, **common)
+
+
+def _existing_manifest(output_dir: Path) -> Manifest | None:
+    try:
+        return read_manifest(output_dir)
+    except SubjectError:  # unreadable or of another schema: rewritten below
+        return None
+
+
+def train(recipe: Recipe, *, resume: bool = True) -> TrainResult:
+    """Train the recipe's adapter; resume from the last checkpoint in output_dir when there is one.
+
+    A run whose last checkpoint is already the end of training trains nothing and leaves the
+    adapter and manifest as they are (`steps_trained == 0`); `resume=False` starts over.
+    """
+    quiet_kernels_notice()
+    import torch
+    from transformers import set_seed
+
+    started = time.time()
+    device = recipe.resolved_device()
+    processes = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun / accelerate launch before init
+    set_seed(recipe.training.seed)
+    base_dir, adapter_base_name = resolve_base(recipe)
+    train_ds, eval_ds, lines, data_info = _datasets(recipe)
+    tokenizer = _load_tokenizer(recipe, base_dir)
+    if recipe.method == "sft":
+        token_check = check_rows(tokenizer, list(train_ds), lines, recipe.data.train, recipe.data.max_length)
+    else:
+        token_check = {"checked": "by DPOTrainer (prompt/chosen/rejected masks)"}
+    model = _load_model(recipe, device, base_dir)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
 
     output_dir = Path(recipe.output_dir)
     checkpoint = _last_checkpoint(output_dir) if resume else None
+    earlier = read_cost(Path(checkpoint)) if checkpoint else Cost()  # None: a checkpoint that did not record it
+    gpus = processes if device == "cuda" else 0
+
+    def cost_so_far() -> Cost:
+        return (earlier or Cost()).plus(time.time() - started, gpus)
+
+    trainer = _trainer(recipe, model, tokenizer, (train_ds, eval_ds), _args(recipe, device, eval_ds is not None),
+                       _checkpoint_callback(cost_so_far, adapter_base_name))
     result = trainer.train(resume_from_checkpoint=checkpoint)
+    steps = trainer.state.global_step - _step_of(checkpoint)
+    main = trainer.is_world_process_zero()
+    if steps == 0 and checkpoint:
+        kept = _existing_manifest(output_dir)
+        if kept is not None:  # a rerun of a finished run: nothing trained, nothing rewritten
+            return TrainResult(output_dir, kept if main else None, main, steps_trained=0, resumed_from=checkpoint)
     metrics = dict(result.metrics)
+    if steps == 0:
+        metrics.pop("train_loss", None)  # no step ran: TRL reports 0.0, which is not a loss
     if eval_ds is not None:
         metrics.update(trainer.evaluate())
     trainer.save_model(str(output_dir))  # the best checkpoint's adapter when eval is on; rank 0 writes
-    if not trainer.is_world_process_zero():
-        return TrainResult(output_dir, {}, main_process=False)
+    if not main:
+        return TrainResult(output_dir, None, main_process=False, steps_trained=steps, resumed_from=checkpoint)
     tokenizer.save_pretrained(str(output_dir))
+    _name_base(output_dir, adapter_base_name)
 
-    wall = time.time() - started
-    gpus = int(os.environ.get("WORLD_SIZE", "1")) if device == "cuda" else 0
-    peak = torch.cuda.max_memory_allocated() if device == "cuda" else _cpu_peak_rss()
-    manifest = write_manifest(
-        output_dir,
-        recipe=recipe,
-        device=device,
-        data=data_info,
+    manifest = build_manifest(
+        recipe,
+        BaseModel(path=str(base_dir), fingerprint=base_fingerprint(base_dir), name=recipe.model.base),
+        device_info(device, processes),
         metrics=metrics,
-        wall_s=wall,
-        gpu_hours=wall * gpus / 3600,
-        peak_memory_bytes=peak,
-        chat_template_sha256=hashlib.sha256(tokenizer.chat_template.encode()).hexdigest(),
-        checks={"trained_tokens": token_check, "resumed_from": checkpoint},
-        best_checkpoint=trainer.state.best_model_checkpoint,
         log_history=trainer.state.log_history,
+        cost=cost_so_far(),
+        data=data_info,
+        peak_memory_bytes=torch.cuda.max_memory_allocated() if device == "cuda" else _cpu_peak_rss(),
+        chat_template_sha256=hashlib.sha256(tokenizer.chat_template.encode()).hexdigest(),
+        checks={
+            "trained_tokens": token_check,
+            "resumed_from": checkpoint,
+            # the training time up to the resumed checkpoint (None: not recorded there, so not counted)
+            "wall_s_before_resume": earlier.wall_s if earlier else None,
+        },
+        best_checkpoint=trainer.state.best_model_checkpoint,
     )
-    return TrainResult(output_dir, manifest)
+    write_manifest(output_dir, manifest)
+    return TrainResult(output_dir, manifest, steps_trained=steps, resumed_from=checkpoint)
 
 
 def _cpu_peak_rss() -> int:
