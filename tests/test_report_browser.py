@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from pytest_ftgate.cli import main as ftgate
-from pytest_ftgate.report import STATUS_MARK
+from pytest_ftgate.report.view import STATUS_MARK
 
 APT_INSTALL = "apt-get install -y chromium chromium-driver"
 PIP_INSTALL = "pip install 'selenium>=4.20,<5'"
@@ -108,7 +108,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _write_outputs(root / "good.jsonl", {f"q{i}": f"a{i}" for i in range(20)} | fmt_all, latency_s=0.20)
     regress_3 = {f"q{i}": "wrong" if i < 3 else f"a{i}" for i in range(20)}
     _write_outputs(root / "bad.jsonl", regress_3 | fmt_all, latency_s=0.20)
-    assert _gate(root, "freeze", root / "suites/qa.yaml", "--update-goldens") == 0
+    assert _gate(root, "freeze", root / "suites/qa.yaml", "--ftgate-update-goldens") == 0
     assert (root / "suites/qa.goldens.json").exists()
     return root
 
@@ -117,7 +117,7 @@ def _gate(root: Path, name: str, suites: Path, *args: str) -> int:
     """`ftgate gate` as a user runs it (its `main`, in this process, to spare an interpreter start)."""
     return ftgate([
         "gate", str(suites), "--baseline", str(root / "base.jsonl"), *args,
-        "--cache-dir", str(root / ".ftgate/cache"), "--report-dir", str(root / "out" / name),
+        "--ftgate-cache-dir", str(root / ".ftgate/cache"), "--ftgate-report-dir", str(root / "out" / name),
     ])
 
 
