@@ -48,13 +48,14 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from .config import RunConfig, SubjectOptions, build_run_config
-    from .errors import (AdapterMismatchError, ConfigError, FtgateError, FtgateWarning, GateRunError, GenerationError,
-                         IncompleteDataError, OptionError, SubjectError, SuiteError, UnsafeWeightsError)
-    from .gate import Threshold, parse_threshold
-    from .kinds import SuiteKind, register_kind
-    from .runner import GateRun, SuiteOutcome, run_gate
-    from .scorers import Scorer, register_scorer
-    from .subjects import Subject, register_subject
-    from .suite import Suite, load_suite
-    from .types import Case, CaseResult, Comparison, GateDecision, GenerationParams, Output, Score, SuiteResult
+    from .config import RunConfig, SubjectOptions, build_run_config  # noqa: F401
+    from .errors import AdapterMismatchError, ConfigError, FtgateError, FtgateWarning, GateRunError  # noqa: F401
+    from .errors import GenerationError, IncompleteDataError, OptionError, SubjectError, SuiteError  # noqa: F401
+    from .errors import UnsafeWeightsError  # noqa: F401
+    from .gate import Threshold, parse_threshold  # noqa: F401
+    from .kinds import SuiteKind, register_kind  # noqa: F401
+    from .runner import GateRun, SuiteOutcome, run_gate  # noqa: F401
+    from .scorers import Scorer, register_scorer  # noqa: F401
+    from .subjects import Subject, register_subject  # noqa: F401
+    from .suite import Suite, load_suite  # noqa: F401
+    from .types import Case, CaseResult, Comparison, GateDecision, GenerationParams, Output, Score, SuiteResult  # noqa: F401

@@ -37,7 +37,7 @@ def test_luhn():
 
 def test_data_check_reports_each_problem_with_its_line(tmp_path, capsys):
     write(tmp_path / "suites/s.yaml", "kind: golden\ncases:\n  - {id: paris, input: 'What is the capital of France?'}\n"
-          "  - {id: near, input: 'My Nimbus router order has not arrived after 14 days and I am worried that it got lost in the mail somewhere'}\nscorers: [exact]\n")
+          "  - {id: near, input: 'My Nimbus router order has not arrived after 14 days and I am worried that it got lost in the mail somewhere'}\nscorers: [json_valid]\n")
     rows = [
         chat("How do I reset my password?"),                                             # 1 fine
         chat("How do I reset my password?"),                                             # 2 exact duplicate of 1

@@ -203,7 +203,7 @@ def test_subject_generate_for_hand_written_tests(tiny_adapter):
 def test_plugin_gates_a_real_adapter(pytester, tiny_adapter):
     pytester.makefile(".yaml", **{"suites/s": "kind: format\ncases: [{id: a, input: hi}, {id: b, input: there}]\n"
                                               "generate: {max_new_tokens: 4}\nscorers: [{regex: '.'}]\ngate: {min_pass_rate: 0.0}\n"})
-    pytester.makepyfile(test_fixture=f"""
+    pytester.makepyfile(test_fixture="""
         def test_candidate_fixture(candidate, baseline):
             assert candidate.info.kind == "hf" and baseline.info.role == "baseline"
             assert isinstance(candidate.generate("hi", max_new_tokens=3), str)

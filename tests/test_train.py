@@ -208,7 +208,7 @@ def test_max_steps_overrides_the_epochs(tmp_path, tiny_base, sft_data):
 def test_the_kernels_notice_of_bitsandbytes_is_dropped_and_nothing_else(caplog):
     import logging
 
-    from pytest_ftgate.train.trainer import quiet_kernels_notice
+    from pytest_ftgate.quiet import quiet_kernels_notice
 
     quiet_kernels_notice()
     logger = logging.getLogger("bitsandbytes.backends.cpu.ops")

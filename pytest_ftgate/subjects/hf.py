@@ -92,6 +92,9 @@ class HFEngine:
     def load(self) -> None:
         if self._model is not None:
             return
+        from ..quiet import quiet_kernels_notice
+
+        quiet_kernels_notice()  # before peft imports bitsandbytes
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 

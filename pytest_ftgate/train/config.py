@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import yaml
 
-from ..errors import ConfigError, TrainConfigError
+from ..errors import TrainConfigError
 from ..yamlio import line_of, load_yaml_with_lines
 
 
@@ -297,10 +297,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, method: st
     `method` (from `ftgate train sft|dpo`) fills a recipe without `method:` and must match one with it.
     """
     path = Path(path)
-    try:
-        data, lines = load_yaml_with_lines(path)
-    except ConfigError as exc:
-        raise TrainConfigError(str(exc)) from None
+    data, lines = load_yaml_with_lines(path, error=TrainConfigError)
     if not isinstance(data, dict):
         raise TrainConfigError(f"{path}: a recipe is a YAML mapping with method, model, data and output_dir")
     blame = _Blame(path, lines, _apply_overrides(data, overrides or []))

@@ -115,7 +115,6 @@ def check_data(path: Path, suites_dir: Path | None = None, near_threshold: float
 
     seen: dict[str, int] = {}
     lsh = MinHashLSH(threshold=near_threshold, num_perm=128)
-    hashes = {}
     for line, row in converted.items():
         text = row_text(row)
         key = normalize(text)
@@ -127,7 +126,6 @@ def check_data(path: Path, suites_dir: Path | None = None, near_threshold: float
         for other in lsh.query(mh):
             report.near_duplicates.append((int(other), line))
         lsh.insert(str(line), mh)
-        hashes[line] = mh
         pii = find_pii(text)
         if pii:
             report.rejected[line].append("PII: " + ", ".join(pii))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from ..cache import sha256_file
 from ..errors import ConfigError, DataError, SubjectError, TrainConfigError
 from ..hub import resolve_model_dir
 from ..manifest import BaseModel, Manifest, base_fingerprint, read_manifest, write_manifest
+from ..quiet import quiet_kernels_notice
 from .config import Recipe, bf16_supported
 from .data import load_rows
 from .manifest import Cost, build_manifest, device_info, read_cost, write_cost
@@ -37,24 +37,6 @@ class TrainResult:
     main_process: bool = True  # False on the other ranks of a multi-process run
     steps_trained: int = 0  # optimizer steps this call ran; 0 when the run had already finished
     resumed_from: str | None = None  # the checkpoint this call continued from
-
-
-_KERNELS_NOTICE = "Failed to load CPU gemm_4bit_forward from kernels-community"
-
-
-def _drop_kernels_notice(record: logging.LogRecord) -> bool:
-    """False for bitsandbytes' notice that the optional `kernels` package is not installed."""
-    cause = record.args[0] if isinstance(record.args, tuple) and record.args else None
-    absent = isinstance(cause, ModuleNotFoundError) and cause.name == "kernels"
-    return not (absent and str(record.msg).startswith(_KERNELS_NOTICE))
-
-
-def quiet_kernels_notice() -> None:
-    """Drop one log record: on CPUs with AVX-512 BF16, importing bitsandbytes (0.49+) warns that it
-    could not load an optional CPU kernel from the Hub package `kernels`. Its own CPU kernels work
-    without it, and `kernels` would fetch code from the Hub at run time, so we do not install it and
-    the notice would only alarm. Any other failure to load that kernel is still logged."""
-    logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_drop_kernels_notice)  # added once
 
 
 def resolve_base(recipe: Recipe) -> tuple[Path, str]:
