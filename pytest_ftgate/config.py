@@ -78,12 +78,14 @@ def build_run_config(
         p = Path(value).expanduser()
         return p if p.is_absolute() else root / p
 
-    from .gate import parse_thresholds
+    ini_fail: tuple[Threshold, ...] = ()
+    if from_ini("ftgate_fail"):  # the threshold language (and the suite machinery) only when used
+        from .gate import parse_thresholds
 
-    try:
-        ini_fail = parse_thresholds(from_ini("ftgate_fail"))
-    except ValueError as exc:
-        raise OptionError(f"ini key ftgate_fail: {exc}") from None
+        try:
+            ini_fail = parse_thresholds(from_ini("ftgate_fail"))
+        except ValueError as exc:
+            raise OptionError(f"ini key ftgate_fail: {exc}") from None
     batch = get("ftgate_batch_size")
     if batch is None:
         try:

@@ -132,7 +132,8 @@ def compute_tco(run: Any, pricing: Pricing) -> TCO:
             note = "unknown: no serving cost for the " + " and the ".join(s.role for s in subjects if not s.priced)
         elif (daily_saving := (base.usd_per_month - cand.usd_per_month) / DAYS_PER_MONTH) > 0:
             break_even = cand.training_usd / daily_saving
-            note = f"{break_even:.1f} days"
+            note = (f"{break_even:.1f} days" if cand.training_usd
+                    else "at once: the candidate costs less to serve and no training cost is recorded")
         else:
             note = "never: the candidate costs as much or more to serve"
     return TCO(pricing, tuple(subjects), break_even, note, label)

@@ -7,25 +7,9 @@ names a kind.
 
 from __future__ import annotations
 
-from .base import Criterion, DecisionContext, GateKey, Headline, SuiteKey, SuiteKind
-
-_KINDS: dict[str, SuiteKind] = {}
-
-
-def register_kind(kind: SuiteKind) -> SuiteKind:
-    _KINDS[kind.name] = kind
-    return kind
-
-
-def get_kind(name: str) -> SuiteKind:
-    return _KINDS[name]
-
-
-def kind_names() -> tuple[str, ...]:
-    return tuple(_KINDS)
-
-
-from . import format, golden, task, adversarial  # noqa: E402,F401  (each registers itself)
+from . import format, golden, task, adversarial  # noqa: F401, I001  (each registers itself, in this order)
+from .base import (Criterion, DecisionContext, GateKey, Headline, SuiteKey, SuiteKind, get_kind, kind_names,
+                   register_kind)
 
 __all__ = ["Criterion", "DecisionContext", "GateKey", "Headline", "SuiteKey", "SuiteKind", "get_kind",
            "kind_names", "register_kind"]

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from . import register_kind
-from .base import GateKey, SuiteKind, boolean, fraction, rate_headline
+from .base import GateKey, SuiteKind, boolean, fraction, rate_headline, register_kind
 from .task import rate_and_baseline_criteria
 
 ADVERSARIAL = register_kind(SuiteKind(

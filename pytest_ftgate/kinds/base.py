@@ -123,6 +123,23 @@ class SuiteKind:
         return next((k for k in self.gate_keys if k.name == name), None)
 
 
+_KINDS: dict[str, SuiteKind] = {}
+
+
+def register_kind(kind: SuiteKind) -> SuiteKind:
+    """Make a kind known to suites, the gate and the reports (call at import of its module)."""
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def get_kind(name: str) -> SuiteKind:
+    return _KINDS[name]
+
+
+def kind_names() -> tuple[str, ...]:
+    return tuple(_KINDS)
+
+
 # ---- decisions shared by several kinds ---------------------------------------------------------
 
 def pct(x: float) -> str:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from . import register_kind
-from .base import Criterion, GateKey, SuiteKind, decide_min_rate, fraction, rate_headline
+from .base import Criterion, GateKey, SuiteKind, decide_min_rate, fraction, rate_headline, register_kind
 
 FORMAT = register_kind(SuiteKind(
     name="format",

@@ -14,8 +14,18 @@ from ..errors import IncompleteDataError
 from ..goldens import GoldenSet, read_goldens, split_goldens, write_goldens
 from ..stats import exact_interval, exact_upper_bound, max_passing_regressions, min_n_to_resolve, wilson_interval
 from ..types import GateDecision, Interval, SuiteResult
-from . import register_kind
-from .base import Criterion, DecisionContext, GateKey, Headline, SuiteKey, SuiteKind, baseline_only, fraction, pct
+from .base import (
+    Criterion,
+    DecisionContext,
+    GateKey,
+    Headline,
+    SuiteKey,
+    SuiteKind,
+    baseline_only,
+    fraction,
+    pct,
+    register_kind,
+)
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import register_kind
-from .base import Criterion, GateKey, SuiteKind, boolean, decide_min_rate, decide_vs_baseline, fraction, rate_headline
+from .base import (
+    Criterion,
+    GateKey,
+    SuiteKind,
+    boolean,
+    decide_min_rate,
+    decide_vs_baseline,
+    fraction,
+    rate_headline,
+    register_kind,
+)
 
 
 def gain(value: Any) -> str | None:

@@ -48,7 +48,7 @@ def _measures(view: ReportView) -> str:
     ax.set_xticks(x, [f"{r.suite}\n({r.measure})" for r in rows], rotation=0, fontsize=8)
     ax.set_ylim(0, 105)
     ax.set_ylabel("%, with the 95% Wilson interval")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="lower right", bbox_to_anchor=(1, 1.0), ncol=2, fontsize=8, frameon=False)  # above the bars
     ax.spines[["top", "right"]].set_visible(False)
     return _svg(fig)
 
@@ -60,7 +60,7 @@ def _latency(view: ReportView) -> str | None:
         return None
     fig, ax = plt.subplots(figsize=(5.5, 3))
     for role, values in view.latency.items():
-        ax.hist(values, bins=30, alpha=0.6, label=role, color=COLORS[role])
+        ax.hist(values, bins=max(5, min(30, len(values) // 4)), alpha=0.6, label=role, color=COLORS[role])
     ax.set_xlabel("compute seconds per request (batch time / batch size)")
     ax.set_ylabel("requests")
     ax.legend(fontsize=8)
@@ -79,7 +79,7 @@ def _cost(view: ReportView) -> str | None:
     for role, points in view.cost.curve.items():  # an unknown cost is left out, not drawn as $0
         ax.plot([p[0] for p in points], [p[1] for p in points], label=f"{role} ({money(by_role[role].usd_per_1k)}/1k)",
                 color=COLORS[role])
-    if tco.break_even_days is not None:
+    if tco.break_even_days:  # none to mark when the candidate is cheaper from the first request
         x = tco.break_even_days * tco.pricing.requests_per_day / 1e6
         ax.axvline(x, color="#d62728", linestyle="--", linewidth=1)
         ax.annotate(f"break-even: {tco.break_even_days:.1f} days", (x, ax.get_ylim()[1] * 0.9), color="#d62728", fontsize=8,
