@@ -92,7 +92,7 @@ class HFEngine:
     def load(self) -> None:
         if self._model is not None:
             return
-        from ..quiet import quiet_kernels_notice
+        from ..quiet import library_deprecations, quiet_kernels_notice
 
         quiet_kernels_notice()  # before peft imports bitsandbytes
         import torch
@@ -125,9 +125,10 @@ class HFEngine:
             raise SubjectError(f"cannot load the base model {self.base_dir}: {exc}") from None
         if self.adapter_dir is not None:
             self._check_adapter_fits(model)
-            from peft import PeftModel
+            with library_deprecations():
+                from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, str(self.adapter_dir))
+                model = PeftModel.from_pretrained(model, str(self.adapter_dir))
         model.eval()
         self._model, self._tokenizer = model, tokenizer
 

@@ -24,7 +24,7 @@ from ..cache import sha256_file
 from ..errors import ConfigError, DataError, SubjectError, TrainConfigError
 from ..hub import resolve_model_dir
 from ..manifest import BaseModel, Manifest, base_fingerprint, read_manifest, write_manifest
-from ..quiet import quiet_kernels_notice
+from ..quiet import library_deprecations, quiet_kernels_notice
 from .config import Recipe, bf16_supported
 from .data import load_rows
 from .manifest import Cost, build_manifest, device_info, read_cost, write_cost
@@ -313,9 +313,10 @@ def train(recipe: Recipe, *, resume: bool = True) -> TrainResult:
     def cost_so_far() -> Cost:
         return (earlier or Cost()).plus(time.time() - started, gpus)
 
-    trainer = _trainer(recipe, model, tokenizer, (train_ds, eval_ds), _args(recipe, device, eval_ds is not None),
-                       _checkpoint_callback(cost_so_far, adapter_base_name))
-    result = trainer.train(resume_from_checkpoint=checkpoint)
+    with library_deprecations():  # TRL and PEFT call transformers' renamed checkpointing methods
+        trainer = _trainer(recipe, model, tokenizer, (train_ds, eval_ds), _args(recipe, device, eval_ds is not None),
+                           _checkpoint_callback(cost_so_far, adapter_base_name))
+        result = trainer.train(resume_from_checkpoint=checkpoint)
     steps = trainer.state.global_step - _step_of(checkpoint)
     main = trainer.is_world_process_zero()
     if steps == 0 and checkpoint:
