@@ -7,13 +7,18 @@ template, prompt or decoding parameters misses the cache.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import sqlite3
+import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 from .types import Output
+
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outputs (
@@ -47,15 +52,25 @@ def sha256_file(path: Path) -> str:
             h.update(block)
     return h.hexdigest()
 
+def _locked(method: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(method)
+    def wrapper(self: Cache, *args: Any, **kwargs: Any) -> T:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class Cache:
     """Generation cache. `Cache(None)` is a disabled cache that stores nothing."""
 
     def __init__(self, directory: str | Path | None):
         self._db: sqlite3.Connection | None = None
+        self._lock = threading.Lock()  # judge calls run on a thread pool: one statement at a time
         if directory is not None:
             directory = Path(directory)
             directory.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(directory / "cache-v2.sqlite", timeout=60, isolation_level=None)
+            self._db = sqlite3.connect(directory / "cache-v2.sqlite", timeout=60, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
@@ -64,6 +79,7 @@ class Cache:
     def enabled(self) -> bool:
         return self._db is not None
 
+    @_locked
     def get_many(self, keys: Sequence[str]) -> dict[str, Output]:
         if self._db is None or not keys:
             return {}
@@ -80,6 +96,7 @@ class Cache:
                 found[key] = Output(text, t_in, t_out, latency, cached=True, batch_size=batch)
         return found
 
+    @_locked
     def put_many(self, fingerprint: str, items: Iterable[tuple[str, Output]]) -> None:
         if self._db is None:
             return
@@ -88,6 +105,7 @@ class Cache:
         with self._db:  # one transaction per batch
             self._db.executemany("INSERT OR REPLACE INTO outputs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
+    @_locked
     def file_sha256(self, path: Path) -> str:
         """sha256 of a file, memoised by (path, size, mtime) so multi-GB weights hash once."""
         st = path.stat()

@@ -13,7 +13,8 @@
     │       │   ├── AdapterMismatchError  adapter and base model do not fit together
     │       │   └── UnsafeWeightsError    pickle weights (.bin/.pt) refused; safetensors only
     │       ├── GenerationError      an endpoint or model failed while generating
-    │       └── IncompleteDataError  a gate would be computed on missing or unscored outputs
+    │       ├── IncompleteDataError  a gate would be computed on missing or unscored outputs
+    │       └── JudgeRefused         a judge failed its self-test or its agreement with people
     └── GateBlocked                  a gate criterion blocked the candidate: the verdict  exit 1
     UserWarning
     └── FtgateWarning                a gate passed, but something about it deserves attention
@@ -96,6 +97,10 @@ class GenerationError(GateRunError):
 
 class IncompleteDataError(GateRunError):
     """A gate cannot be decided because outputs or scores are missing."""
+
+
+class JudgeRefused(GateRunError):
+    """A judge suite's judge cannot be trusted (self-test, calibration): that suite is not scored."""
 
 
 class GateBlocked(Exception):

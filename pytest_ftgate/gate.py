@@ -71,13 +71,13 @@ def effective_gate(suite: Suite, *layers: tuple[Threshold, ...]) -> dict[str, An
     for layer in layers:
         for t in layer:
             if t.applies_to(suite):
-                gate[kind.main_key] = t.value
+                gate[kind.main_key_of(suite)] = t.value
     return gate
 
 
 def criteria(suite: Suite, gate: dict[str, Any]) -> list[str]:
     """The names of a suite's gate criteria under `gate`: one pytest item each."""
-    return [c.name for c in get_kind(suite.kind).criteria(gate)]
+    return [c.name for c in get_kind(suite.kind).criteria(gate, suite)]
 
 
 def decide(
@@ -90,9 +90,10 @@ def decide(
     """Decide every criterion of a suite. Errors become decisions with status `error`.
 
     `state` is what the kind's `prepare` returned for this run (e.g. the golden set)."""
-    chosen = get_kind(suite.kind).criteria(gate)
+    kind = get_kind(suite.kind)
+    chosen = kind.criteria(gate, suite)
     try:
-        check_complete(suite.name, baseline, candidate)
+        check_complete(suite.name, baseline, candidate, allowed=kind.allowed_unscored(suite) if kind.allowed_unscored else 0.0)
         cmp = compare(baseline, candidate) if candidate is not None else None
     except IncompleteDataError as exc:
         return [GateDecision(suite.name, c.name, "error", str(exc)) for c in chosen], None

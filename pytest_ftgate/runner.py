@@ -18,12 +18,13 @@ from typing import Any
 
 from .cache import Cache, cache_key
 from .config import RunConfig
+from .errors import JudgeRefused
 from .gate import check_targets, criteria, decide, effective_gate
 from .kinds import get_kind
 from .provenance import git_commit, library_versions, machine
 from .subjects import Job, Subject, resolve_subjects
 from .suite import Suite
-from .types import CaseResult, Comparison, GateDecision, Output, Request, SubjectInfo, SuiteResult
+from .types import CaseResult, Comparison, GateDecision, Output, Request, Score, SubjectInfo, SuiteResult
 
 Subjects = tuple[Subject, Subject | None]  # (baseline, candidate)
 
@@ -47,6 +48,7 @@ class GateRun:
     info: dict[str, Any]
     tco: Any = None  # tco.TCO
     not_run: tuple[str, ...] = ()  # "suite::criterion" of criteria deselected (-k, -m, --deselect)
+    evaluation: tuple[Any, ...] = ()  # judges.JudgeUsage of each judge used: an evaluation cost
 
     def outcome(self, suite_path: Path) -> SuiteOutcome:
         for o in self.outcomes:
@@ -129,23 +131,63 @@ def _perplexities(subject: Subject, suites: Sequence[Suite], jobs: list[Job]) ->
     return {(j.suite, j.case.id): v for j, v in zip(todo, values)}
 
 
-def _score(suites: Sequence[Suite], subject: Subject, role: str, cache: Cache, progress: bool) -> dict[str, SuiteResult]:
+Generated = dict[Path, tuple[list[Output], dict[str, float | None]]]  # suite -> outputs in case order, perplexities
+
+
+def _generate(suites: Sequence[Suite], subject: Subject, role: str, cache: Cache, progress: bool) -> Generated:
     jobs = _jobs(suites, role)
     outputs = generate_all(subject, jobs, cache, progress)
     ppl = _perplexities(subject, suites, jobs)
-    results: dict[str, SuiteResult] = {}
     it = iter(outputs)
-    for s in suites:
-        rows = []
-        for case in s.cases:
-            out = next(it)
-            scores = tuple(
-                scorer(case, ppl.get((s.name, case.id))) if scorer.needs_perplexity else scorer(case, out.text)
-                for scorer in s.scorers
-            )
-            rows.append(CaseResult(case, out, scores))
-        results[str(s.path)] = SuiteResult(s.name, subject.info, tuple(rows))
-    return results
+    return {s.path: ([next(it) for _ in s.cases], {c.id: ppl.get((s.name, c.id)) for c in s.cases}) for s in suites}
+
+
+def apply_scorers(suite: Suite, info: SubjectInfo, outputs: list[Output], ppl: dict[str, float | None]) -> SuiteResult:
+    """The suite's own scorers on each output (the default for kinds that do not score themselves)."""
+    rows = []
+    for case, out in zip(suite.cases, outputs):
+        scores = tuple(scorer(case, ppl.get(case.id)) if scorer.needs_perplexity else scorer(case, out.text)
+                       for scorer in suite.scorers)
+        rows.append(CaseResult(case, out, scores))
+    return SuiteResult(suite.name, info, tuple(rows))
+
+
+class Services:
+    """What kinds that score for themselves may use during a run: its config, cache and judges."""
+
+    def __init__(self, config: RunConfig, cache: Cache):
+        self.config, self.cache = config, cache
+        self._judges: dict[str, Any] = {}
+
+    def judge(self, spec: str) -> Any:
+        """The judge for a spec (`openai:MODEL` or a local model), built once per run."""
+        if spec not in self._judges:
+            from .judges import build_judge
+
+            self._judges[spec] = build_judge(spec, base_url=getattr(self.config, "judge_base_url", None),
+                                             options=self.config.subject_options, cache=self.cache)
+        return self._judges[spec]
+
+    @property
+    def usage(self) -> tuple[Any, ...]:
+        return tuple(j.usage for j in self._judges.values())
+
+
+def _score_suite(s: Suite, generated: dict[str, Generated], infos: dict[str, SubjectInfo], services: Services) -> Any:
+    from .kinds.base import Scored, ScoringContext
+
+    kind = get_kind(s.kind)
+    if kind.score is None:
+        results = {role: apply_scorers(s, infos[role], *g[s.path]) for role, g in generated.items()}
+        return Scored(results["baseline"], results.get("candidate"))
+    outputs = {role: g[s.path][0] for role, g in generated.items()}
+    try:
+        return kind.score(ScoringContext(s, outputs, {r: infos[r] for r in outputs}, services))
+    except JudgeRefused as exc:  # this suite cannot be scored; the others still are
+        unscored = {role: SuiteResult(s.name, infos[role], tuple(CaseResult(c, o, (Score.unscored(str(exc), s.kind),))
+                                                                  for c, o in zip(s.cases, outs)))
+                    for role, outs in outputs.items()}
+        return Scored(unscored["baseline"], unscored.get("candidate"), exc)
 
 
 def run_gate(
@@ -171,27 +213,41 @@ def run_gate(
     cache = Cache(config.cache_dir)
     try:
         baseline, candidate = subjects or resolve_subjects(config.candidate, config.baseline, config.subject_options, cache)
-        base_results = _score(gated, baseline, "baseline", cache, config.progress)
-        cand_results = _score(gated, candidate, "candidate", cache, config.progress) if candidate is not None else None
+        generated = {"baseline": _generate(gated, baseline, "baseline", cache, config.progress)}
+        infos = {"baseline": baseline.info}
+        if candidate is not None:
+            generated["candidate"] = _generate(gated, candidate, "candidate", cache, config.progress)
+            infos["candidate"] = candidate.info
+        services = Services(config, cache)
+        outcomes = []
+        for s in gated:
+            outcome, skipped = _decide_suite(s, config, selection, _score_suite(s, generated, infos, services))
+            outcomes.append(outcome)
+            not_run += skipped
     finally:
         cache.close()
-
-    outcomes = []
-    for s in gated:
-        kind = get_kind(s.kind)
-        gate = effective_gate(s, *config.thresholds)
-        b = base_results[str(s.path)]
-        c = cand_results[str(s.path)] if cand_results else None
-        state = kind.prepare(s, b, config.update_goldens) if kind.prepare else None
-        decisions, cmp = decide(s, gate, b, c, state)
-        if selection is not None:
-            chosen = selection[s.path]
-            not_run += [f"{s.name}::{d.criterion}" for d in decisions if d.criterion not in chosen]
-            decisions = [d for d in decisions if d.criterion in chosen]
-        outcomes.append(SuiteOutcome(s, gate, b, c, cmp, tuple(decisions), state))
     info = run_info(config, time.time() - started)
-    run = GateRun(tuple(outcomes), baseline.info, candidate.info if candidate else None, info, not_run=tuple(not_run))
+    run = GateRun(tuple(outcomes), baseline.info, candidate.info if candidate else None, info, not_run=tuple(not_run),
+                  evaluation=services.usage)
     return replace(run, tco=compute_tco(run, pricing))
+
+
+def _decide_suite(s: Suite, config: RunConfig, selection: Mapping[Path, frozenset[str]] | None,
+                  scored: Any) -> tuple[SuiteOutcome, list[str]]:
+    kind = get_kind(s.kind)
+    gate = effective_gate(s, *config.thresholds)
+    b, c = scored.baseline, scored.candidate
+    state = kind.prepare(s, b, config.update_goldens) if kind.prepare else scored.state
+    if isinstance(state, JudgeRefused):
+        decisions, cmp = [GateDecision(s.name, name, "error", str(state)) for name in criteria(s, gate)], None
+    else:
+        decisions, cmp = decide(s, gate, b, c, state)
+    skipped: list[str] = []
+    if selection is not None:
+        chosen = selection[s.path]
+        skipped = [f"{s.name}::{d.criterion}" for d in decisions if d.criterion not in chosen]
+        decisions = [d for d in decisions if d.criterion in chosen]
+    return SuiteOutcome(s, gate, b, c, cmp, tuple(decisions), state), skipped
 
 
 def run_info(config: RunConfig, duration_s: float) -> dict[str, Any]:

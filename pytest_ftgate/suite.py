@@ -142,7 +142,7 @@ def load_suite(path: str | Path) -> Suite:
 
     cases: tuple[Case, ...] = ()
     if "cases" in data:
-        cases, case_errors = _load_cases(data["cases"], path, lines)
+        cases, case_errors = _load_cases(data["cases"], path, lines, kind.case_keys if kind else ())
         problems.extend(case_errors)
         if not cases and not case_errors:
             problems.add("the suite has no cases", "cases")
@@ -176,6 +176,9 @@ def load_suite(path: str | Path) -> Suite:
                 options[spec.name] = spec.parse(data.get(spec.name), path)
             except ValueError as exc:
                 problems.add(str(exc), spec.name)
+        if kind.check is not None:
+            for message, where in kind.check(data):
+                problems.add(message, *where)
     problems.raise_if_any()
     return Suite(
         name=name,
@@ -282,7 +285,8 @@ def _load_params(raw: Any, fail: Any) -> GenerationParams:
     return GenerationParams(max_new_tokens=mnt, temperature=float(temperature), top_p=float(top_p), seed=seed)
 
 
-def _load_cases(raw: Any, suite_path: Path, lines: dict[tuple[Any, ...], int]) -> tuple[tuple[Case, ...], list[SuiteError]]:
+def _load_cases(raw: Any, suite_path: Path, lines: dict[tuple[Any, ...], int],
+                extra_keys: tuple[str, ...] = ()) -> tuple[tuple[Case, ...], list[SuiteError]]:
     """The valid cases, and an error for every bad one (file:line each)."""
     errors: list[SuiteError] = []
     items: list[tuple[Any, Path, int | None]] = []
@@ -308,7 +312,7 @@ def _load_cases(raw: Any, suite_path: Path, lines: dict[tuple[Any, ...], int]) -
     seen: dict[str, int | None] = {}
     for item, where, lineno in items:
         try:
-            case = _parse_case(item, where, lineno)
+            case = _parse_case(item, where, lineno, extra_keys)
         except SuiteError as exc:
             errors.append(exc)
             continue
@@ -321,15 +325,16 @@ def _load_cases(raw: Any, suite_path: Path, lines: dict[tuple[Any, ...], int]) -
     return tuple(cases), errors
 
 
-def _parse_case(item: Any, where: Path, lineno: int | None) -> Case:
+def _parse_case(item: Any, where: Path, lineno: int | None, extra_keys: tuple[str, ...] = ()) -> Case:
     def fail(message: str) -> SuiteError:
         return SuiteError(message, where, lineno)
 
     if not isinstance(item, dict):
         raise fail("a case is an object with `input` (text) or `messages` (a chat)")
-    unknown = set(item) - CASE_KEYS
+    allowed = CASE_KEYS | set(extra_keys)
+    unknown = set(item) - allowed
     if unknown:
-        raise fail(f"unknown case key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(CASE_KEYS))}")
+        raise fail(f"unknown case key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}")
     if ("input" in item) == ("messages" in item):
         raise fail("a case needs exactly one of `input` (text) or `messages` (a list of {role, content})")
     if "input" in item:
@@ -357,4 +362,5 @@ def _parse_case(item: Any, where: Path, lineno: int | None) -> Case:
         case_id = content_hash({"messages": list(messages), "expected": expected}, 12)
     elif not isinstance(case_id, (str, int)) or isinstance(case_id, bool):
         raise fail(f"`id` must be a string, got {case_id!r}")
-    return Case(id=str(case_id), messages=messages, expected=expected, tags=tuple(tags), line=lineno, file=where)
+    return Case(id=str(case_id), messages=messages, expected=expected, tags=tuple(tags), line=lineno, file=where,
+                extra={k: item[k] for k in extra_keys if k in item})

@@ -50,12 +50,26 @@ class SubjectCost:
 
 
 @dataclass(frozen=True)
+class EvaluationCost:
+    """What judging cost this run: kept apart from serving, since it is paid per gate, not per request."""
+
+    judge: str
+    calls: int
+    cached: int
+    tokens_in: int
+    tokens_out: int
+    usd: float | None  # None: unknown, see note
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class TCO:
     pricing: Pricing
     subjects: tuple[SubjectCost, ...]
     break_even_days: float | None  # None: see break_even_note
     break_even_note: str = ""
     quality_label: str = "pass rate over all suites"
+    evaluation: tuple[EvaluationCost, ...] = ()
 
     def curve(self, days: int = 365) -> dict[str, list[float]]:
         """Cumulative cost by day, training included, for the priced subjects: the break-even plot."""
@@ -136,4 +150,14 @@ def compute_tco(run: Any, pricing: Pricing) -> TCO:
                     else "at once: the candidate costs less to serve and no training cost is recorded")
         else:
             note = "never: the candidate costs as much or more to serve"
-    return TCO(pricing, tuple(subjects), break_even, note, label)
+    return TCO(pricing, tuple(subjects), break_even, note, label, tuple(evaluation_cost(u, pricing) for u in run.evaluation))
+
+
+def evaluation_cost(usage: Any, pricing: Pricing) -> EvaluationCost:
+    """A judge's calls priced like its kind serves: per token for an endpoint; a local judge's compute is not measured."""
+    calls = usage.calls
+    per_call = Usage(calls, usage.tokens_in / calls if calls else 0, usage.tokens_out / calls if calls else 0, None)
+    cost = cost_model(usage.kind).serving_cost(SubjectInfo("candidate", usage.kind, usage.name.removeprefix("openai:"), ""), per_call, pricing)
+    usd = None if cost.usd_per_request is None else cost.usd_per_request * calls
+    note = cost.note if usage.kind == "openai" or not cost.note else "a local judge: its compute time is not measured"
+    return EvaluationCost(usage.spec, calls, usage.cached, usage.tokens_in, usage.tokens_out, usd, note)

@@ -27,6 +27,7 @@ class Case:
     tags: tuple[str, ...] = ()
     line: int | None = None  # where the case was defined, for error messages
     file: Path | None = field(default=None, compare=False)  # the suite file or its cases JSONL
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)  # keys only the suite's kind reads
 
     @property
     def content_hash(self) -> str:
@@ -104,8 +105,8 @@ class CaseResult:
 
     @property
     def passed(self) -> bool | None:
-        if any(s.passed is None for s in self.scores):
-            return None
+        if not self.scores or any(s.passed is None for s in self.scores):
+            return None  # nothing scored it: never a pass
         return all(s.passed for s in self.scores)
 
     @property

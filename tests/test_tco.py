@@ -69,7 +69,7 @@ def test_break_even_from_training_cost_and_daily_saving(tmp_path):
             self.candidate = results(cand, 10, 100, 100, 0.4, batch=4, passed=9)
             self.decisions = ()
 
-    run = type("Run", (), {"outcomes": [Outcome()], "baseline": base, "candidate": cand})()
+    run = type("Run", (), {"outcomes": [Outcome()], "baseline": base, "candidate": cand, "evaluation": ()})()
     tco = compute_tco(run, pricing(tmp_path))
     b, c = tco.subjects
     assert c.training_usd == pytest.approx(4.0)  # 2 GPU-hours at $2

@@ -7,13 +7,13 @@ package names kinds. The decision helpers shared by several kinds live here too.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import IncompleteDataError
 from ..stats import wilson_interval
-from ..types import Comparison, GateDecision, Interval, SuiteResult
+from ..types import Comparison, GateDecision, Interval, Output, SubjectInfo, SuiteResult
 
 if TYPE_CHECKING:
     from ..suite import Suite
@@ -67,6 +67,23 @@ class DecisionContext:
 
 
 @dataclass(frozen=True)
+class ScoringContext:
+    """What a kind that scores for itself gets: both subjects' outputs, in case order."""
+
+    suite: Suite
+    outputs: dict[str, list[Output]]  # role -> one output per case
+    subjects: dict[str, SubjectInfo]  # role -> who produced them
+    services: Any  # runner.Services: the run's config, cache and judges
+
+
+@dataclass(frozen=True)
+class Scored:
+    baseline: SuiteResult
+    candidate: SuiteResult | None
+    state: Any = None  # shown in the reports (kinds give it a `to_json`)
+
+
+@dataclass(frozen=True)
 class Criterion:
     """One gate criterion: one pytest item, one decision."""
 
@@ -97,9 +114,12 @@ class SuiteKind:
 
     gate_keys        the keys of `gate:` with their checks and defaults
     main_key         what a `TARGET:VALUE` threshold override sets
-    criteria         the criteria that apply under an effective gate (one pytest item each)
-    suite_keys       top-level keys only this kind accepts
+    criteria         the criteria that apply to a suite under an effective gate (one pytest item each)
+    suite_keys       top-level keys only this kind accepts; case_keys, case keys only it accepts
+    check            problems across keys, found when the suite loads: [(message, key path)]
     prepare          per-run state before deciding (e.g. read or freeze goldens)
+    score            scores both subjects itself (e.g. with a judge) instead of the suite's scorers
+    allowed_unscored the share of unscored cases a suite tolerates (never passed); above it, an error
     headline         the suite's row in the reports
     quality          whether the suite's pass rate is the "quality" of the TCO table
     """
@@ -107,17 +127,23 @@ class SuiteKind:
     name: str
     description: str
     gate_keys: tuple[GateKey, ...]
-    main_key: str
-    criteria: Callable[[dict[str, Any]], tuple[Criterion, ...]]
+    main_key: str | Callable[[Suite], str]  # a callable when it depends on the suite (e.g. a judge's mode)
+    criteria: Callable[[dict[str, Any], Suite], tuple[Criterion, ...]]
     headline: Callable[[Any], Headline]
     suite_keys: tuple[SuiteKey, ...] = ()
+    case_keys: tuple[str, ...] = ()
+    check: Callable[[dict[str, Any]], list[tuple[str, tuple[Any, ...]]]] | None = None
     prepare: Callable[[Suite, SuiteResult, bool], Any] | None = None
+    score: Callable[[ScoringContext], Scored] | None = None
+    allowed_unscored: Callable[[Suite], float] | None = None
     quality: bool = False
     requires_scorers: bool = True
-    notes: tuple[str, ...] = field(default=())
 
     def defaults(self) -> dict[str, Any]:
         return {k.name: k.default for k in self.gate_keys if k.has_default}
+
+    def main_key_of(self, suite: Suite) -> str:
+        return self.main_key(suite) if callable(self.main_key) else self.main_key
 
     def gate_key(self, name: str) -> GateKey | None:
         return next((k for k in self.gate_keys if k.name == name), None)
@@ -151,14 +177,15 @@ def rate_figures(k: int, n: int) -> dict[str, Any]:
     return {"k": k, "n": n, "rate": k / n if n else 0.0, "wilson": [w.low, w.high]}
 
 
-def check_complete(suite_name: str, *results: SuiteResult | None) -> None:
-    """Unscored cases make a gate lie: raise before deciding anything on them."""
+def check_complete(suite_name: str, *results: SuiteResult | None, allowed: float = 0.0) -> None:
+    """Unscored cases make a gate lie: raise before deciding anything on them (beyond `allowed`)."""
     for r in results:
-        if r is not None and r.unscored:
+        if r is not None and r.unscored and len(r.unscored) > allowed * r.n:
             ids = ", ".join(x.case.id for x in r.unscored[:5])
             raise IncompleteDataError(
-                f"suite {suite_name}: {len(r.unscored)} case(s) of the {r.subject.role} could not be scored "
-                f"({ids}); a gate on incomplete data would lie. See the report for each reason."
+                f"suite {suite_name}: {len(r.unscored)} of {r.n} case(s) of the {r.subject.role} could not be scored "
+                f"({ids}){f', more than the {100 * allowed:.0f}% allowed' if allowed else ''}; a gate on incomplete "
+                "data would lie. See the report for each reason."
             )
 
 

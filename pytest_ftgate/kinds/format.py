@@ -9,6 +9,6 @@ FORMAT = register_kind(SuiteKind(
     description="format compliance: the share of outputs with the required shape",
     gate_keys=(GateKey("min_pass_rate", fraction, "least share of cases that must pass", 0.95),),
     main_key="min_pass_rate",
-    criteria=lambda gate: (Criterion("pass_rate", lambda ctx: decide_min_rate(ctx, "pass_rate", ctx.gate["min_pass_rate"])),),
+    criteria=lambda gate, suite: (Criterion("pass_rate", lambda ctx: decide_min_rate(ctx, "pass_rate", ctx.gate["min_pass_rate"])),),
     headline=rate_headline("pass rate"),
 ))

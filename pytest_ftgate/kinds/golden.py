@@ -154,7 +154,7 @@ GOLDEN = register_kind(SuiteKind(
         GateKey("inconclusive", _inconclusive, "strict mode: what an inconclusive result does (block or pass)"),
     ),
     main_key="max_regression",
-    criteria=lambda gate: (Criterion("regressions", decide_regressions),),
+    criteria=lambda gate, suite: (Criterion("regressions", decide_regressions),),
     headline=headline,
     suite_keys=(SuiteKey("goldens", _goldens_file, "golden file beside the suite (default NAME.goldens.json)"),),
     prepare=prepare,

@@ -28,7 +28,7 @@ def rate_and_baseline_criteria(rate_name: str, rate_key: str):
     floor = Criterion(rate_name, lambda ctx: decide_min_rate(ctx, rate_name, ctx.gate.get(rate_key)))
     versus = Criterion("vs_baseline", decide_vs_baseline)
 
-    def criteria(gate: dict[str, Any]) -> tuple[Criterion, ...]:
+    def criteria(gate: dict[str, Any], suite: Any = None) -> tuple[Criterion, ...]:
         chosen = []
         if rate_key in gate:
             chosen.append(floor)

@@ -69,6 +69,7 @@ def to_json(view: ReportView) -> dict[str, Any]:
             "quality": t.quality_label, "latency": view.cost.latency_label,
             "subjects": [asdict(s) for s in t.subjects],
             "break_even_days": t.break_even_days, "break_even": t.break_even_note,
+            "evaluation": [asdict(e) for e in t.evaluation],
         }
     return {
         "schema_version": SCHEMA_VERSION,

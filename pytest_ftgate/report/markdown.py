@@ -69,4 +69,8 @@ def _cost(view: ReportView) -> str:
     rows += [f"\n{s.role}: {s.note}" for s in view.cost.rows if s.note]
     if len(view.cost.rows) == 2:
         rows += ["", f"Break-even: **{tco.break_even_note}**"]
+    for e in tco.evaluation:
+        rows += ["", f"Evaluation cost (paid per gate, not per request): judge `{e.judge}`, {e.calls} calls "
+                     f"({e.cached} from the cache), {e.tokens_in:,} tokens in / {e.tokens_out:,} out, {money(e.usd)}"
+                     + (f" ({e.note})" if e.note else "")]
     return "\n".join(rows)

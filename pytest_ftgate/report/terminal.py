@@ -72,4 +72,7 @@ def cost_lines(view: ReportView) -> list[str]:
         )
     if len(view.cost.rows) == 2:
         lines.append(f"break-even: {tco.break_even_note}")
+    for e in tco.evaluation:
+        lines.append(f"evaluation (not serving): judge {e.judge}: {e.calls} calls ({e.cached} from the cache), "
+                     f"{e.tokens_in:,} tokens in / {e.tokens_out:,} out, {money(e.usd)}" + (f" ({e.note})" if e.note else ""))
     return lines

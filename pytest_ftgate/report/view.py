@@ -188,6 +188,8 @@ def _notes(o: SuiteOutcome) -> list[str]:
                 parts.append(f"{role} {t_in:.0f} in / {t_out or 0:.0f} out")
     if parts:
         out.append("tokens per request: " + ", ".join(parts))
+    if hasattr(o.state, "notes"):  # what the kind's own state has to say (e.g. how a judge judged)
+        out.extend(o.state.notes())
     c = o.comparison
     continuous = any(s.value not in (None, 0.0, 1.0) for r in o.baseline.results for s in r.scores)
     if c is not None and continuous and c.mean_value_delta is not None:

@@ -222,6 +222,32 @@ class HFEngine:
                 out.extend(torch.exp(nll.sum(dim=1) / counts).tolist())
         return out
 
+    def complete_with_logprobs(
+        self, messages: list[dict[str, str]], max_new_tokens: int, top_k: int, *, adapter_enabled: bool
+    ) -> tuple[str, list[tuple[str, list[tuple[str, float]]]], int, int]:
+        """One greedy reply with the top-k log-probabilities at each generated token (for a local judge)."""
+        import torch
+
+        self.load()
+        tok, model = self._tokenizer, self._model
+        prompt = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        enc = tok(prompt, add_special_tokens=False, return_tensors="pt").to(model.device)
+        eos_ids = _eos_ids(model, tok)
+        use_adapter = nullcontext() if adapter_enabled or self.adapter_dir is None else model.disable_adapter()
+        with torch.inference_mode(), use_adapter:
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, temperature=None, top_p=None,
+                                 top_k=None, pad_token_id=tok.pad_token_id, eos_token_id=sorted(eos_ids),
+                                 output_logits=True, return_dict_in_generate=True)
+        n_in = enc["input_ids"].shape[1]
+        tokens: list[tuple[str, list[tuple[str, float]]]] = []
+        for step, token_id in enumerate(out.sequences[0, n_in:].tolist()):
+            if token_id in eos_ids:
+                break
+            top = torch.topk(torch.log_softmax(out.logits[step][0].float(), dim=-1), top_k)
+            tokens.append((tok.decode([token_id]), [(tok.decode([int(i)]), float(v)) for v, i in zip(top.values, top.indices)]))
+        text = tok.decode(out.sequences[0, n_in : n_in + len(tokens)], skip_special_tokens=True)
+        return text, tokens, n_in, len(tokens)
+
     def _generate_batch(self, prompts: list[list[int]], indices: list[int], params: GenerationParams) -> list[tuple[int, Output]]:
         import torch
 
@@ -356,6 +382,9 @@ class HFSubject(Subject):
 
     def perplexity(self, jobs: Sequence[Job], targets: Sequence[str]) -> list[float | None]:
         return list(self.engine.perplexity([j.request for j in jobs], targets, adapter_enabled=self.adapter_enabled))
+
+    def complete_with_logprobs(self, messages: list[dict[str, str]], max_new_tokens: int, top_k: int) -> Any:
+        return self.engine.complete_with_logprobs(messages, max_new_tokens, top_k, adapter_enabled=self.adapter_enabled)
 
 
 BASE_HINT = "Pass --ftgate-base=PATH to a local copy of it"
