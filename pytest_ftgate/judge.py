@@ -165,7 +165,7 @@ def parse_winner(text: str) -> Winner | None:
     data = _json_object(text)
     if data is not None and data.get("winner") in ("A", "B", "tie"):
         return data["winner"]
-    found = re.findall(r"winner\W{0,4}(A|B|tie)\b|\[\[(A|B|tie)\]\]", text, re.IGNORECASE)
+    found = re.findall(r"winner\W{0,4}(?:is\W{1,3})?(A|B|tie)\b|\[\[(A|B|tie)\]\]", text, re.IGNORECASE)
     if found:
         a, b = found[-1]
         value = (a or b).lower()
