@@ -197,7 +197,7 @@ def test_a_rubric_judge_suite_gates_and_reports_how_it_judged(tmp_path, monkeypa
     # self-test's repeated question are judged once
     assert first.calls + first.cached == 20 and first.cached == 6
     again = gate_with(tmp_path, Scripted(lambda m: pytest.fail("a judge call missed the cache")), monkeypatch, suite)
-    assert again.verdict == "promoted" and again.tco.evaluation[0].calls == 0 and again.tco.evaluation[0].cached == first.calls
+    assert again.verdict == "promoted" and again.tco.evaluation[0].calls == 0 and again.tco.evaluation[0].cached == 20
 
 
 def test_an_unreadable_judge_fails_closed(tmp_path, monkeypatch):
