@@ -258,3 +258,36 @@ def test_calibration_refuses_a_judge_that_disagrees_with_people(tmp_path, monkey
 def test_bad_judge_suites_name_the_line(tmp_path, yaml, needle):
     with pytest.raises(SuiteError, match=needle.replace("(", r"\(").replace("[", r"\[")):
         load_suite(write(tmp_path / "j.yaml", yaml))
+
+
+def test_a_local_judge_reads_its_own_logits_and_fails_closed_when_it_cannot_judge(tmp_path, tiny_base):
+    """A tiny random model as the judge: its log-probabilities come from its logits, and its replies,
+    which are not verdicts, leave every case unscored: the suite errors, nothing passes."""
+    from pytest_ftgate.cache import Cache
+    from pytest_ftgate.config import SubjectOptions
+    from pytest_ftgate.judges import build_judge
+    from pytest_ftgate.subjects import resolve_subjects
+
+    judge = build_judge(str(tiny_base), base_url=None, options=SubjectOptions(), cache=Cache(None))
+    reply = judge.complete([{"role": "user", "content": "Score this: 4"}], schema={}, max_tokens=6, where="test")
+    assert reply.form == "prompt" and 0 < len(reply.tokens) <= 6 and reply.tokens_out == len(reply.tokens)
+    for token in reply.tokens:
+        probabilities = [math.exp(c.logprob) for c in token.top]
+        assert len(token.top) == 5 and sum(probabilities) <= 1 + 1e-6 and probabilities == sorted(probabilities, reverse=True)
+        assert token.token == token.top[0].token  # greedy: the chosen token is the most likely one
+    base, _ = resolve_subjects(None, str(tiny_base), SubjectOptions(), Cache(None))
+    assert reply.text == base.generate("Score this: 4", max_new_tokens=6)  # the same greedy reply, same machine
+
+    suite = judge_project(tmp_path, "rubric", "{min_pass_rate: 0.0}", extra=", self_test: false")
+    config = RunConfig(candidate=str(tmp_path / "cand.jsonl"), baseline=str(tmp_path / "base.jsonl"), cache_dir=None,
+                       progress=False)
+    text = suite.read_text().replace('model: "openai:scripted"', f'model: "{tiny_base}"')
+    run = run_gate([load_suite(write(suite, text))], config)
+    # what a random model writes depends on the CPU's kernels; the mechanics do not: a case is scored
+    # only from a verdict it wrote, and more than 5% unscored errors the suite
+    results = [r for o in run.outcomes for res in (o.baseline, o.candidate) for r in res.results]
+    unscored = [r for r in results if r.passed is None]
+    assert all(r.scores[0].value is None or 1 <= r.scores[0].value <= 5 for r in results)
+    assert (run.verdict == "error") == (len(unscored) > 0.05 * 8), run.decisions
+    if unscored:
+        assert all("after one retry" in r.scores[0].detail for r in unscored)
