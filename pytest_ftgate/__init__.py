@@ -30,6 +30,7 @@ _EXPORTS = {
     "Suite": "suite", "load_suite": "suite",
     "Case": "types", "CaseResult": "types", "Comparison": "types", "GateDecision": "types",
     "GenerationParams": "types", "Output": "types", "Score": "types", "SuiteResult": "types",
+    "HumanEvalError": "errors", "export_sheet": "human", "import_ratings": "human_ratings", "read_labels": "human_ratings",
 }
 __all__ = sorted(_EXPORTS)
 
@@ -52,7 +53,10 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .errors import AdapterMismatchError, ConfigError, FtgateError, FtgateWarning, GateRunError  # noqa: F401
     from .errors import GenerationError, IncompleteDataError, OptionError, SubjectError, SuiteError  # noqa: F401
     from .errors import UnsafeWeightsError  # noqa: F401
+    from .errors import HumanEvalError  # noqa: F401
     from .gate import Threshold, parse_threshold  # noqa: F401
+    from .human import export_sheet  # noqa: F401
+    from .human_ratings import import_ratings, read_labels  # noqa: F401
     from .kinds import SuiteKind, register_kind  # noqa: F401
     from .runner import GateRun, SuiteOutcome, run_gate  # noqa: F401
     from .scorers import Scorer, register_scorer  # noqa: F401

@@ -2,6 +2,7 @@
 
     ftgate check suites/                         validate every suite file (exit 4 on errors)
     ftgate gate suites/ --candidate=adapter/     evaluate and gate, write reports
+    ftgate human export|import ...               blind human evaluation (pytest_ftgate.human)
 
 `ftgate gate` takes the same options as the pytest plugin (pytest_ftgate.options), and exits as
 pytest does: 0 promoted, 1 blocked, 4 bad suites or options, 6 the gate could not run. The
@@ -50,6 +51,23 @@ def _gate(args: argparse.Namespace) -> int:
     return {"error": EXIT_GATE_ERROR, "blocked": EXIT_BLOCKED}.get(run.verdict, 0)
 
 
+def _human_export(args: argparse.Namespace) -> int:
+    from .human import export_lines, export_sheet
+
+    result = export_sheet(Path(args.report), Path(args.out), suites=args.suite, seed=args.seed,
+                          only_flips=args.only_flips)
+    print("\n".join(export_lines(result)))
+    return 0
+
+
+def _human_import(args: argparse.Namespace) -> int:
+    from .human_ratings import import_lines, import_ratings
+
+    result = import_ratings(list(map(Path, args.ratings)), Path(args.key), Path(args.suites) if args.suites else None)
+    print("\n".join(import_lines(result)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ftgate", description="Fine-tuning as test-driven development.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -62,6 +80,20 @@ def main(argv: list[str] | None = None) -> int:
         gate.add_argument(option.flag, **option.argparse_kwargs())
     gate.add_argument("-v", "--verbose", action="count", default=0, help="show every flipped case")
     gate.set_defaults(func=_gate)
+    human = sub.add_parser("human", help="blind human evaluation: export an A/B sheet for raters, import their ratings")
+    human_sub = human.add_subparsers(dest="human_command", required=True)
+    export = human_sub.add_parser("export", help="write sheet.csv and sheet.html (for raters), key.json (not)")
+    export.add_argument("report", help="report.json of a gate run with a candidate")
+    export.add_argument("--out", required=True, help="directory for sheet.csv, sheet.html and key.json")
+    export.add_argument("--suite", action="append", help="only this suite (repeatable; default: every suite)")
+    export.add_argument("--seed", type=int, help="seed of the A/B order (default: a random one, recorded in the key)")
+    export.add_argument("--only-flips", action="store_true", help="only cases whose verdict flipped (default: all)")
+    export.set_defaults(func=_human_export)
+    imp = human_sub.add_parser("import", help="check and unblind ratings: win rate, agreement, SUITE.human.jsonl")
+    imp.add_argument("ratings", nargs="+", help="ratings CSV files (the sheet, rating columns filled), one per rater")
+    imp.add_argument("--key", required=True, help="the key.json written beside the sheet")
+    imp.add_argument("--suites", help="directory of the suite files (default: where the export found them)")
+    imp.set_defaults(func=_human_import)
     from .train.cli import add_parsers
 
     add_parsers(sub)

@@ -7,7 +7,8 @@
     │   │   ├── OptionError          a command-line option or ini key
     │   │   ├── PricingError         a pricing file
     │   │   ├── TrainConfigError     a trainer recipe or a --set override
-    │   │   └── DataError            a training data file or one of its rows
+    │   │   ├── DataError            a training data file or one of its rows
+    │   │   └── HumanEvalError       a blind human evaluation's report, key or ratings sheet
     │   └── GateRunError             the gate could not run: not a verdict              exit 6
     │       ├── SubjectError         a candidate/baseline cannot be resolved or loaded
     │       │   ├── AdapterMismatchError  adapter and base model do not fit together
@@ -73,6 +74,15 @@ class TrainConfigError(ConfigError):
 
 class DataError(ConfigError):
     """A training data file or row is invalid."""
+
+
+class HumanEvalError(ConfigError):
+    """A report, key or ratings file of a blind human evaluation is invalid (carries file:line)."""
+
+    def __init__(self, message: str, path: str | Path | None = None, line: int | None = None,
+                 problems: list[ConfigError] | None = None):
+        super().__init__(message, path, line)
+        self.problems = problems or []
 
 
 class GateRunError(FtgateError):

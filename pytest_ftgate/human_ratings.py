@@ -1,0 +1,401 @@
+"""Blind human evaluation, import side: validate raters' sheets, unblind them with the key, summarise.
+
+    ftgate human import alice.csv bob.csv --key human/key.json      win rates, agreement, SUITE.human.jsonl
+
+The candidate's human win rate is (wins + ties/2) / n over cases, each case scored by the mean of
+its raters' votes (candidate 1, tie 1/2, baseline 0). Its interval is the Wilson score interval
+of that tie-split proportion ("wilson, ties half"): a score in [0, 1] with mean p has variance at
+most p(1 - p), the Bernoulli variance Wilson assumes, so counting ties as half keeps the interval
+conservative. Without ties it is exactly pytest_ftgate.stats.wilson_interval.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from .errors import HumanEvalError
+from .human import BLIND_COLUMNS, COLUMNS, PREFERENCES, SCORE_RANGE, Key, SheetRow, read_key, unguard_cell
+from .jsonl import iter_jsonl
+from .types import Interval
+
+REQUIRED_COLUMNS = (*BLIND_COLUMNS, "preference", "sheet")
+VOTE = {"candidate": Fraction(1), "tie": Fraction(1, 2), "baseline": Fraction(0)}
+LABELS = ("candidate", "baseline", "tie")
+MAX_PROBLEMS_SHOWN = 50
+
+
+@dataclass(frozen=True)
+class Rating:
+    """One rater's verdict on one case, unblinded."""
+
+    rater: str
+    suite: str
+    case: str
+    preference: str  # candidate | baseline | tie
+    chose: str  # what the rater ticked: A | B | tie
+    score_candidate: int | None
+    score_baseline: int | None
+
+
+@dataclass(frozen=True)
+class WinRate:
+    scope: str  # a suite name, or "overall"
+    cases: int
+    votes: dict[str, int]  # label -> ratings
+    rate: float
+    interval: Interval
+
+
+@dataclass(frozen=True)
+class Agreement:
+    method: str  # "cohen" | "fleiss"
+    raters: tuple[str, ...]
+    cases: int
+    kappa: float | None  # None: undefined (every rating the same label)
+    observed: float  # share of cases on which the raters all agree
+
+
+class _Problems(list):
+    """The problems found so far, each a HumanEvalError with file:line."""
+
+    def add(self, message: str, path: Path, line: int | None = None) -> None:
+        self.append(HumanEvalError(message, path, line))
+
+
+def _records(path: Path, problems: _Problems) -> tuple[list[str], list[tuple[int, list[str]]]] | None:
+    """The header and (first line, cells) of each record; None, with a problem, when the file cannot be read."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        return problems.add("no such ratings file", path)
+    except UnicodeDecodeError:
+        return problems.add("not UTF-8 text: save it from the spreadsheet as 'CSV UTF-8'", path)
+    first = text.split("\n", 1)[0]
+    delimiter = max((",", ";", "\t"), key=first.count)  # a spreadsheet in some locales saves with ';'
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)  # lines split as the csv module wants
+    records: list[tuple[int, list[str]]] = []
+    start = 1
+    try:
+        for cells in reader:
+            records.append((start, cells))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        return problems.add(f"not valid CSV ({exc})", path, start)
+    if not records:
+        return problems.add("empty file: expected the sheet's header and rows", path)
+    header = [h.strip() for h in records[0][1]]
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        return problems.add(f"no column {', '.join(missing)}: a ratings file is the sheet from `ftgate human export` "
+                            f"with its rating columns filled, header {','.join(COLUMNS)}", path, 1)
+    return header, records[1:]
+
+
+def _score(text: str, column: str, path: Path, line: int, problems: _Problems) -> int | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    low, high = SCORE_RANGE
+    if not value.is_integer() or not low <= value <= high:
+        return problems.add(f"{column} {text!r} is not a whole number from {low} to {high} (or empty)", path, line)
+    return int(value)
+
+
+def _rating(row: dict[str, str], path: Path, line: int, key: Key, problems: _Problems) -> Rating | str | None:
+    """One row unblinded; "unrated" for a row without a preference; None, with a problem, for a bad row."""
+    suite, case = row["suite"].strip(), row["case"].strip()
+    name = f"case {case!r} of suite {suite!r}"
+    if row["sheet"].strip() != key.sheet_id:
+        return problems.add(f"this row is from sheet {row['sheet'].strip() or '(none)'}, but the key {key.path} is "
+                            f"for sheet {key.sheet_id}: import each sheet's ratings with the key.json exported "
+                            "beside it", path, line)
+    if (suite, case) not in key.candidate_side:
+        return problems.add(f"{name} is not in the sheet this key unblinds", path, line)
+    if SheetRow(case, suite, *(row[c] for c in BLIND_COLUMNS[2:])).blind_hash() != key.row_hashes[(suite, case)]:
+        return problems.add(f"{name}: its input or answers differ from the exported sheet (edited, or from another "
+                            "export): a rating must be of the text the key describes; rate the exported sheet",
+                            path, line)
+    scores = [_score(row.get(f"score_{s}", ""), f"score_{s}", path, line, problems) for s in "ab"]
+    chose = row["preference"].strip()
+    if not chose:
+        if scores != [None, None]:
+            return problems.add(f"{name} has scores but no preference: choose A, B or tie", path, line)
+        return "unrated"
+    matched = {p.lower(): p for p in PREFERENCES}.get(chose.lower())
+    if matched is None:
+        return problems.add(f"preference {chose!r} for {name} is not A, B or tie", path, line)
+    candidate_side = key.candidate_side[(suite, case)]
+    preference = "tie" if matched == "tie" else "candidate" if matched == candidate_side else "baseline"
+    score_candidate, score_baseline = scores if candidate_side == "A" else scores[::-1]
+    rater = row.get("rater", "").strip() or str(path)
+    return Rating(rater, suite, case, preference, matched, score_candidate, score_baseline)
+
+
+def read_ratings(paths: list[Path], key: Key) -> tuple[list[Rating], int]:
+    """Every rated row of every file, unblinded, and the count of rows left unrated.
+    Raises HumanEvalError listing every problem found, each with file:line."""
+    problems = _Problems()
+    ratings: list[Rating] = []
+    first_seen: dict[tuple[str, str, str], str] = {}
+    given: dict[Path, Path] = {}
+    unrated = 0
+    for path in map(Path, paths):
+        if path.resolve() in given:
+            problems.add(f"given twice (also as {given[path.resolve()]}): give each rater's file once", path)
+            continue
+        given[path.resolve()] = path
+        opened = _records(path, problems)
+        if opened is None:
+            continue
+        header, records = opened
+        rated_here, problems_before = 0, len(problems)
+        for line, cells in records:
+            if not any(c.strip() for c in cells):
+                continue
+            if len(cells) != len(header):
+                problems.add(f"{len(cells)} cells where the header has {len(header)}", path, line)
+                continue
+            raw = ("preference", "score_a", "score_b", "sheet")
+            rating = _rating({h: c if h in raw else unguard_cell(c) for h, c in zip(header, cells)}, path, line, key,
+                             problems)
+            if rating == "unrated":
+                unrated += 1
+            elif isinstance(rating, Rating):
+                first = first_seen.setdefault((rating.rater, rating.suite, rating.case), f"{path}:{line}")
+                if first != f"{path}:{line}":
+                    problems.add(f"rater {rating.rater!r} rated case {rating.case!r} of suite {rating.suite!r} twice "
+                                 f"(first at {first}); keep one row", path, line)
+                    continue
+                ratings.append(rating)
+                rated_here += 1
+        if rated_here == 0 and len(problems) == problems_before:
+            problems.add("no row has a preference: fill the preference column (A, B or tie), "
+                         "or download the ratings from sheet.html", path)
+    if problems:
+        shown = "\n".join(f"  {p}" for p in problems[:MAX_PROBLEMS_SHOWN])
+        if len(problems) > MAX_PROBLEMS_SHOWN:
+            shown += f"\n  ... and {len(problems) - MAX_PROBLEMS_SHOWN} more"
+        raise HumanEvalError(f"{len(problems)} problem(s) in the ratings; nothing was imported:\n{shown}",
+                             problems=list(problems))
+    return ratings, unrated
+
+
+def case_scores(ratings: list[Rating]) -> dict[tuple[str, str], Fraction]:
+    """Each rated case's score: the mean of its raters' votes (candidate 1, tie 1/2, baseline 0)."""
+    votes: dict[tuple[str, str], list[Fraction]] = defaultdict(list)
+    for r in ratings:
+        votes[(r.suite, r.case)].append(VOTE[r.preference])
+    return {k: sum(v, Fraction(0)) / len(v) for k, v in votes.items()}
+
+
+def tie_split_wilson(score_sum: Fraction, n: int, confidence: float = 0.95) -> Interval:
+    """Wilson score interval of a proportion whose successes may be fractional (ties as half)."""
+    from .stats import wilson_interval
+
+    if score_sum.denominator == 1:
+        ci = wilson_interval(int(score_sum), n, confidence)
+        return Interval(float(ci.low), float(ci.high), "wilson")
+    from statsmodels.stats.proportion import proportion_confint
+
+    low, high = proportion_confint(float(score_sum), n, alpha=1 - confidence, method="wilson")
+    return Interval(float(low), float(high), "wilson, ties half")
+
+
+def win_rates(ratings: list[Rating]) -> list[WinRate]:
+    """Per suite (in order of first appearance), then overall."""
+    scores = case_scores(ratings)
+    out = []
+    for scope in [*dict.fromkeys(r.suite for r in ratings), "overall"]:
+        chosen = [s for (suite, _), s in scores.items() if scope in ("overall", suite)]
+        votes = Counter(r.preference for r in ratings if scope in ("overall", r.suite))
+        total = sum(chosen, Fraction(0))
+        out.append(WinRate(scope, len(chosen), {label: votes[label] for label in LABELS}, float(total / len(chosen)),
+                           tie_split_wilson(total, len(chosen))))
+    return out
+
+
+def agreement(ratings: list[Rating]) -> Agreement | None:
+    """Cohen's kappa for two raters, Fleiss' for more, over the cases every rater rated (statsmodels)."""
+    import numpy as np
+    from statsmodels.stats.inter_rater import cohens_kappa, fleiss_kappa
+
+    raters = tuple(dict.fromkeys(r.rater for r in ratings))
+    if len(raters) < 2:
+        return None
+    method = "cohen" if len(raters) == 2 else "fleiss"
+    by_case: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
+    for r in ratings:
+        by_case[(r.suite, r.case)][r.rater] = r.preference
+    common = [labels for labels in by_case.values() if len(labels) == len(raters)]
+    if not common:
+        return Agreement(method, raters, 0, None, math.nan)
+    observed = sum(len(set(labels.values())) == 1 for labels in common) / len(common)
+    index = {label: i for i, label in enumerate(LABELS)}
+    with np.errstate(invalid="ignore", divide="ignore"):  # one label throughout: chance agreement 1, kappa 0/0
+        if method == "cohen":
+            table = np.zeros((3, 3))
+            for labels in common:
+                table[index[labels[raters[0]]], index[labels[raters[1]]]] += 1
+            kappa = float(cohens_kappa(table, return_results=False))
+        else:
+            counts = np.array([[list(labels.values()).count(label) for label in LABELS] for labels in common])
+            kappa = float(fleiss_kappa(counts, method="fleiss"))
+    return Agreement(method, raters, len(common), kappa if math.isfinite(kappa) else None, observed)
+
+
+def case_labels(ratings: list[Rating]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The human label of each case, in the format the judge kind calibrates on."""
+    grouped: dict[tuple[str, str], list[Rating]] = defaultdict(list)
+    for r in ratings:
+        grouped[(r.suite, r.case)].append(r)
+
+    def mean_score(values: list[int | None]) -> int | None:
+        given = [v for v in values if v is not None]
+        return math.floor(sum(given) / len(given) + 0.5) if given else None  # the raters' mean, rounded half up
+
+    labels = {}
+    for k, score in case_scores(ratings).items():
+        rs = grouped[k]
+        preference = "candidate" if score > Fraction(1, 2) else "baseline" if score < Fraction(1, 2) else "tie"
+        labels[k] = {"preference": preference, "score_candidate": mean_score([r.score_candidate for r in rs]),
+                     "score_baseline": mean_score([r.score_baseline for r in rs]), "raters": len(rs)}
+    return labels
+
+
+def label_files(key: Key, suites: list[str], suites_dir: Path | None) -> dict[str, Path]:
+    """SUITE_STEM.human.jsonl beside each suite file: in --suites, else where the export found the suite."""
+    out: dict[str, Path] = {}
+    for name in suites:
+        info = key.data["suites"].get(name) or {}
+        recorded = Path(info.get("path") or f"{name}.yaml")
+        places = [suites_dir / recorded.name] if suites_dir is not None else [
+            Path(p) for p in (info.get("resolved"), info.get("path")) if p]
+        found = next((p for p in places if p.is_file()), None)
+        if found is None:
+            raise HumanEvalError(f"suite {name!r}: its file {recorded} is not at {' or '.join(map(str, places))}; "
+                                 "the human labels are written beside it, so give its directory with --suites DIR",
+                                 key.path)
+        out[name] = found.with_name(f"{found.stem}.human.jsonl")
+    return out
+
+
+def read_labels(path: Path) -> dict[str, dict[str, Any]]:
+    """A SUITE.human.jsonl as case id -> its line ({"id": ..., "human": {...}}); empty when there is none."""
+    entries: dict[str, dict[str, Any]] = {}
+    if path.exists():
+        for line in iter_jsonl(path):
+            if line.error or not isinstance(line.value, dict) or "id" not in line.value:
+                raise HumanEvalError(f"{line.error or 'not an object with an id'}: fix or remove this line; "
+                                     "nothing was written", path, line.number)
+            entries[str(line.value["id"])] = line.value
+    return entries
+
+
+def write_labels(path: Path, labels: dict[str, dict[str, Any]]) -> tuple[int, int]:
+    """Merge labels (case id -> human label) into a SUITE.human.jsonl: replace the ids it has, append the rest.
+    Returns (added, replaced)."""
+    entries = read_labels(path)
+    replaced = sum(case_id in entries for case_id in labels)
+    for case_id, human in labels.items():
+        entries[case_id] = {"id": case_id, "human": human}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries.values()), encoding="utf-8")
+    os.replace(tmp, path)
+    return len(labels) - replaced, replaced
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    key: Key
+    ratings: list[Rating]
+    unrated: int
+    win_rates: list[WinRate]
+    agreement: Agreement | None
+    written: list[tuple[Path, int, int]]  # (file, added, replaced)
+
+
+def import_ratings(paths: list[Path], key_path: Path, suites_dir: Path | None = None) -> ImportResult:
+    """Validate and unblind the ratings, summarise them, and merge the labels into SUITE.human.jsonl files."""
+    try:
+        import statsmodels  # noqa: F401
+    except ImportError:
+        raise HumanEvalError("the interval with ties and the raters' kappa come from statsmodels, which is not "
+                             "installed: pip install 'pytest-ftgate[human]'") from None
+    key = read_key(key_path)
+    ratings, unrated = read_ratings(paths, key)
+    labels = case_labels(ratings)
+    suites = list(dict.fromkeys(suite for suite, _ in labels))
+    files = label_files(key, suites, suites_dir)  # every file found before any is written
+    for path in files.values():  # and every existing one readable
+        read_labels(path)
+    written = []
+    for suite in suites:
+        added, replaced = write_labels(files[suite], {case: v for (s, case), v in labels.items() if s == suite})
+        written.append((files[suite], added, replaced))
+    return ImportResult(key, ratings, unrated, win_rates(ratings), agreement(ratings), written)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def import_lines(result: ImportResult) -> list[str]:
+    """The terminal summary of an import."""
+    key, ratings, overall = result.key, result.ratings, result.win_rates[-1]
+    raters = list(dict.fromkeys(r.rater for r in ratings))
+    subjects = key.data.get("subjects", {})
+
+    def subject(role: str) -> str:
+        s = subjects.get(role) or {}
+        return f"{s.get('name')} [{s.get('kind')} {str(s.get('fingerprint') or '')[:12]}]"
+
+    skipped = f"; {result.unrated} unrated row(s) skipped" if result.unrated else ""
+    lines = [
+        (f"human ratings: {len(raters)} rater(s) ({', '.join(raters)}), {len(ratings)} ratings of {overall.cases} "
+         f"cases; sheet {key.sheet_id}, seed {key.data.get('seed')}{skipped}"),
+        f"  candidate {subject('candidate')} vs baseline {subject('baseline')}",
+        f"{'suite':<22} {'cases':>5} {'ratings':>7} {'cand':>5} {'tie':>5} {'base':>5} {'win rate':>9}  95% CI",
+        "-" * 84,
+    ]
+    for w in result.win_rates:
+        lines.append(f"{w.scope:<22} {w.cases:>5} {sum(w.votes.values()):>7} {w.votes['candidate']:>5} "
+                     f"{w.votes['tie']:>5} {w.votes['baseline']:>5} {_pct(w.rate):>9}  "
+                     f"{_pct(w.interval.low)}–{_pct(w.interval.high)} ({w.interval.method})")
+    if overall.interval.low > 0.5:
+        verdict = "the raters prefer the candidate (the interval lies above 50%)"
+    elif overall.interval.high < 0.5:
+        verdict = "the raters prefer the baseline (the interval lies below 50%)"
+    else:
+        verdict = "no preference shown at 95% (the interval contains 50%)"
+    lines.append(f"human win rate of the candidate: {_pct(overall.rate)} = (wins + ties/2) / cases, raters averaged "
+                 f"per case: {verdict}")
+    a = result.agreement
+    if a is None:
+        lines.append("agreement: one rater; give several raters' files to measure it (Cohen's or Fleiss' kappa)")
+    else:
+        kappa = "undefined (every rating has the same label)" if a.kappa is None else f"{a.kappa:.2f}"
+        name = "Cohen's" if a.method == "cohen" else "Fleiss'"
+        observed = f" (raw agreement {_pct(a.observed)})" if a.cases else ""
+        lines.append(f"agreement: {name} kappa {kappa} over the {a.cases} case(s) all {len(a.raters)} raters rated"
+                     f"{observed}")
+    decisive = [r for r in ratings if r.chose != "tie"]
+    if decisive:
+        chose_a = sum(r.chose == "A" for r in decisive)
+        lines.append(f"position: answer A chosen in {chose_a} of {len(decisive)} decisive ratings "
+                     f"({_pct(chose_a / len(decisive))}); the candidate was A in "
+                     f"{key.data.get('order', {}).get('candidate_as_a')} of {key.data['sheet'].get('rows')} cases")
+    lines += [f"labels: {path} ({added} new, {replaced} replaced)" for path, added, replaced in result.written]
+    return lines
