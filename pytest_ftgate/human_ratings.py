@@ -44,6 +44,15 @@ class Rating:
     chose: str  # what the rater ticked: A | B | tie
     score_candidate: int | None
     score_baseline: int | None
+    digests: tuple[str, str] = ("", "")  # output_digest of the candidate's and the baseline's answer
+
+
+def output_digest(text: str) -> str:
+    """What a label was rated on: the answer's text, its whitespace collapsed (a spreadsheet round trip
+    may change line endings). The judge uses a label only for the outputs it describes."""
+    import hashlib
+
+    return hashlib.sha256(" ".join(text.split()).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -141,7 +150,9 @@ def _rating(row: dict[str, str], path: Path, line: int, key: Key, problems: _Pro
     preference = "tie" if matched == "tie" else "candidate" if matched == candidate_side else "baseline"
     score_candidate, score_baseline = scores if candidate_side == "A" else scores[::-1]
     rater = row.get("rater", "").strip() or str(path)
-    return Rating(rater, suite, case, preference, matched, score_candidate, score_baseline)
+    a, b = (output_digest(row[c]) for c in ("output_a", "output_b"))
+    digests = (a, b) if candidate_side == "A" else (b, a)
+    return Rating(rater, suite, case, preference, matched, score_candidate, score_baseline, digests)
 
 
 def read_ratings(paths: list[Path], key: Key) -> tuple[list[Rating], int]:
@@ -271,7 +282,8 @@ def case_labels(ratings: list[Rating]) -> dict[tuple[str, str], dict[str, Any]]:
         rs = grouped[k]
         preference = "candidate" if score > Fraction(1, 2) else "baseline" if score < Fraction(1, 2) else "tie"
         labels[k] = {"preference": preference, "score_candidate": mean_score([r.score_candidate for r in rs]),
-                     "score_baseline": mean_score([r.score_baseline for r in rs]), "raters": len(rs)}
+                     "score_baseline": mean_score([r.score_baseline for r in rs]), "raters": len(rs),
+                     "outputs": {"candidate": rs[0].digests[0], "baseline": rs[0].digests[1]}}
     return labels
 
 

@@ -162,7 +162,28 @@ def cohen(a: list[str], b: list[str]) -> float:
 
 
 def labels(path: Path) -> dict[str, dict[str, Any]]:
-    return {e["id"]: e["human"] for e in map(json.loads, path.read_text(encoding="utf-8").splitlines())}
+    """The labels without the digests of the answers they rate (checked in test_labels_name_the_answers_they_rate)."""
+    out = {}
+    for e in map(json.loads, path.read_text(encoding="utf-8").splitlines()):
+        human = dict(e["human"])
+        digests = human.pop("outputs", None)
+        assert digests is None or set(digests) == {"candidate", "baseline"}
+        out[e["id"]] = human
+    return out
+
+
+def test_labels_name_the_answers_they_rate(project, capsys):
+    """So that the judge never calibrates on labels of an earlier candidate's answers."""
+    from pytest_ftgate.human_ratings import output_digest
+
+    out, key = export(project, "--seed", "7")
+    fill(out, project / "pro.csv", pro(key))
+    assert human_import(project / "pro.csv", "--key", out / "key.json") == 0
+    report = json.loads((project / "out/run/report.json").read_text())
+    case = next(c for s in report["suites"] if s["name"] == "qa" for c in s["cases"] if c["id"] == "q0")
+    line = next(e for e in map(json.loads, (project / "suites/qa.human.jsonl").read_text().splitlines()) if e["id"] == "q0")
+    assert line["human"]["outputs"] == {"candidate": output_digest(case["candidate"]["output"]),
+                                        "baseline": output_digest(case["baseline"]["output"])}
 
 
 def test_round_trip_unblinds_win_rates_and_writes_labels(project, capsys):

@@ -109,3 +109,15 @@ def test_the_gate_never_imports_the_trainer():
     for name, targets in graph.items():
         if not name.startswith("pytest_ftgate.train") and name != "pytest_ftgate.cli":
             assert not any(t.startswith("pytest_ftgate.train") for t in targets), name
+
+
+def test_every_package_of_the_tree_is_in_the_distribution():
+    """pyproject's package list once named only two packages: a wheel then lacked kinds/, subjects/, report/."""
+    import tomllib
+
+    from setuptools import find_packages
+
+    config = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    shipped = set(find_packages(str(PACKAGE.parent), include=config["include"]))
+    on_disk = {_module_name(p.parent / "__init__.py") for p in PACKAGE.rglob("__init__.py")}
+    assert on_disk <= shipped

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import JudgeRefused
-from ..jsonl import iter_jsonl
+from ..human_ratings import output_digest, read_labels
 from ..judge import Agreement, PairVerdict, Rubric, RubricVerdict, SelfTest, agreement, judge_pair, judge_rubric, self_test
 from ..types import CaseResult, GateDecision, Interval, Score, SuiteResult
 from .base import (Criterion, DecisionContext, GateKey, Headline, Scored, ScoringContext, SuiteKey, SuiteKind, boolean,
@@ -120,6 +120,7 @@ class JudgeState:
     agreement: Agreement | None = None
     outcomes: Counter[str] = field(default_factory=Counter)  # pairwise: win | tie | loss | unscored
     inconsistent: int = 0  # pairwise: cases where the order changed the verdict
+    stale_labels: int = 0  # human labels of other answers than these, not used
     by_length: dict[str, list[float]] = field(default_factory=lambda: {"longer": [], "shorter": []})
 
     def notes(self) -> list[str]:
@@ -141,6 +142,8 @@ class JudgeState:
             a = self.agreement
             kappa = "—" if a.kappa is None else f"{a.kappa:.2f}{' (quadratic)' if a.weights else ''}"
             out.append(f"agreement with people: {a.n} labels, accuracy {pct(a.accuracy)}, Cohen's kappa {kappa}")
+        if self.stale_labels:
+            out.append(f"{self.stale_labels} human label(s) were of other answers (an earlier candidate?) and not used")
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -165,11 +168,9 @@ def _reference(case: Any) -> str | None:
 def human_labels(suite: Any) -> dict[str, dict[str, Any]]:
     """Human labels by case id: the cases' own `human` keys, then SUITE.human.jsonl beside the suite."""
     labels = {c.id: c.extra["human"] for c in suite.cases if isinstance(c.extra.get("human"), dict)}
-    path = suite.path.with_name(f"{suite.path.stem}.human.jsonl")
-    if path.is_file():
-        for line in iter_jsonl(path):
-            if not line.error and isinstance(line.value, dict) and isinstance(line.value.get("human"), dict):
-                labels[str(line.value.get("id"))] = line.value["human"]
+    for case_id, line in read_labels(suite.path.with_name(f"{suite.path.stem}.human.jsonl")).items():
+        if isinstance(line.get("human"), dict):
+            labels[case_id] = line["human"]
     return labels
 
 
@@ -254,16 +255,24 @@ def _pairwise(ctx: ScoringContext, spec: JudgeSpec, judge: Any, state: JudgeStat
 def _calibrate(ctx: ScoringContext, spec: JudgeSpec, state: JudgeState, scored: Scored) -> None:
     labels = human_labels(ctx.suite)
     pairs: list[tuple[Any, Any]] = []
+    outputs = {role: {r.case.id: r.output.text for r in res.results}
+               for role, res in (("baseline", scored.baseline), ("candidate", scored.candidate)) if res is not None}
+    stale = 0
     for role, result in (("baseline", scored.baseline), ("candidate", scored.candidate)):
         for r in result.results if result is not None else ():
             human, label = labels.get(r.case.id), r.scores[0].label
             if human is None or label is None:
+                continue
+            rated = human.get("outputs") or {}
+            if any(rated.get(k) and rated[k] != output_digest(outputs.get(k, {}).get(r.case.id, "")) for k in rated):
+                stale += 1  # rated on other answers than these: it says nothing about this judge's verdicts
                 continue
             if spec.mode == "rubric" and human.get(f"score_{role}") is not None:
                 pairs.append((int(human[f"score_{role}"]), int(label)))
             elif spec.mode == "pairwise" and role == "candidate" and human.get("preference"):
                 pairs.append((human["preference"], {"win": "candidate", "loss": "baseline", "tie": "tie"}[label]))
     state.agreement = agreement(pairs, ordinal=spec.mode == "rubric") if pairs else None
+    state.stale_labels = stale
     if spec.min_kappa is None:
         return
     a = state.agreement
