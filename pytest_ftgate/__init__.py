@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "AdapterMismatchError": "errors", "ConfigError": "errors", "FtgateError": "errors", "GateRunError": "errors",
+    "AdapterMismatchError": "errors", "ConfigError": "errors", "EndpointError": "errors", "FtgateError": "errors", "GateRunError": "errors",
     "GenerationError": "errors", "IncompleteDataError": "errors", "OptionError": "errors", "SubjectError": "errors",
     "SuiteError": "errors", "UnsafeWeightsError": "errors", "FtgateWarning": "errors",
     "Threshold": "gate", "parse_threshold": "gate",
@@ -28,6 +28,7 @@ _EXPORTS = {
     "SuiteKind": "kinds", "register_kind": "kinds",
     "Subject": "subjects", "register_subject": "subjects",
     "Suite": "suite", "load_suite": "suite",
+    "EndpointClient": "client", "redact": "client",
     "Case": "types", "CaseResult": "types", "Comparison": "types", "GateDecision": "types",
     "GenerationParams": "types", "Output": "types", "Score": "types", "SuiteResult": "types",
     "HumanEvalError": "errors", "export_sheet": "human", "import_ratings": "human_ratings", "read_labels": "human_ratings",
@@ -49,8 +50,9 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from .client import EndpointClient, redact  # noqa: F401
     from .config import RunConfig, SubjectOptions, build_run_config  # noqa: F401
-    from .errors import AdapterMismatchError, ConfigError, FtgateError, FtgateWarning, GateRunError  # noqa: F401
+    from .errors import AdapterMismatchError, ConfigError, EndpointError, FtgateError, FtgateWarning, GateRunError  # noqa: F401
     from .errors import GenerationError, IncompleteDataError, OptionError, SubjectError, SuiteError  # noqa: F401
     from .errors import UnsafeWeightsError  # noqa: F401
     from .errors import HumanEvalError  # noqa: F401

@@ -6,6 +6,7 @@ of pytest_ftgate.options.OPTIONS.
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +26,10 @@ class SubjectOptions:
     base: str | None = None  # a local directory or a Hub id, overriding the adapter's own
     load_in_4bit: bool = False
     batch_size: int = 16
-    openai_base_url: str | None = None
-    openai_concurrency: int = 8
-    timeout_s: float = 120.0
+    openai_base_url: str | None = None  # None: $OPENAI_BASE_URL, else OpenAI's
+    openai_concurrency: int = 8  # requests in flight per endpoint
+    openai_timeout_s: float = 120.0  # per request, before it is retried
+    openai_retries: int = 5  # after a 429, 5xx, timeout or connection error
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class RunConfig:
     progress: bool = True
     seed: int = 0
     pricing: Path | None = None  # None: the bundled defaults (pytest_ftgate/data/pricing.yaml)
+    judge: str | None = None  # the judge of `kind: judge` suites: openai:MODEL or a local model dir
+    judge_base_url: str | None = None  # its endpoint; None: the openai: subjects' endpoint
 
     @property
     def active(self) -> bool:
@@ -86,12 +90,17 @@ def build_run_config(
             ini_fail = parse_thresholds(from_ini("ftgate_fail"))
         except ValueError as exc:
             raise OptionError(f"ini key ftgate_fail: {exc}") from None
-    batch = get("ftgate_batch_size")
-    if batch is None:
+
+    def int_from_ini(key: str) -> int:
         try:
-            batch = positive_int_arg(from_ini("ftgate_batch_size"))
+            return positive_int_arg(from_ini(key))
         except argparse.ArgumentTypeError as exc:
-            raise OptionError(f"ini key ftgate_batch_size: {exc}") from None
+            raise OptionError(f"ini key {key}: {exc}") from None
+
+    batch = get("ftgate_batch_size") or int_from_ini("ftgate_batch_size")
+    concurrency = get("ftgate_openai_concurrency") or int_from_ini("ftgate_openai_concurrency")
+    timeout, retries = get("ftgate_openai_timeout"), get("ftgate_openai_retries")
+    openai_url = get("ftgate_openai_base_url") or None
     base = get("ftgate_base")
     base_local = path(base) if base else None
     return RunConfig(
@@ -100,7 +109,10 @@ def build_run_config(
         subject_options=SubjectOptions(
             # a base that is not a local path is a Hub id, resolved later
             base=str(base_local) if base_local is not None and base_local.exists() else base,
-            load_in_4bit=bool(get("ftgate_4bit")), batch_size=batch, openai_base_url=get("ftgate_openai_base_url"),
+            load_in_4bit=bool(get("ftgate_4bit")), batch_size=batch, openai_base_url=openai_url,
+            openai_concurrency=concurrency,
+            openai_timeout_s=SubjectOptions.openai_timeout_s if timeout is None else timeout,
+            openai_retries=SubjectOptions.openai_retries if retries is None else retries,
         ),
         suites_dir=path(get("ftgate_suites") or from_ini("ftgate_suites")),
         report_dir=path(get("ftgate_report_dir") or from_ini("ftgate_report_dir")),
@@ -110,4 +122,6 @@ def build_run_config(
         progress=progress,
         seed=get("ftgate_seed") or 0,
         pricing=path(get("ftgate_pricing") or from_ini("ftgate_pricing")),
+        judge=get("ftgate_judge") or None,
+        judge_base_url=get("ftgate_judge_base_url") or os.environ.get("FTGATE_JUDGE_BASE_URL") or openai_url,
     )

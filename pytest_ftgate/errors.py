@@ -13,7 +13,9 @@
     │       ├── SubjectError         a candidate/baseline cannot be resolved or loaded
     │       │   ├── AdapterMismatchError  adapter and base model do not fit together
     │       │   └── UnsafeWeightsError    pickle weights (.bin/.pt) refused; safetensors only
-    │       ├── GenerationError      an endpoint or model failed while generating
+    │       ├── GenerationError      an endpoint or model failed while generating (retries spent)
+    │       ├── EndpointError        an endpoint refused the key, the permission or the model:
+    │       │                        no retry can help, so the run stops at once
     │       ├── IncompleteDataError  a gate would be computed on missing or unscored outputs
     │       └── JudgeRefused         a judge failed its self-test or its agreement with people
     └── GateBlocked                  a gate criterion blocked the candidate: the verdict  exit 1
@@ -103,6 +105,10 @@ class UnsafeWeightsError(SubjectError):
 
 class GenerationError(GateRunError):
     """A model or endpoint failed while producing outputs."""
+
+
+class EndpointError(GateRunError):
+    """An endpoint refused the request for a reason retrying cannot fix (401, 403, unknown model)."""
 
 
 class IncompleteDataError(GateRunError):

@@ -35,6 +35,28 @@ def positive_int_arg(text: str | int) -> int:
     return value
 
 
+def count_arg(text: str | int) -> int:
+    """argparse `type=` converter for a count that may be 0 (e.g. retries)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def seconds_arg(text: str | float) -> float:
+    """argparse `type=` converter for a positive duration in seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
 @dataclass(frozen=True)
 class Option:
     """One option: its flag, where its value goes, its ini key, and how argparse reads it."""
@@ -85,7 +107,22 @@ OPTIONS: tuple[Option, ...] = (
     Option("--ftgate-batch-size", "ftgate_batch_size", metavar="N", type=positive_int_arg, ini="ftgate_batch_size",
            help="generation batch size for local models; latency and cost are measured at it. Default: ini ftgate_batch_size or 16"),
     Option("--ftgate-openai-base-url", "ftgate_openai_base_url", metavar="URL",
-           help="base URL of the OpenAI-compatible endpoint for openai: subjects. Default: $OPENAI_BASE_URL"),
+           help="base URL of the OpenAI-compatible endpoint for openai: subjects (the key comes from $OPENAI_API_KEY; "
+                "neither is ever shown). Default: $OPENAI_BASE_URL, else https://api.openai.com/v1"),
+    Option("--ftgate-openai-concurrency", "ftgate_openai_concurrency", metavar="N", type=positive_int_arg,
+           ini="ftgate_openai_concurrency",
+           help="requests in flight at once to each OpenAI-compatible endpoint (candidate, baseline, judge). "
+                "Default: ini ftgate_openai_concurrency or 8"),
+    Option("--ftgate-openai-timeout", "ftgate_openai_timeout", metavar="S", type=seconds_arg,
+           help="seconds to wait for one endpoint reply before it counts as failed and is retried. Default: 120"),
+    Option("--ftgate-openai-retries", "ftgate_openai_retries", metavar="N", type=count_arg,
+           help="retries of a request after a 429, 5xx, timeout or connection error, with backoff and jitter "
+                "(Retry-After honoured). Default: 5"),
+    Option("--ftgate-judge", "ftgate_judge", metavar="SUBJECT",
+           help="judge for `kind: judge` suites: openai:MODEL or a local model dir. Default: none"),
+    Option("--ftgate-judge-base-url", "ftgate_judge_base_url", metavar="URL",
+           help="base URL of the judge's OpenAI-compatible endpoint. Default: $FTGATE_JUDGE_BASE_URL, else the "
+                "openai: subjects' endpoint (--ftgate-openai-base-url, $OPENAI_BASE_URL)"),
     Option("--ftgate-pricing", "ftgate_pricing", metavar="FILE", ini="ftgate_pricing",
            help="pricing YAML for the TCO report. Default: ini ftgate_pricing or the bundled, dated defaults"),
     Option("--ftgate-seed", "ftgate_seed", metavar="N", type=int, default=0,
@@ -94,6 +131,7 @@ OPTIONS: tuple[Option, ...] = (
 INI_DEFAULTS = {
     "ftgate_suites": "suites", "ftgate_report_dir": ".ftgate/report", "ftgate_cache_dir": ".ftgate/cache",
     "ftgate_batch_size": "16", "ftgate_baseline": "", "ftgate_pricing": "", "ftgate_fail": [],
+    "ftgate_openai_concurrency": "8",
 }
 
 

