@@ -180,7 +180,7 @@ def build_judge(spec: str, *, base_url: str | None, options: Any, cache: Cache) 
     if spec.startswith("openai:"):
         url = base_url or os.environ.get("FTGATE_JUDGE_BASE_URL") or options.openai_base_url
         judge: Any = EndpointJudge(spec.removeprefix("openai:"), url, concurrency=options.openai_concurrency,
-                                   timeout_s=options.timeout_s, retries=getattr(options, "openai_retries", 5))
+                                   timeout_s=options.openai_timeout_s, retries=options.openai_retries)
     else:
         from .subjects import BuildContext
         from .subjects.hf import HFSubject

@@ -164,7 +164,7 @@ class Services:
         if spec not in self._judges:
             from .judges import build_judge
 
-            self._judges[spec] = build_judge(spec, base_url=getattr(self.config, "judge_base_url", None),
+            self._judges[spec] = build_judge(spec, base_url=self.config.judge_base_url,
                                              options=self.config.subject_options, cache=self.cache)
         return self._judges[spec]
 

@@ -181,7 +181,7 @@ def _parallel(fn: Callable[[Any], Any], items: list[Any], workers: int) -> list[
 
 def score(ctx: ScoringContext) -> Scored:
     spec: JudgeSpec = ctx.suite.options["judge"]
-    judge_spec = getattr(ctx.services.config, "judge", None) or spec.model
+    judge_spec = ctx.services.config.judge or spec.model
     if not judge_spec:
         raise JudgeRefused(f"suite {ctx.suite.name}: no judge: set judge.model in {ctx.suite.path}, or pass --ftgate-judge")
     judge = ctx.services.judge(judge_spec)
