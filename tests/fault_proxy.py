@@ -55,6 +55,7 @@ class Seen:
     authorization: str | None
     fault: str  # "forward", "429", "500", "hang", ...
     status: int | None = None  # what the client got; None for a hang (or not answered yet)
+    body: bytes = b""  # what the client sent
     answered: float | None = None  # when the answer (or the dropped connection) went back
 
 
@@ -125,7 +126,7 @@ class FaultProxy:
         with self._lock:
             fault = self._planned.popleft() if self._planned else self._default
             seen = Seen(arrived, h.path, auth, "forward" if fault is None else fault.kind if fault.kind == "hang"
-                        else str(fault.code))
+                        else str(fault.code), body=body)
             self.seen.append(seen)
         if self.delay_s:
             time.sleep(self.delay_s)
