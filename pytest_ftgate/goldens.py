@@ -22,6 +22,7 @@ class GoldenSet:
     path: Path
     hashes: dict[str, str]  # case id -> content hash when frozen
     baseline: str  # the fingerprint of the baseline that passed them
+    identity: str | None = None  # the baseline's model identity (None: frozen before it was recorded)
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ def read_goldens(path: Path) -> GoldenSet | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         hashes = {g["id"]: g["hash"] for g in data["goldens"]}
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError, KeyError, TypeError) as exc:
         raise SuiteError(
             f"the golden file is damaged ({exc}); regenerate it with --ftgate-update-goldens", path
         ) from None
@@ -48,7 +49,9 @@ def read_goldens(path: Path) -> GoldenSet | None:
             "regenerate it with --ftgate-update-goldens",
             path,
         )
-    return GoldenSet(path=path, hashes=hashes, baseline=str(data.get("baseline", "")))
+    identity = data.get("baseline_identity")
+    return GoldenSet(path=path, hashes=hashes, baseline=str(data.get("baseline", "")),
+                     identity=str(identity) if identity else None)
 
 
 def write_goldens(path: Path, baseline: SuiteResult) -> GoldenSet:
@@ -58,13 +61,15 @@ def write_goldens(path: Path, baseline: SuiteResult) -> GoldenSet:
         "schema_version": SCHEMA_VERSION,
         "suite": baseline.suite,
         "baseline": baseline.subject.fingerprint,
+        "baseline_identity": baseline.subject.model_identity,
         "baseline_name": baseline.subject.name,
         "frozen_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "n_cases": baseline.n,
         "goldens": [{"id": c.id, "hash": c.content_hash} for c in passed],
     }
     path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    return GoldenSet(path=path, hashes={c.id: c.content_hash for c in passed}, baseline=data["baseline"])
+    return GoldenSet(path=path, hashes={c.id: c.content_hash for c in passed}, baseline=data["baseline"],
+                     identity=data["baseline_identity"])
 
 
 def split_goldens(golden: GoldenSet, baseline: SuiteResult) -> GoldenSplit:

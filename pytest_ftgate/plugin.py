@@ -259,7 +259,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state.close()
     if exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR):
         return
-    if state.error is not None or (state.run is not None and state.run.errored):
+    if state.error is not None:  # bad input found late (exit 4), or the gate could not run (exit 6)
+        session.exitstatus = state.error.exit_code
+    elif state.run is not None and state.run.errored:
         session.exitstatus = EXIT_GATE_ERROR  # the gate could not run: never the exit of a verdict
     elif state.run is not None and state.run.blocked:
         session.exitstatus = EXIT_BLOCKED

@@ -184,10 +184,16 @@ def _json_schema(args: Any, suite_dir: Path) -> Scorer:
     if ("schema" in opts) == ("schema_file" in opts):
         raise ValueError("json_schema needs exactly one of `schema: {...}` or `schema_file: path.json`")
     if "schema_file" in opts:
-        schema_path = suite_dir / str(opts["schema_file"])
+        from .errors import SuiteError
+        from .paths import beside
+
+        try:
+            schema_path = beside(suite_dir, str(opts["schema_file"]), "schema_file")
+        except SuiteError as exc:
+            raise ValueError(exc.reason) from None
         try:
             schema = json.loads(schema_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise ValueError(f"cannot read schema_file {schema_path}: {exc}") from None
     else:
         schema = opts["schema"]

@@ -9,6 +9,7 @@ from typing import Any
 from .errors import SuiteError
 from .jsonl import iter_jsonl
 from .kinds import get_kind, kind_names
+from .paths import beside
 from .scorers import Scorer, build_scorer
 from .types import Case, GenerationParams, Message, content_hash
 from .yamlio import line_of, load_yaml_with_lines
@@ -124,12 +125,12 @@ def load_suite(path: str | Path) -> Suite:
     kind = None
     if "kind" not in data:
         problems.add(f"missing required key `kind:`; one of {', '.join(kind_names())}")
-    elif kind_name not in kind_names():
+    elif not isinstance(kind_name, str) or kind_name not in kind_names():
         problems.add(f"kind must be one of {', '.join(kind_names())}, got {kind_name!r}", "kind")
     else:
         kind = get_kind(kind_name)
     allowed = COMMON_KEYS | {k.name for k in kind.suite_keys} if kind else COMMON_KEYS
-    for key in sorted(set(data) - allowed):
+    for key in sorted(set(data) - allowed, key=str):
         problems.add(f"unknown key {key!r}; a {kind_name or ''} suite may have: {', '.join(sorted(allowed))}", key)
     needs_scorers = kind.requires_scorers if kind else True
     for required in ("cases", "scorers") if needs_scorers else ("cases",):
@@ -291,7 +292,10 @@ def _load_cases(raw: Any, suite_path: Path, lines: dict[tuple[Any, ...], int],
     errors: list[SuiteError] = []
     items: list[tuple[Any, Path, int | None]] = []
     if isinstance(raw, str):
-        cases_path = suite_path.parent / raw
+        try:
+            cases_path = beside(suite_path.parent, raw, "cases file")
+        except SuiteError as exc:
+            return (), [SuiteError(exc.reason, suite_path, line_of(lines, "cases"))]
         if not cases_path.is_file():
             return (), [SuiteError(
                 f"cases file {raw!r} not found (looked for {cases_path}); cases may be a JSONL file "

@@ -137,6 +137,13 @@ class SubjectInfo:
     fingerprint: str
     details: dict[str, Any] = field(default_factory=dict)
     training: TrainingCost | None = None
+    # what model this is, whatever its tokenizer files or prompt: for a local base model the hash of
+    # its weights; elsewhere the fingerprint. Goldens record it, so they are never used on another base.
+    identity: str = ""
+
+    @property
+    def model_identity(self) -> str:
+        return self.identity or self.fingerprint
 
 
 @dataclass(frozen=True)

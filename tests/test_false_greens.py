@@ -132,3 +132,24 @@ def test_an_adapter_whose_base_is_missing_is_a_gate_error_not_a_block(pytester, 
     result.stdout.fnmatch_lines(["*the gate could not run:*gone*no such directory*--ftgate-base=PATH*",
                                  "verdict: ERROR*could not run*"])
     assert "Traceback" not in result.stdout.str()
+
+
+def test_goldens_frozen_on_another_base_are_never_used(pytester):
+    golden_suite(pytester.path / "suites", "qa", ["q0", "q1"])
+    outputs(pytester.path / "base.jsonl", {"q0": "aq0", "q1": "aq1"})
+    outputs(pytester.path / "other-base.jsonl", {"q0": "aq0", "q1": "aq1", "x": "another model's file"})
+    assert pytester.runpytest("--baseline=base.jsonl", "--ftgate-update-goldens").ret == 0
+    frozen = json.loads((pytester.path / "suites/qa.goldens.json").read_text())
+    result = pytester.runpytest("--baseline=other-base.jsonl", "--candidate=base.jsonl")
+    assert result.ret == EXIT_GATE_ERROR
+    result.stdout.fnmatch_lines([f"*was frozen on another base model ({frozen['baseline_identity']}) than this baseline*"
+                                 "*--ftgate-update-goldens*"])
+    assert json.loads((pytester.path / "suites/qa.goldens.json").read_text()) == frozen  # never rewritten by a run
+    legacy = {k: v for k, v in frozen.items() if k != "baseline_identity"}
+    (pytester.path / "suites/qa.goldens.json").write_text(json.dumps(legacy))
+    result = pytester.runpytest("--baseline=base.jsonl", "--candidate=base.jsonl")
+    assert result.ret == EXIT_GATE_ERROR
+    result.stdout.fnmatch_lines(["*does not record which base model it was frozen on*refreeze*"])
+    assert pytester.runpytest("--baseline=base.jsonl", "--ftgate-update-goldens").ret == 0  # re-freezing mends it
+    quiet = ("-W", "ignore::pytest_ftgate.errors.FtgateWarning")  # two goldens are too few to resolve 5%
+    assert pytester.runpytest("--baseline=base.jsonl", "--candidate=base.jsonl", *quiet).ret == 0

@@ -251,3 +251,19 @@ def test_perplexity_on_an_outputs_subject_is_unscored_and_blocks(tmp_path):
     run = run_gate([load_suite(tmp_path / "p.yaml")], RunConfig(baseline=str(tmp_path / "o.jsonl"), cache_dir=None, progress=False))
     assert run.outcomes[0].decisions[0].status == "error"
     assert "could not be scored" in run.outcomes[0].decisions[0].summary
+
+
+def test_a_base_is_the_same_model_alone_or_under_an_adapter_whatever_its_tokenizer_files(tiny_base, tiny_adapter, tmp_path):
+    """Goldens frozen with --baseline=BASE must count for --candidate=ADAPTER-of-BASE (the adapter's saved
+    tokenizer changes the generation fingerprint, not which model the baseline is)."""
+    import shutil
+
+    adapter = Path(shutil.copytree(tiny_adapter, tmp_path / "adapter"))
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tiny_base / f, adapter / f)
+    (adapter / "tokenizer_config.json").write_text((adapter / "tokenizer_config.json").read_text().replace("{", '{"x": 1, ', 1))
+    alone, _ = resolve_subjects(None, str(tiny_base), SubjectOptions(), Cache(None))
+    implied, candidate = resolve_subjects(str(adapter), None, SubjectOptions(), Cache(None))
+    assert implied.info.fingerprint != alone.info.fingerprint  # another tokenizer file: other generations
+    assert implied.info.model_identity == alone.info.model_identity and alone.info.identity.startswith("weights:")
+    assert candidate.info.model_identity != alone.info.model_identity

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import IncompleteDataError
+from ..errors import IncompleteDataError, SuiteError
+from ..paths import beside
 from ..goldens import GoldenSet, read_goldens, split_goldens, write_goldens
 from ..stats import exact_interval, exact_upper_bound, max_passing_regressions, min_n_to_resolve, wilson_interval
 from ..types import GateDecision, Interval, SuiteResult
@@ -53,7 +54,10 @@ def _goldens_file(value: Any, suite_path: Path) -> Path:
         return suite_path.parent / f"{suite_path.stem}.goldens.json"
     if not isinstance(value, str) or not value:
         raise ValueError(f"goldens must be a file name beside the suite, e.g. {suite_path.stem}.goldens.json, got {value!r}")
-    return suite_path.parent / value
+    try:
+        return beside(suite_path.parent, value, "goldens file")
+    except SuiteError as exc:
+        raise ValueError(exc.reason) from None
 
 
 def prepare(suite: Any, baseline: SuiteResult, update: bool) -> GoldenState:
@@ -76,6 +80,20 @@ def decide_regressions(ctx: DecisionContext) -> GateDecision:
             ctx.suite.name, "regressions", "error",
             f"no golden file at {path}. Freeze the cases the baseline passes with "
             "`pytest --baseline=... --ftgate-update-goldens` and commit the file",
+        )
+    frozen_on, now = state.golden.identity, ctx.baseline.subject.model_identity
+    if frozen_on is None:
+        return GateDecision(
+            ctx.suite.name, "regressions", "error",
+            f"{path} does not record which base model it was frozen on (written by an older pytest-ftgate), so it "
+            "cannot be checked against this baseline; refreeze it with --ftgate-update-goldens and commit it",
+        )
+    if frozen_on != now:
+        return GateDecision(
+            ctx.suite.name, "regressions", "error",
+            f"{path} was frozen on another base model ({frozen_on}) than this baseline "
+            f"{ctx.baseline.subject.name} ({now}): its goldens say nothing about this one. Gate against the base "
+            "they were frozen on, or refreeze them on this base with --ftgate-update-goldens and commit the file",
         )
     return decide_goldens(ctx.suite.name, ctx.gate, ctx.baseline, ctx.candidate, state.golden)
 

@@ -89,6 +89,11 @@ class HFEngine:
     def base_weights_hash(self) -> str:
         return base_fingerprint(self.base_dir, self.cache.file_sha256)
 
+    def weights_identity(self) -> str:
+        """The base's safetensors contents alone: config.json is rewritten by every transformers release."""
+        parts = {f.name: self.cache.file_sha256(f) for f in sorted(self.base_dir.glob("*.safetensors"))}
+        return "weights:" + hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+
     def load(self) -> None:
         if self._model is not None:
             return
@@ -368,7 +373,8 @@ class HFSubject(Subject):
             if manifest is not None:
                 details["manifest"] = manifest.to_dict()
                 training = TrainingCost(gpu_hours=manifest.gpu_hours, wall_s=manifest.wall_s)
-        self.info = SubjectInfo(role, self.kind, name, engine.fingerprint(adapter_enabled), details, training)
+        identity = "" if adapter_enabled and engine.adapter_dir else engine.weights_identity()
+        self.info = SubjectInfo(role, self.kind, name, engine.fingerprint(adapter_enabled), details, training, identity)
 
     def implied_baseline(self) -> Subject | None:
         if self.adapter_enabled and self.engine.adapter_dir is not None:
