@@ -95,7 +95,9 @@ def _expected_texts(case: Case, name: str) -> list[str] | Score:
     if case.expected is None:
         return Score.unscored(f"case {case.id} has no `expected` value, which {name} needs", name)
     if isinstance(case.expected, list):
-        return [str(e) for e in case.expected]
+        if not case.expected:
+            return Score.unscored(f"case {case.id} has an empty `expected` list: nothing to compare with", name)
+        return [e if isinstance(e, str) else json.dumps(e) for e in case.expected]
     return [case.expected if isinstance(case.expected, str) else json.dumps(case.expected)]
 
 

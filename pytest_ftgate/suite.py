@@ -154,7 +154,7 @@ def load_suite(path: str | Path) -> Suite:
     for scorer in scorers:
         if scorer.needs_expected:
             for case in cases:
-                if case.expected is None:
+                if case.expected is None or case.expected == []:
                     problems.errors.append(SuiteError(
                         f"case {case.id!r} has no `expected`, which the {scorer.name} scorer needs; add one, "
                         "or use a scorer that does not compare with an expected value", case.file or path, case.line))

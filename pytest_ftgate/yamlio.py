@@ -84,8 +84,11 @@ def _index(node: yaml.Node, where: Location, lines: dict[Location, int], seen: s
 
 
 def line_of(lines: dict[Location, int], *where: Any) -> int | None:
-    """The line of the deepest known prefix of `where`."""
+    """The line of the deepest known prefix of `where` (keys compared as YAML wrote them: 1 and "1" alike)."""
     for end in range(len(where), -1, -1):
-        if where[:end] in lines:
-            return lines[where[:end]]
+        prefix = where[:end]
+        for candidate in (prefix, tuple(k if isinstance(k, int) and not isinstance(k, bool) and k < 0 else
+                                         (str(k) if not isinstance(k, str) else k) for k in prefix)):
+            if candidate in lines:
+                return lines[candidate]
     return None
