@@ -46,6 +46,7 @@ class RunConfig:
     update_goldens: bool = False
     progress: bool = True
     seed: int = 0
+    rerun_check: int = 0  # greedy baseline cases generated twice before the gate: outputs must not differ
     pricing: Path | None = None  # None: the bundled defaults (pytest_ftgate/data/pricing.yaml)
     judge: str | None = None  # the judge of `kind: judge` suites: openai:MODEL or a local model dir
     judge_base_url: str | None = None  # its endpoint; None: the openai: subjects' endpoint
@@ -121,6 +122,7 @@ def build_run_config(
         update_goldens=bool(get("ftgate_update_goldens")),
         progress=progress,
         seed=get("ftgate_seed") or 0,
+        rerun_check=get("ftgate_rerun_check") or 0,
         pricing=path(get("ftgate_pricing") or from_ini("ftgate_pricing")),
         judge=get("ftgate_judge") or None,
         judge_base_url=get("ftgate_judge_base_url") or os.environ.get("FTGATE_JUDGE_BASE_URL") or openai_url,

@@ -125,6 +125,9 @@ OPTIONS: tuple[Option, ...] = (
                 "openai: subjects' endpoint (--ftgate-openai-base-url, $OPENAI_BASE_URL)"),
     Option("--ftgate-pricing", "ftgate_pricing", metavar="FILE", ini="ftgate_pricing",
            help="pricing YAML for the TCO report. Default: ini ftgate_pricing or the bundled, dated defaults"),
+    Option("--ftgate-rerun-check", "ftgate_rerun_check", metavar="N", type=count_arg, default=0,
+           help="first generate N greedy cases of the baseline twice, uncached; if the outputs differ, the serving "
+                "stack is not deterministic and the gate stops with an error naming the cases. Default: 0 (off)"),
     Option("--ftgate-seed", "ftgate_seed", metavar="N", type=int, default=0,
            help="seed recorded in every report's provenance (sampling suites set theirs in generate.seed). Default: 0"),
 )

@@ -325,6 +325,28 @@ def baseline(request: pytest.FixtureRequest) -> Any:
     return _subject_fixture(request, "baseline")
 
 
+@pytest.fixture(scope="session")
+def ftgate_rerun_check(request: pytest.FixtureRequest) -> Any:
+    """`ftgate_rerun_check(subject, prompts, max_new_tokens=32)`: fail the test when the subject's greedy
+    outputs for the prompts differ between two identical runs (a nondeterministic serving stack)."""
+    from .runner import rerun_differences
+    from .subjects import Job
+    from .types import Case, GenerationParams, Request
+
+    def check(subject: Any, prompts: list[str], max_new_tokens: int = 32) -> None:
+        __tracebackhide__ = True
+        params = GenerationParams(max_new_tokens=max_new_tokens)
+        jobs = [Job("rerun-check", Case(f"prompt-{i}", ({"role": "user", "content": p},)),
+                    Request(({"role": "user", "content": p},), params)) for i, p in enumerate(prompts)]
+        differing = rerun_differences(subject, jobs)
+        if differing:
+            pytest.fail("\n".join([f"{len(differing)} of {len(jobs)} prompt(s) gave different greedy outputs in two runs:",
+                                    *(f"  {j.case.messages[-1]['content'][:60]!r}: {a[:60]!r} then {b[:60]!r}" for j, a, b in differing)]),
+                        pytrace=False)
+
+    return check
+
+
 @pytest.fixture
 def ftgate(request: pytest.FixtureRequest) -> Any:
     """Helper to load suites and gate them inside a test: `run = ftgate.run("suites/x.yaml")`.

@@ -18,7 +18,7 @@ from typing import Any
 
 from .cache import Cache, cache_key
 from .config import RunConfig
-from .errors import JudgeRefused
+from .errors import GenerationError, JudgeRefused
 from .gate import check_targets, criteria, decide, effective_gate
 from .kinds import get_kind
 from .provenance import git_commit, library_versions, machine
@@ -114,6 +114,30 @@ def generate_all(
             if bar is not None:
                 bar.close()
     return [found[k] for k in keys]
+
+
+def rerun_differences(subject: Subject, jobs: Sequence[Job]) -> list[tuple[Job, str, str]]:
+    """Generate the greedy jobs twice, past the cache; the jobs whose two outputs differ."""
+    greedy = [j for j in jobs if j.request.params.greedy]
+    runs: list[dict[int, str]] = [{}, {}]
+    for run in runs:
+        subject.run(greedy, lambda batch, run=run: run.update((i, o.text) for i, o in batch))
+    return [(j, runs[0][i], runs[1][i]) for i, j in enumerate(greedy) if runs[0][i] != runs[1][i]]
+
+
+def check_determinism(subject: Subject, jobs: Sequence[Job], n: int) -> None:
+    """--ftgate-rerun-check: a serving stack whose greedy outputs change between two identical runs
+    makes every verdict irreproducible; that is an infrastructure error, not a gate result."""
+    if not subject.cacheable:
+        return  # outputs made elsewhere: nothing here generates
+    differing = rerun_differences(subject, list(jobs)[:n])
+    if differing:
+        shown = "; ".join(f"{j.suite}/{j.case.id}: {a[:40]!r} then {b[:40]!r}" for j, a, b in differing[:5])
+        raise GenerationError(
+            f"{subject.info.name} is not deterministic: {len(differing)} of {min(n, len(jobs))} greedy case(s) gave "
+            f"different outputs in two identical runs ({shown}). Its verdicts would not be reproducible: make the "
+            "serving stack deterministic (batch-invariant kernels, a fixed batch size, one replica) before gating"
+        )
 
 
 def _jobs(suites: Sequence[Suite], role: str) -> list[Job]:
@@ -213,6 +237,8 @@ def run_gate(
     cache = Cache(config.cache_dir)
     try:
         baseline, candidate = subjects or resolve_subjects(config.candidate, config.baseline, config.subject_options, cache)
+        if config.rerun_check:
+            check_determinism(baseline, _jobs(gated, "baseline"), config.rerun_check)
         generated = {"baseline": _generate(gated, baseline, "baseline", cache, config.progress)}
         infos = {"baseline": baseline.info}
         if candidate is not None:

@@ -14,11 +14,11 @@ from ..cache import Cache
 from ..errors import SubjectError
 from .base import BuildContext, Job, OnBatch, Role, Subject, SubjectOptions, register_subject, subject_kinds
 from . import outputs, endpoint  # noqa: E402,F401  (each registers itself)
-from . import hf  # noqa: E402,F401  (registered last: the catch-all for local models and Hub ids)
+from . import hf  # noqa: E402,F401  (the catch-all for local models and Hub ids)
 
 
 def build_subject(spec: str, role: Role, ctx: BuildContext) -> Subject:
-    for cls in subject_kinds().values():
+    for cls in sorted(subject_kinds().values(), key=lambda c: c.catch_all):
         if cls.claims(spec):
             return cls.build(spec, role, ctx)
     raise SubjectError(f"--{role}={spec}: no subject kind understands it")  # pragma: no cover - hf claims all

@@ -44,6 +44,7 @@ class Subject:
     """Base class: `run` produces outputs for jobs; `generate` is the friendly single-call API."""
 
     kind: ClassVar[str] = ""
+    catch_all: ClassVar[bool] = False  # asked after every other kind (local models claim any path)
     info: SubjectInfo
     cacheable: bool = True
 
@@ -88,7 +89,7 @@ _KINDS: dict[str, type[Subject]] = {}
 
 
 def register_subject(cls: type[Subject]) -> type[Subject]:
-    """Register a subject kind. Kinds are asked in registration order; register catch-alls last."""
+    """Register a subject kind. Kinds are asked in registration order, catch-alls after all others."""
     _KINDS[cls.kind] = cls
     return cls
 

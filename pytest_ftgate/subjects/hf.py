@@ -324,10 +324,11 @@ class HFSubject(Subject):
     """A local model: an adapter on its base, or a base alone (an adapter's base, with it disabled)."""
 
     kind = "hf"
+    catch_all = True
 
     @classmethod
     def claims(cls, spec: str) -> bool:
-        return True  # registered last: whatever is not an endpoint or an outputs file is a model
+        return True  # whatever no other kind claims is a local model or a Hub id
 
     @classmethod
     def build(cls, spec: str, role: Role, ctx: BuildContext) -> Subject:
