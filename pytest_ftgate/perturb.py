@@ -12,8 +12,9 @@ towards none, and none is a no-op. The search runs per case, in two passes with 
    for single generations (cached too).
 
 Hypothesis runs quiet, seeded, with no example database, no deadline and no health checks, and
-never reads local source constants (they would make the examples depend on what is imported,
-and hypothesis caches them under `.hypothesis/`). hypothesis is imported only when a search runs.
+without the features that would tie its choices to anything but the seed and the answers (see
+`isolated_hypothesis`). A rerun therefore asks for the same inputs, all served by the cache.
+hypothesis is imported only when a search runs.
 """
 
 from __future__ import annotations
@@ -193,7 +194,7 @@ def parse_perturb(raw: Any, scorers: Sequence[Any] | None) -> tuple[PerturbSpec 
         problems.append((f"perturb strategies must be a non-empty list of: {', '.join(STRATEGIES)}", ("strategies",)))
         names = []
     for i, name in enumerate(names):
-        if name not in STRATEGIES:
+        if not isinstance(name, str) or name not in STRATEGIES:
             problems.append((f"unknown perturbation strategy {name!r}; known: {', '.join(STRATEGIES)}", ("strategies", i)))
     checks = {
         "examples": (_positive_int, "a positive integer (the suite's budget of perturbed inputs, e.g. 50)"),
@@ -337,21 +338,26 @@ class PerturbResult:
 
 @contextlib.contextmanager
 def isolated_hypothesis() -> Iterator[None]:
-    """Keep hypothesis from mixing constants of the local source files into its choices: they would make
-    the examples depend on what happens to be imported, and hypothesis caches them under `.hypothesis/`."""
+    """Make hypothesis's choices depend on the seed and the answers alone.
+
+    Two of its features would not: it mixes constants of the local source files into its choices
+    (so the examples would depend on what happens to be imported; it also caches them under
+    `.hypothesis/`), and it stops shrinking after five minutes (so a slow model would shrink less
+    than the same model served from the cache). Our own budget, `shrink_generations`, bounds the
+    shrink instead: past it, every new input counts as not breaking, and answers come at once."""
     try:
-        from hypothesis.internal.conjecture import providers
+        from hypothesis.internal.conjecture import engine, providers
         from hypothesis.internal.constants_ast import Constants
-    except ImportError:  # a hypothesis without local constants
+    except ImportError:  # a hypothesis without these features
         yield
         return
-    saved = providers._get_local_constants
-    providers._get_local_constants = Constants
+    saved = providers._get_local_constants, engine.MAX_SHRINKING_SECONDS
+    providers._get_local_constants, engine.MAX_SHRINKING_SECONDS = Constants, 10**9
     providers.CONSTANTS_CACHE.cache.clear()
     try:
         yield
     finally:
-        providers._get_local_constants = saved
+        providers._get_local_constants, engine.MAX_SHRINKING_SECONDS = saved
         providers.CONSTANTS_CACHE.cache.clear()
 
 

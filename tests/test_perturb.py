@@ -382,6 +382,16 @@ def test_reports_show_the_minimal_input_beside_the_original(tmp_path):
         assert marker in html
 
 
+def test_the_search_is_isolated_from_imports_and_from_time():
+    """Local source constants and hypothesis's five-minute shrink limit are kept out, and put back after."""
+    from hypothesis.internal.conjecture import engine, providers
+
+    before = providers._get_local_constants, engine.MAX_SHRINKING_SECONDS
+    with isolated_hypothesis():
+        assert len(providers._get_local_constants()) == 0 and engine.MAX_SHRINKING_SECONDS > 10**6
+    assert (providers._get_local_constants, engine.MAX_SHRINKING_SECONDS) == before
+
+
 def test_no_hypothesis_directory_and_no_output_from_a_search(tmp_path):
     """A search with shrinking, in a fresh directory: nothing written there, nothing printed."""
     code = (
@@ -416,6 +426,8 @@ BASE = "name: s\nkind: task\ncases:\n  - {id: a, input: hi, expected: billing}\n
     ("perturb: [typos]\n", 6, "perturb must be a mapping"),
     ("perturb:\n  strategies: []\n", 7, "perturb strategies must be a non-empty list"),
     ("perturb:\n  max_break_rate: 5\n", 7, "perturb max_break_rate must be a fraction"),
+    ("perturb:\n  strategies: [{typos: 1}]\n", 7, "unknown perturbation strategy {'typos': 1}"),
+    ("perturb:\n  shrink: -1\n", 7, "perturb shrink must be an integer >= 0"),
 ])
 def test_bad_perturb_blocks_name_file_and_line(tmp_path, perturb, line, message):
     path = write(tmp_path / "s.yaml", BASE + perturb)
