@@ -348,10 +348,11 @@ def isolated_hypothesis() -> Iterator[None]:
     try:
         from hypothesis.internal.conjecture import engine, providers
         from hypothesis.internal.constants_ast import Constants
-    except ImportError:  # a hypothesis without these features
+
+        saved = providers._get_local_constants, engine.MAX_SHRINKING_SECONDS
+    except (ImportError, AttributeError):  # a hypothesis without these features
         yield
         return
-    saved = providers._get_local_constants, engine.MAX_SHRINKING_SECONDS
     providers._get_local_constants, engine.MAX_SHRINKING_SECONDS = Constants, 10**9
     providers.CONSTANTS_CACHE.cache.clear()
     try:
