@@ -4,7 +4,8 @@ Threshold language (ini `ftgate_fail`, option `--ftgate-fail`): `TARGET:VALUE`, 
 a suite kind or a suite name, and VALUE a percentage (`5%`) or a fraction (`0.05`). It sets the
 kind's main threshold (golden: max_regression, format: min_pass_rate, task: min_accuracy, ...,
 as each kind declares). Later sources win: suite < ini < command line. The criteria and how each
-decides come from the suite's kind (pytest_ftgate.kinds).
+decides come from the suite's kind (pytest_ftgate.kinds), plus the criteria any suite may add
+beside them, whatever its kind: `perturbation` for a suite that declares `perturb:`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 from .compare import compare
 from .errors import IncompleteDataError, OptionError
 from .kinds import get_kind, kind_names
-from .kinds.base import DecisionContext, check_complete
+from .kinds.base import Criterion, DecisionContext, check_complete, pct
+from .perturb import PerturbResult, SubjectPerturbation
 from .suite import Suite
 from .types import Comparison, GateDecision, SuiteResult
 
@@ -75,9 +77,14 @@ def effective_gate(suite: Suite, *layers: tuple[Threshold, ...]) -> dict[str, An
     return gate
 
 
+def suite_criteria(suite: Suite, gate: dict[str, Any]) -> tuple[Criterion, ...]:
+    """The kind's own criteria under `gate`, then those any suite may add (perturbation)."""
+    return tuple(get_kind(suite.kind).criteria(gate, suite)) + cross_criteria(suite)
+
+
 def criteria(suite: Suite, gate: dict[str, Any]) -> list[str]:
     """The names of a suite's gate criteria under `gate`: one pytest item each."""
-    return [c.name for c in get_kind(suite.kind).criteria(gate, suite)]
+    return [c.name for c in suite_criteria(suite, gate)]
 
 
 def decide(
@@ -86,18 +93,20 @@ def decide(
     baseline: SuiteResult,
     candidate: SuiteResult | None,
     state: Any = None,
+    perturbation: PerturbResult | None = None,
 ) -> tuple[list[GateDecision], Comparison | None]:
     """Decide every criterion of a suite. Errors become decisions with status `error`.
 
-    `state` is what the kind's `prepare` returned for this run (e.g. the golden set)."""
+    `state` is what the kind's `prepare` returned for this run (e.g. the golden set);
+    `perturbation` the perturbation search's rates, for a suite that declares `perturb:`."""
     kind = get_kind(suite.kind)
-    chosen = kind.criteria(gate, suite)
+    chosen = suite_criteria(suite, gate)
     try:
         check_complete(suite.name, baseline, candidate, allowed=kind.allowed_unscored(suite) if kind.allowed_unscored else 0.0)
         cmp = compare(baseline, candidate) if candidate is not None else None
     except IncompleteDataError as exc:
         return [GateDecision(suite.name, c.name, "error", str(exc)) for c in chosen], None
-    ctx = DecisionContext(suite, gate, baseline, candidate, cmp, state)
+    ctx = DecisionContext(suite, gate, baseline, candidate, cmp, state, perturbation)
     decisions = []
     for criterion in chosen:
         try:
@@ -105,3 +114,58 @@ def decide(
         except IncompleteDataError as exc:
             decisions.append(GateDecision(suite.name, criterion.name, "error", str(exc)))
     return decisions, cmp
+
+
+# ---- perturbation: a criterion any suite adds by declaring `perturb:` ---------------------------
+
+def _rate_text(s: SubjectPerturbation) -> str:
+    iv = s.interval
+    return f"{s.role} {s.broken}/{s.counted} broke = {pct(s.rate)} (95% Wilson {pct(iv.low)}–{pct(iv.high)})"
+
+
+def decide_perturbation(ctx: DecisionContext) -> GateDecision:
+    """The candidate may break no more often than the baseline (+ max_increase), nor above max_break_rate."""
+    name, result = ctx.suite.name, ctx.perturbation
+    if result is None:
+        return GateDecision(name, "perturbation", "error", "the perturbation search did not run")
+    errors = [f"{s.role}: {s.error}" for s in result.subjects.values() if s.error]
+    if errors:
+        return GateDecision(name, "perturbation", "error", "the perturbation search failed: " + "; ".join(errors))
+    spec = result.spec
+    base, cand = result.subjects["baseline"], result.subjects.get("candidate")
+    figures: dict[str, Any] = {"invariant": spec.invariant, "strategies": ",".join(spec.strategies),
+                               "planned": result.planned, "max_increase": spec.max_increase}
+    if spec.max_break_rate is not None:
+        figures["max_break_rate"] = spec.max_break_rate
+    for s in (base, cand):
+        if s is not None:
+            iv = s.interval
+            figures.update({f"{s.role}_broken": s.broken, f"{s.role}_n": s.counted, f"{s.role}_rate": s.rate,
+                            f"{s.role}_wilson_low": iv.low, f"{s.role}_wilson_high": iv.high,
+                            f"{s.role}_excluded": s.excluded})
+    shown = cand if cand is not None else base
+    text = "; ".join(_rate_text(s) for s in (base, cand) if s is not None) + f" (invariant {spec.invariant})"
+    if shown.counted == 0:
+        why = ("its original outputs fail the scorers on every case" if spec.invariant == "scorers"
+               else "no label could be read from its original outputs")
+        return GateDecision(name, "perturbation", "skipped", f"no perturbed example of the {shown.role} counted: {why}",
+                            figures)
+    breaches = []
+    if spec.max_break_rate is not None and shown.rate > spec.max_break_rate + 1e-12:
+        breaches.append(f"{text}: the {shown.role} breaks above the {pct(spec.max_break_rate)} limit")
+    if cand is not None and base.counted and cand.rate > base.rate + spec.max_increase + 1e-12:
+        allowed = f" + {pct(spec.max_increase)} allowed" if spec.max_increase else ""
+        breaches.append(f"{text}: the candidate breaks more often than the baseline{allowed}")
+    if cand is not None and not base.counted:
+        text += "; the baseline counted no example, so there is no rate to compare with"
+    if breaches:
+        return GateDecision(name, "perturbation", "blocked", breaches[0], figures, breaches=tuple(breaches))
+    return GateDecision(name, "perturbation", "passed", text, figures)
+
+
+PERTURBATION = Criterion("perturbation", decide_perturbation)
+
+
+def cross_criteria(suite: Suite) -> tuple[Criterion, ...]:
+    """The criteria any suite may add beside its kind's own: `perturbation` when it declares `perturb:`."""
+    return (PERTURBATION,) if suite.perturb is not None else ()

@@ -18,7 +18,7 @@ from typing import Any
 
 from .cache import Cache, cache_key
 from .config import RunConfig
-from .errors import GenerationError, JudgeRefused
+from .errors import GateRunError, GenerationError, IncompleteDataError, JudgeRefused
 from .gate import check_targets, criteria, decide, effective_gate
 from .kinds import get_kind
 from .provenance import git_commit, library_versions, machine
@@ -38,6 +38,7 @@ class SuiteOutcome:
     comparison: Comparison | None
     decisions: tuple[GateDecision, ...]
     state: Any = None  # what the suite's kind prepared (e.g. its golden set)
+    perturbation: Any = None  # perturb.PerturbResult, for a suite that declares `perturb:`
 
 
 @dataclass(frozen=True)
@@ -245,9 +246,14 @@ def run_gate(
             generated["candidate"] = _generate(gated, candidate, "candidate", cache, config.progress)
             infos["candidate"] = candidate.info
         services = Services(config, cache)
+        roles = {"baseline": baseline, **({"candidate": candidate} if candidate is not None else {})}
         outcomes = []
         for s in gated:
-            outcome, skipped = _decide_suite(s, config, selection, _score_suite(s, generated, infos, services))
+            scored = _score_suite(s, generated, infos, services)
+            perturbed = None
+            if s.perturb is not None and (selection is None or "perturbation" in selection[s.path]):
+                perturbed = _perturb(s, roles, scored, cache, config)
+            outcome, skipped = _decide_suite(s, config, selection, scored, perturbed)
             outcomes.append(outcome)
             not_run += skipped
     finally:
@@ -258,8 +264,33 @@ def run_gate(
     return replace(run, tco=compute_tco(run, pricing))
 
 
+def _perturb(s: Suite, subjects: dict[str, Subject], scored: Any, cache: Cache, config: RunConfig) -> Any:
+    """The suite's perturbation search for each subject, its generations batched and cached like the others."""
+    from .perturb import Invariant, PerturbResult, SubjectPerturbation, plan, run_subject
+
+    assert s.perturb is not None
+    drawn = plan(s.name, s.cases, s.perturb, config.seed)
+    invariant = Invariant(s.perturb.invariant, s.scorers)
+    rates = {}
+    for role, subject in subjects.items():
+        prompt = s.prompts[role]
+
+        def generate(probes: Sequence[Any], subject: Subject = subject, prompt: Any = prompt) -> list[str]:
+            jobs = [Job(s.name, p.perturbed_case, Request(prompt.render(p.perturbed_case), s.params)) for p in probes]
+            return [o.text for o in generate_all(subject, jobs, cache, config.progress and len(jobs) > 1)]
+
+        originals = {r.case.id: r.output.text for r in getattr(scored, role).results}
+        try:
+            rates[role] = run_subject(role, drawn, s.perturb, invariant, originals, generate)
+        except GateRunError as exc:  # this criterion errs; the suite's others stand
+            hint = (" (an outputs file holds answers to the cases only: gate perturbations on a model or endpoint)"
+                    if isinstance(exc, IncompleteDataError) else "")
+            rates[role] = SubjectPerturbation(role, error=f"{exc}{hint}")
+    return PerturbResult(s.perturb, len(drawn.probes), rates)
+
+
 def _decide_suite(s: Suite, config: RunConfig, selection: Mapping[Path, frozenset[str]] | None,
-                  scored: Any) -> tuple[SuiteOutcome, list[str]]:
+                  scored: Any, perturbed: Any = None) -> tuple[SuiteOutcome, list[str]]:
     kind = get_kind(s.kind)
     gate = effective_gate(s, *config.thresholds)
     b, c = scored.baseline, scored.candidate
@@ -267,13 +298,13 @@ def _decide_suite(s: Suite, config: RunConfig, selection: Mapping[Path, frozense
     if isinstance(state, JudgeRefused):
         decisions, cmp = [GateDecision(s.name, name, "error", str(state)) for name in criteria(s, gate)], None
     else:
-        decisions, cmp = decide(s, gate, b, c, state)
+        decisions, cmp = decide(s, gate, b, c, state, perturbed)
     skipped: list[str] = []
     if selection is not None:
         chosen = selection[s.path]
         skipped = [f"{s.name}::{d.criterion}" for d in decisions if d.criterion not in chosen]
         decisions = [d for d in decisions if d.criterion in chosen]
-    return SuiteOutcome(s, gate, b, c, cmp, tuple(decisions), state), skipped
+    return SuiteOutcome(s, gate, b, c, cmp, tuple(decisions), state, perturbed), skipped
 
 
 def run_info(config: RunConfig, duration_s: float) -> dict[str, Any]:

@@ -10,11 +10,12 @@ from .errors import SuiteError
 from .jsonl import iter_jsonl
 from .kinds import get_kind, kind_names
 from .paths import beside
+from .perturb import PerturbSpec, parse_perturb
 from .scorers import Scorer, build_scorer
 from .types import Case, GenerationParams, Message, content_hash
 from .yamlio import line_of, load_yaml_with_lines
 
-COMMON_KEYS = {"name", "kind", "description", "cases", "prompt", "generate", "scorers", "gate"}
+COMMON_KEYS = {"name", "kind", "description", "cases", "prompt", "generate", "scorers", "gate", "perturb"}
 PROMPT_KEYS = {"system", "few_shot"}
 GENERATE_KEYS = {"max_new_tokens", "temperature", "top_p", "seed"}
 CASE_KEYS = {"id", "input", "messages", "expected", "tags"}
@@ -54,6 +55,7 @@ class Suite:
     gate: dict[str, Any]
     options: dict[str, Any] = field(default_factory=dict)  # the kind's own suite keys, parsed
     description: str = ""
+    perturb: PerturbSpec | None = None  # `perturb:`: inputs perturbed by hypothesis, with an invariant
     lines: dict[tuple[Any, ...], int] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -159,6 +161,15 @@ def load_suite(path: str | Path) -> Suite:
                         f"case {case.id!r} has no `expected`, which the {scorer.name} scorer needs; add one, "
                         "or use a scorer that does not compare with an expected value", case.file or path, case.line))
 
+    perturb = None
+    if "perturb" in data:
+        raw_scorers = data.get("scorers")  # checked against perturb only when they all loaded
+        complete = (raw_scorers is None and not needs_scorers) or (
+            isinstance(raw_scorers, list) and len(scorers) == len(raw_scorers))
+        perturb, perturb_problems = parse_perturb(data["perturb"], scorers if complete else None)
+        for message, where in perturb_problems:
+            problems.add(message, "perturb", *where)
+
     gate = data.get("gate") or {}
     if not isinstance(gate, dict):
         problems.add("gate must be a mapping, e.g. `gate: {max_regression: 0.05}`", "gate")
@@ -192,6 +203,7 @@ def load_suite(path: str | Path) -> Suite:
         gate=dict(gate),
         options=options,
         description=str(data.get("description", "")),
+        perturb=perturb,
         lines=lines,
     )
 

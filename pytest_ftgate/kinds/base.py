@@ -64,6 +64,7 @@ class DecisionContext:
     candidate: SuiteResult | None
     comparison: Comparison | None
     state: Any = None  # what the kind's `prepare` returned (a golden set, ...)
+    perturbation: Any = None  # perturb.PerturbResult, for a suite that declares `perturb:`
 
 
 @dataclass(frozen=True)

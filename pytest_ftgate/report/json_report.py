@@ -58,6 +58,13 @@ def to_json(view: ReportView) -> dict[str, Any]:
             }
         if o.suite.labels:
             entry["per_class"] = class_stats(o)
+        if detail.perturbation is not None:
+            p = detail.perturbation
+            entry["perturbation"] = {
+                "invariant": p.invariant, "strategies": list(p.strategies), "planned": p.planned,
+                "subjects": {r.role: {**asdict(r), "interval": [r.interval.low, r.interval.high]} for r in p.rates},
+                "failures": [asdict(f) for f in p.failures],
+            }
         suites.append(entry)
     tco = None
     if view.cost is not None:

@@ -94,6 +94,50 @@ class CostView:
 
 
 @dataclass(frozen=True)
+class PerturbRate:
+    """One subject's perturbation rate over a suite."""
+
+    role: str
+    broken: int
+    counted: int
+    rate: float
+    interval: Interval
+    excluded: int  # examples of cases whose original output the invariant does not hold for
+    unscored: int
+    seconds: float
+    error: str | None
+
+
+@dataclass(frozen=True)
+class PerturbFailure:
+    """A case a perturbation broke: the original beside the smallest breaking input found, both outputs."""
+
+    suite: str
+    role: str
+    case_id: str
+    strategy: str
+    change: str  # e.g. "'br' -> 'rb' at 10"
+    original: str
+    minimal: str
+    original_output: str
+    output: str
+    why: str
+    shrunk: bool  # False: shown as drawn (beyond the `shrink` budget, or the search did not meet it again)
+    generations: int  # new generations the shrink asked for
+    seconds: float
+
+
+@dataclass(frozen=True)
+class PerturbView:
+    suite: str
+    invariant: str
+    strategies: tuple[str, ...]
+    planned: int  # distinct perturbed inputs drawn for the suite
+    rates: tuple[PerturbRate, ...]
+    failures: tuple[PerturbFailure, ...]
+
+
+@dataclass(frozen=True)
 class SuiteDetail:
     """Everything about one suite the reports show beside its row."""
 
@@ -102,6 +146,7 @@ class SuiteDetail:
     notes: tuple[str, ...]  # tokens per request, mean score delta
     flips: tuple[FlipRow, ...]
     baseline_failures: tuple[tuple[str, str, str], ...]  # red phase: (case id, output, why)
+    perturbation: PerturbView | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +167,10 @@ class ReportView:
     @property
     def flips(self) -> list[FlipRow]:
         return [f for d in self.details for f in d.flips]
+
+    @property
+    def perturbations(self) -> list[PerturbView]:
+        return [d.perturbation for d in self.details if d.perturbation is not None]
 
 
 def build_view(run: GateRun) -> ReportView:
@@ -169,7 +218,22 @@ def _detail(o: SuiteOutcome) -> SuiteDetail:
             for f in flips
         ),
         baseline_failures=failing,
+        perturbation=_perturbation(o),
     )
+
+
+def _perturbation(o: SuiteOutcome) -> PerturbView | None:
+    result = o.perturbation
+    if result is None:
+        return None
+    rates = tuple(PerturbRate(s.role, s.broken, s.counted, s.rate, s.interval, s.excluded, s.unscored, s.seconds, s.error)
+                  for s in result.subjects.values())
+    failures = tuple(
+        PerturbFailure(o.suite.name, s.role, f.case_id, f.strategy, f.change, f.original_input, f.minimal_input,
+                       f.original_output, f.output, f.detail, f.shrunk, f.generations, f.seconds)
+        for s in result.subjects.values() for f in s.failures
+    )
+    return PerturbView(o.suite.name, result.spec.invariant, result.spec.strategies, result.planned, rates, failures)
 
 
 def mean_tokens(results: tuple[CaseResult, ...]) -> tuple[float | None, float | None]:
