@@ -94,7 +94,7 @@ def run_one(model_dir: Path, size: str, quantized: bool, recipe: str, args: argp
     common = dict(output_dir=str(args.workdir / f"{size}-{recipe}-{quantized}"), max_steps=args.steps + args.warmup,
                   per_device_train_batch_size=args.batch, learning_rate=2e-4, report_to="none", save_strategy="no",
                   logging_steps=10**9, use_cpu=not cuda, dataset_kwargs={"skip_prepare_dataset": True},
-                  remove_unused_columns=False, max_length=None)
+                  remove_unused_columns=False, max_length=None, disable_tqdm=True)
     if recipe == "trl-default":
         config = SFTConfig(**common, **({} if cuda else {"bf16": False}))
     else:
@@ -161,15 +161,42 @@ def main() -> None:
         model_dir = build_model(size, args.workdir / f"llama-{size}")
         for quantized in (False, True):
             for recipe in ("trl-default", "ours"):
-                results.append(run_one(model_dir, size, quantized, recipe, args))
-    print(f"{'size':<5} {'method':<6} {'recipe':<12} {'tokens/s':>10} {'peak GB':>8} {'MFU':>6} {'HFU':>6}  vs TRL")
+                try:
+                    row = run_one(model_dir, size, quantized, recipe, args)
+                except Exception as exc:  # an OOM or a library error costs one row, not the table
+                    row = {"size": size, "quant": "QLoRA" if quantized else "LoRA", "recipe": recipe,
+                           "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+                    _release()
+                results.append(row)
+                print("row:", json.dumps(row), flush=True)
+                if args.json:  # written after every row, so a run cut short still leaves what it measured
+                    args.json.write_text(json.dumps(results, indent=1))
+    print(table(results))
+
+
+def _release() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def table(results: list[dict]) -> str:
+    fmt = lambda v, f: "—".rjust(int(f.split(".")[0])) if v is None else format(v, f)  # noqa: E731
+    lines = [f"{'size':<5} {'method':<6} {'recipe':<12} {'tokens/s':>10} {'peak GB':>8} {'MFU':>6} {'HFU':>6}  vs TRL"]
     for r in results:
-        base = next(x for x in results if x["size"] == r["size"] and x["quant"] == r["quant"] and x["recipe"] == "trl-default")
-        fmt = lambda v, f: "—".rjust(int(f.split(".")[0])) if v is None else format(v, f)  # noqa: E731
-        print(f"{r['size']:<5} {r['quant']:<6} {r['recipe']:<12} {r['tokens_per_s']:>10.0f} {fmt(r['peak_mem_gb'], '8.2f')} "
-              f"{fmt(r['mfu'], '6.1%')} {fmt(r['hfu'], '6.1%')}  {r['tokens_per_s'] / base['tokens_per_s']:.2f}x")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
+        if "error" in r:
+            lines.append(f"{r['size']:<5} {r['quant']:<6} {r['recipe']:<12} failed: {r['error'][:80]}")
+            continue
+        base = next((x for x in results if x["size"] == r["size"] and x["quant"] == r["quant"]
+                     and x["recipe"] == "trl-default" and "error" not in x), None)
+        ratio = f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}x" if base else "—"
+        lines.append(f"{r['size']:<5} {r['quant']:<6} {r['recipe']:<12} {r['tokens_per_s']:>10.0f} "
+                     f"{fmt(r['peak_mem_gb'], '8.2f')} {fmt(r['mfu'], '6.1%')} {fmt(r['hfu'], '6.1%')}  {ratio}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
