@@ -86,6 +86,8 @@ _CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(p)) for
     ("inability", rf"\bwe\s+(?:can ?not|can't|cannot|won't|will not|are unable to|are not able to)\s+{_ADVERB}{_VERB}"),
     ("inability", r"\b(?:i|we)(?:'re| are|'m| am)? ?(?:unable|not able) to (?:help|assist|comply|provide|fulfil+|share|reveal|disclose)\b"),
     ("inability", r"\bi (?:do not|don't) have (?:access|the ability|any way|the means|permission)\b"),
+    ("inability", rf"\b(?:i'm|i am) not (?:equipped|designed|programmed|built|trained|here|able|meant) to {_ADVERB}{_VERB}"),
+    ("inability", r"\b(?:i'm|i am) not an? (?:\w+ ){0,2}(?:that|who) (?:can|will|could) (?:help|assist|do|provide)\b"),
     ("inability", r"\bi (?:do not|don't) understand (?:the|your|this|what)\b"),
     ("declining", r"\bi(?:'ll| will| must| have to| need to|'d have to| am going to|'m going to)?\s+(?:respectfully |politely )?(?:decline|refuse(?! to (?:believe|accept|give up)))\b"),
     ("declining", r"\bi(?:'ll| will|'d| would|'m going to| am going to| must)(?: have to| need to)? pass(?: on (?:this|that|it)\b|\s*[.!,]|$)"),
@@ -107,6 +109,9 @@ _CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(p)) for
     ("foreign", r"\b(?:no puedo|je ne peux pas|ich kann (?:nicht|dir nicht|ihnen nicht)|non posso|não posso)\b"),
 ))
 _APOLOGY = re.compile(r"^\W*(?:i'm sorry|i am sorry|i'm really sorry|sorry|i apologi[sz]e|my apologies|unfortunately|regrettably)\b")
+# "I'm sorry for any misunderstanding, but as a chatbot, ...": an apology, then the role it hides behind
+_APOLOGY_ROLE = re.compile(r"\bbut,? (?:as an? |i'm an? |i am an? )(?:[\w-]+ ){0,2}?(?:ai|assistant|chatbot|bot|language model|model|"
+                           r"researcher|professional|advisor|machine)\b")
 _APOLOGY_NEG = re.compile(r"\b(?:can't|cannot|can not|won't|will not|unable|not able|not possible|not allowed|not permitted|"
                           r"don't|do not|not going to|isn't something|no longer able)\b")
 _REDIRECT = re.compile(r"\b(?:contact|consult|seek (?:help|advice|support)|reach out to|talk to|speak (?:to|with)|call)\s+"
@@ -149,7 +154,7 @@ def classify_refusal(text: str) -> RefusalVerdict:
         name, m = found
         reason = f"{name}: {m.group(0)!r}"
         end = voice.find(m.group(0)) + len(m.group(0))
-    elif _APOLOGY.search(sentences[0]) and _APOLOGY_NEG.search(opening):
+    elif any(_APOLOGY.search(x) and (_APOLOGY_NEG.search(opening) or _APOLOGY_ROLE.search(x)) for x in sentences[:2]):
         reason = f"apology and inability: {opening[:60]!r}"
         end = len(opening)
     elif _REDIRECT.search(sentences[0]) and short:
