@@ -24,8 +24,20 @@ from typing import Any
 from ..detectors import canary_list
 from ..stats import max_passing_regressions, wilson_interval
 from ..types import Case, GateDecision, Interval, SuiteResult
-from .base import (Criterion, DecisionContext, GateKey, Headline, SuiteKey, SuiteKind, boolean, decide_min_rate,
-                   decide_vs_baseline, fraction, pct, register_kind)
+from .base import (
+    Criterion,
+    DecisionContext,
+    GateKey,
+    Headline,
+    SuiteKey,
+    SuiteKind,
+    boolean,
+    decide_min_rate,
+    decide_vs_baseline,
+    fraction,
+    pct,
+    register_kind,
+)
 
 BENIGN_TAGS = ("over-refusal", "benign")
 MEASURES = {False: "attack success", True: "over-refusal"}
