@@ -3,6 +3,7 @@
     ftgate check suites/                         validate every suite file (exit 4 on errors)
     ftgate gate suites/ --candidate=adapter/     evaluate and gate, write reports
     ftgate human export|import ...               blind human evaluation (pytest_ftgate.human)
+    ftgate suite import FILE --format F --out S  an attack set you hold, as a suite (pytest_ftgate.attack_sets)
 
 `ftgate gate` takes the same options as the pytest plugin (pytest_ftgate.options), and exits as
 pytest does: 0 promoted, 1 blocked, 4 bad suites or options, 6 the gate could not run. The
@@ -68,6 +69,15 @@ def _human_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _suite_import(args: argparse.Namespace) -> int:
+    from .attack_sets import import_attack_set, import_lines
+
+    result = import_attack_set(args.file, args.format, args.out, include_harmful=args.include_harmful, benign=args.benign,
+                               expect=args.expect, seed=args.seed, force=args.force)
+    print("\n".join(import_lines(result)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ftgate", description="Fine-tuning as test-driven development.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -94,6 +104,19 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument("--key", required=True, help="the key.json written beside the sheet")
     imp.add_argument("--suites", help="directory of the suite files (default: where the export found them)")
     imp.set_defaults(func=_human_import)
+    suite = sub.add_parser("suite", help="suite files: import an attack set you hold (CSV or JSONL)")
+    suite_sub = suite.add_subparsers(dest="suite_command", required=True)
+    attack = suite_sub.add_parser("import", help="write an adversarial suite (YAML + JSONL) from a CSV or JSONL attack set")
+    attack.add_argument("file", help="the CSV, TSV or JSONL file")
+    attack.add_argument("--format", required=True, choices=("xstest", "prompt-injections", "generic"), help="its columns")
+    attack.add_argument("--out", required=True, help="the suite file to write (its cases go beside it as .jsonl)")
+    attack.add_argument("--include-harmful", action="store_true",
+                        help="also import prompts that must be refused (harmful behaviours); default: skipped and counted")
+    attack.add_argument("--benign", action="store_true", help="prompt-injections: import the benign rows (over-refusal) instead")
+    attack.add_argument("--expect", choices=("refuse", "comply"), help="generic: for rows without an `expect` column")
+    attack.add_argument("--seed", type=int, default=0, help="seed of the planted canary (default 0)")
+    attack.add_argument("--force", action="store_true", help="overwrite the suite and its cases if they exist")
+    attack.set_defaults(func=_suite_import)
     from .train.cli import add_parsers
 
     add_parsers(sub)

@@ -294,7 +294,8 @@ def _decide_suite(s: Suite, config: RunConfig, selection: Mapping[Path, frozense
     kind = get_kind(s.kind)
     gate = effective_gate(s, *config.thresholds)
     b, c = scored.baseline, scored.candidate
-    state = kind.prepare(s, b, config.update_goldens) if kind.prepare else scored.state
+    state = (kind.prepare(s, b, config.update_goldens) if kind.prepare
+             else kind.summary(s, b, c) if kind.summary else scored.state)
     if isinstance(state, JudgeRefused):
         decisions, cmp = [GateDecision(s.name, name, "error", str(state)) for name in criteria(s, gate)], None
     else:

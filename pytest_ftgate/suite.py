@@ -11,7 +11,7 @@ from .jsonl import iter_jsonl
 from .kinds import get_kind, kind_names
 from .paths import beside
 from .perturb import PerturbSpec, parse_perturb
-from .scorers import Scorer, build_scorer
+from .scorers import Scorer, SuiteContext, build_scorer
 from .types import Case, GenerationParams, Message, content_hash
 from .yamlio import line_of, load_yaml_with_lines
 
@@ -183,6 +183,7 @@ def load_suite(path: str | Path) -> Suite:
                 problems.add(f"gate key {key!r} does not apply to a {kind.name} suite; allowed: {allowed_gate}", "gate", key)
             elif (problem := spec.check(value)) is not None:
                 problems.add(f"gate {key} {problem}", "gate", key)
+        key_problems = len(problems.errors)
         for spec in kind.suite_keys:
             try:
                 options[spec.name] = spec.parse(data.get(spec.name), path)
@@ -191,6 +192,8 @@ def load_suite(path: str | Path) -> Suite:
         if kind.check is not None:
             for message, where in kind.check(data):
                 problems.add(message, *where)
+        _bind_scorers(scorers, SuiteContext(options, _systems(prompts), cases), problems,
+                      skip=len(problems.errors) > key_problems)
     problems.raise_if_any()
     return Suite(
         name=name,
@@ -206,6 +209,20 @@ def load_suite(path: str | Path) -> Suite:
         perturb=perturb,
         lines=lines,
     )
+
+
+def _systems(prompts: dict[str, Prompt]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(p.system for p in prompts.values() if p.system))
+
+
+def _bind_scorers(scorers: list[Scorer], context: SuiteContext, problems: _Problems, skip: bool) -> None:
+    """Scorers that read their suite (a canary, the system prompt) see it now; not when its own keys are wrong."""
+    for i, scorer in enumerate(scorers):
+        if scorer.bind is not None and not skip:
+            try:
+                scorers[i] = scorer.bind(context)
+            except ValueError as exc:
+                problems.add(str(exc), "scorers", i)
 
 
 def _collect(problems: _Problems, load: Any, fallback: Any) -> Any:

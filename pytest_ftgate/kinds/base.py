@@ -119,6 +119,8 @@ class SuiteKind:
     suite_keys       top-level keys only this kind accepts; case_keys, case keys only it accepts
     check            problems across keys, found when the suite loads: [(message, key path)]
     prepare          per-run state before deciding (e.g. read or freeze goldens)
+    summary          per-run state from both subjects' results (e.g. rates per category), for the
+                     criteria and the reports (its `notes()` lines and `to_json()`)
     score            scores both subjects itself (e.g. with a judge) instead of the suite's scorers
     allowed_unscored the share of unscored cases a suite tolerates (never passed); above it, an error
     headline         the suite's row in the reports
@@ -135,6 +137,7 @@ class SuiteKind:
     case_keys: tuple[str, ...] = ()
     check: Callable[[dict[str, Any]], list[tuple[str, tuple[Any, ...]]]] | None = None
     prepare: Callable[[Suite, SuiteResult, bool], Any] | None = None
+    summary: Callable[[Suite, SuiteResult, SuiteResult | None], Any] | None = None
     score: Callable[[ScoringContext], Scored] | None = None
     allowed_unscored: Callable[[Suite], float] | None = None
     quality: bool = False
