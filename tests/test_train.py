@@ -168,6 +168,25 @@ def test_dpo_uses_the_base_as_reference_and_changes_the_adapter(tmp_path, tiny_b
     assert result.manifest.method == "dpo" and result.manifest.config["dpo"]["beta"] == 0.1
 
 
+def test_dpo_with_an_sft_term_passes_both_losses_to_trl(tmp_path, tiny_base, dpo_data, monkeypatch):
+    import trl
+
+    from pytest_ftgate.train.trainer import train
+
+    seen = {}
+    original = trl.DPOTrainer.__init__
+
+    def spy(self, *args, **kwargs):
+        seen["loss_type"], seen["loss_weights"] = kwargs["args"].loss_type, kwargs["args"].loss_weights
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(trl.DPOTrainer, "__init__", spy)
+    extra = "dpo: {beta: 0.1, loss_type: [sigmoid, sft], loss_weights: [1.0, 0.5]}\n"
+    result = train(load_recipe(recipe_file(tmp_path, tiny_base, dpo_data, extra, method="dpo")))
+    assert seen == {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 0.5]}
+    assert lora_b_norm(result.output_dir) > 0
+
+
 def test_rerun_of_a_finished_run_trains_nothing_and_resume_carries_the_earlier_time(tmp_path, tiny_base, sft_data, capsys):
     from pytest_ftgate.cli import main
     from pytest_ftgate.train.manifest import read_cost
@@ -266,6 +285,9 @@ def test_two_process_run_on_the_cpu(tmp_path, tiny_base, sft_data):
         ("", ["training.max_steps=1.5"], "`training.max_steps` must be an integer"),
         ("", ["training.epoch=1"], "unknown key `training.epoch`"),
         ("", ["lora={r: -1}"], "lora.r must be a positive integer, got -1"),  # a whole section from --set
+        ("", ["dpo.loss_type=[sigmoid, nonsense]"], "dpo.loss_type: 'nonsense' is not a DPO loss"),
+        ("", ["dpo.loss_weights=[1.0]", "dpo.loss_type=[sigmoid, sft]"], "has 1 weights for 2 loss types"),
+        ("", ["dpo.loss_type=[]"], "dpo.loss_type is empty"),
     ],
 )
 def test_bad_recipes_name_the_key_and_rule(tmp_path, tiny_base, sft_data, extra, overrides, needle):

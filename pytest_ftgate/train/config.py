@@ -141,14 +141,38 @@ class TrainingConfig:
                 raise RuleError(f"training.report_to: {sink!r} is not one of tensorboard, wandb, mlflow", "report_to")
 
 
+DPO_LOSSES = ("sigmoid", "hinge", "ipo", "robust", "bco_pair", "sppo_hard", "nca_pair", "exo_pair", "aot", "aot_unpaired",
+              "apo_zero", "apo_down", "discopop", "sigmoid_norm", "sft")
+
+
 @dataclass
 class DPOConfig:
     beta: float = field(default=0.1, metadata={"help": "strength of the KL pull towards the reference (the base, adapter off)"})
-    loss_type: str = "sigmoid"
+    # one loss, or several summed with loss_weights: [sigmoid, sft] adds the chosen answers' NLL
+    # to the preference (RPO), which a small model needs to pick up a new phrase at all
+    loss_type: str | list[str] = "sigmoid"
+    loss_weights: list[float] | None = None
 
     def __post_init__(self) -> None:
         if self.beta <= 0:
             raise RuleError(f"dpo.beta must be positive, got {self.beta}", "beta")
+        losses = self.losses
+        if not losses:
+            raise RuleError(f"dpo.loss_type is empty; use one of {', '.join(DPO_LOSSES)}, or a list of them", "loss_type")
+        unknown = [x for x in losses if x not in DPO_LOSSES]
+        if unknown:
+            raise RuleError(f"dpo.loss_type: {unknown[0]!r} is not a DPO loss; "
+                            f"use one of {', '.join(DPO_LOSSES)}, or a list of them", "loss_type")
+        if self.loss_weights is not None:
+            if len(self.loss_weights) != len(losses):
+                raise RuleError(f"dpo.loss_weights has {len(self.loss_weights)} weights for {len(losses)} loss types; "
+                                "give one weight per loss_type", "loss_weights")
+            if any(w < 0 for w in self.loss_weights) or not any(self.loss_weights):
+                raise RuleError("dpo.loss_weights must be >= 0, and not all 0", "loss_weights")
+
+    @property
+    def losses(self) -> list[str]:
+        return [self.loss_type] if isinstance(self.loss_type, str) else list(self.loss_type)
 
 
 @dataclass

@@ -269,7 +269,7 @@ def _trainer(recipe: Recipe, model: Any, tokenizer: Any, datasets: tuple[Any, An
     from trl import DPOConfig, DPOTrainer
 
     # ref_model=None with a PEFT adapter: the reference is the same base with the adapter disabled
-    config = DPOConfig(**args, beta=recipe.dpo.beta, loss_type=[recipe.dpo.loss_type])
+    config = DPOConfig(**args, beta=recipe.dpo.beta, loss_type=recipe.dpo.losses, loss_weights=recipe.dpo.loss_weights)
     return DPOTrainer(ref_model=None, args=config, **common)
 
 
