@@ -184,8 +184,11 @@ def _release() -> None:
         torch.cuda.empty_cache()
 
 
+def _fmt(value: float | None, spec: str) -> str:
+    return "—".rjust(int(spec.split(".")[0])) if value is None else format(value, spec)
+
+
 def table(results: list[dict]) -> str:
-    fmt = lambda v, f: "—".rjust(int(f.split(".")[0])) if v is None else format(v, f)  # noqa: E731
     lines = [f"{'size':<5} {'method':<6} {'recipe':<12} {'tokens/s':>10} {'peak GB':>8} {'MFU':>6} {'HFU':>6}  vs TRL"]
     for r in results:
         if "error" in r:
@@ -195,7 +198,7 @@ def table(results: list[dict]) -> str:
                      and x["recipe"] == "trl-default" and "error" not in x), None)
         ratio = f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}x" if base else "—"
         lines.append(f"{r['size']:<5} {r['quant']:<6} {r['recipe']:<12} {r['tokens_per_s']:>10.0f} "
-                     f"{fmt(r['peak_mem_gb'], '8.2f')} {fmt(r['mfu'], '6.1%')} {fmt(r['hfu'], '6.1%')}  {ratio}")
+                     f"{_fmt(r['peak_mem_gb'], '8.2f')} {_fmt(r['mfu'], '6.1%')} {_fmt(r['hfu'], '6.1%')}  {ratio}")
     return "\n".join(lines)
 
 
