@@ -40,6 +40,11 @@ class SuiteOutcome:
     state: Any = None  # what the suite's kind prepared (e.g. its golden set)
     perturbation: Any = None  # perturb.PerturbResult, for a suite that declares `perturb:`
 
+    @property
+    def could_not_run(self) -> bool:
+        """Every criterion ended in an error (a judge refused, outputs missing): its rates measure nothing."""
+        return bool(self.decisions) and all(d.status == "error" for d in self.decisions)
+
 
 @dataclass(frozen=True)
 class GateRun:

@@ -131,8 +131,8 @@ def compute_tco(run: Any, pricing: Pricing) -> TCO:
     """TCO of a GateRun's subjects, side by side."""
     chosen, label = quality_suites(run.outcomes)
 
-    def quality(role: str) -> float | None:
-        results = [getattr(o, role) for o in chosen if getattr(o, role) is not None]
+    def quality(role: str) -> float | None:  # suites that could not run measured nothing
+        results = [getattr(o, role) for o in chosen if getattr(o, role) is not None and not o.could_not_run]
         n = sum(r.n for r in results)
         return sum(r.n_passed for r in results) / n if n else None
 

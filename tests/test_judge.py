@@ -212,6 +212,12 @@ def test_a_judge_that_fails_its_self_test_is_never_used(tmp_path, monkeypatch):
     run = gate_with(tmp_path, Scripted(lambda m: json.dumps({"reasoning": "r", "score": 5})), monkeypatch, suite)
     assert run.verdict == "error"
     assert "failed its self-test: a right answer beats a wrong one" in run.decisions[0].summary
+    # a suite that could not run shows no pass rate, in its row or as the TCO's quality
+    from pytest_ftgate.report.view import build_view
+
+    row = build_view(run).rows[0]
+    assert (row.baseline, row.candidate, row.delta, row.interval, row.decision) == (None, None, None, None, "error")
+    assert all(s.quality is None for s in run.tco.subjects)
 
 
 def test_pairwise_suite_win_rate_consistency_and_length(tmp_path, monkeypatch):

@@ -199,6 +199,9 @@ def _row(o: SuiteOutcome) -> SuiteRow:
     statuses = [d.status for d in o.decisions]
     decision = next((s for s in ("error", "blocked", "inconclusive") if s in statuses),
                     "passed" if "passed" in statuses else "skipped")
+    if o.could_not_run:  # no figure of a suite that could not run is shown as if it were measured
+        return SuiteRow(o.suite.name, o.suite.kind, str(o.suite.path), head.measure, None, None, None, None,
+                        head.lower_is_better, decision, o.baseline.n)
     return SuiteRow(o.suite.name, o.suite.kind, str(o.suite.path), head.measure, head.baseline, head.candidate,
                     head.delta, head.interval, head.lower_is_better, decision, o.baseline.n)
 
