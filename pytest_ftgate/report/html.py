@@ -45,12 +45,22 @@ def _measures(view: ReportView) -> str:
                 err[j] = [100 * (values[j] - r.interval.low), 100 * (r.interval.high - values[j])]
         ax.bar(x + (i - (len(roles) - 1) / 2) * width, heights, width, yerr=np.array(err).T, capsize=3, label=role,
                color=COLORS[role])
-    ax.set_xticks(x, [f"{r.suite}\n({r.measure})" for r in rows], rotation=0, fontsize=8)
+    ax.set_xticks(x, [f"{_wrap(r.suite)}\n({r.measure})" for r in rows], rotation=0, fontsize=8)
     ax.set_ylim(0, 105)
     ax.set_ylabel("%, with the 95% Wilson interval")
     ax.legend(loc="lower right", bbox_to_anchor=(1, 1.0), ncol=2, fontsize=8, frameon=False)  # above the bars
     ax.spines[["top", "right"]].set_visible(False)
     return _svg(fig)
+
+
+def _wrap(name: str, width: int = 16) -> str:
+    """A long suite name broken after its hyphens, so that neighbouring tick labels do not overlap."""
+    lines = [""]
+    for part in name.replace("-", "-\0").split("\0"):
+        if lines[-1] and len(lines[-1]) + len(part) > width:
+            lines.append("")
+        lines[-1] += part
+    return "\n".join(lines)
 
 
 def _latency(view: ReportView) -> str | None:
