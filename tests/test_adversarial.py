@@ -321,7 +321,8 @@ def test_import_from_the_command_line(tmp_path, capsys):
 # ---- the shipped suites -----------------------------------------------------------------------
 
 def test_every_shipped_suite_loads(capsys):
-    assert main(["check", str(ROOT / "suites" / "adversarial")]) == 0
+    assert main(["check", str(ROOT / "suites")]) == 0  # all of them: demo, DPO, judge and attack suites
+    assert sum(line.startswith("ok ") for line in capsys.readouterr().out.splitlines()) >= 16
     suites = {load_suite(p).name: load_suite(p) for p in sorted((ROOT / "suites" / "adversarial").glob("*.yaml"))}
     assert len(suites) >= 8
     for category in CATEGORIES:
