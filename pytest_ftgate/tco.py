@@ -132,7 +132,8 @@ def compute_tco(run: Any, pricing: Pricing) -> TCO:
     chosen, label = quality_suites(run.outcomes)
 
     def quality(role: str) -> float | None:  # suites that could not run measured nothing
-        results = [getattr(o, role) for o in chosen if getattr(o, role) is not None and not o.could_not_run]
+        measured = [o for o in chosen if not getattr(o, "could_not_run", False)]
+        results = [getattr(o, role) for o in measured if getattr(o, role) is not None]
         n = sum(r.n for r in results)
         return sum(r.n_passed for r in results) / n if n else None
 
