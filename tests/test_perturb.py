@@ -20,21 +20,8 @@ from hypothesis import strategies as st
 
 from pytest_ftgate.config import RunConfig
 from pytest_ftgate.errors import SuiteError
-from pytest_ftgate.perturb import (
-    HOMOGLYPHS,
-    INJECTIONS,
-    KEYS,
-    MAX_EDITS,
-    STRATEGIES,
-    Invariant,
-    PerturbSpec,
-    Probe,
-    describe_change,
-    isolated_hypothesis,
-    plan,
-    run_subject,
-    search,
-)
+from pytest_ftgate.perturb import Invariant, PerturbSpec, Probe, isolated_hypothesis, plan, run_subject, search
+from pytest_ftgate.perturb_strategies import HOMOGLYPHS, INJECTIONS, KEYS, MAX_EDITS, STRATEGIES, describe_change
 from pytest_ftgate.pricing import ServingCost
 from pytest_ftgate.report import build_view, terminal_lines
 from pytest_ftgate.report.html import render_html
