@@ -50,18 +50,18 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from .client import EndpointClient, redact  # noqa: F401
+    from .subjects.client import EndpointClient, redact  # noqa: F401
     from .config import RunConfig, SubjectOptions, build_run_config  # noqa: F401
     from .errors import AdapterMismatchError, ConfigError, EndpointError, FtgateError, FtgateWarning, GateRunError  # noqa: F401
     from .errors import GenerationError, IncompleteDataError, OptionError, SubjectError, SuiteError  # noqa: F401
     from .errors import UnsafeWeightsError  # noqa: F401
     from .errors import HumanEvalError  # noqa: F401
     from .gate import Threshold, parse_threshold  # noqa: F401
-    from .human import export_sheet  # noqa: F401
-    from .human_ratings import import_ratings, read_labels  # noqa: F401
+    from .human.export import export_sheet  # noqa: F401
+    from .human.ratings import import_ratings, read_labels  # noqa: F401
     from .kinds import SuiteKind, register_kind  # noqa: F401
     from .runner import GateRun, SuiteOutcome, run_gate  # noqa: F401
-    from .scorers import Scorer, register_scorer  # noqa: F401
+    from .scoring.scorers import Scorer, register_scorer  # noqa: F401
     from .subjects import Subject, register_subject  # noqa: F401
     from .suite import Suite, load_suite  # noqa: F401
     from .types import Case, CaseResult, Comparison, GateDecision, GenerationParams, Output, Score, SuiteResult  # noqa: F401

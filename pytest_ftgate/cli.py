@@ -2,11 +2,12 @@
 
     ftgate check suites/                         validate every suite file (exit 4 on errors)
     ftgate gate suites/ --candidate=adapter/     evaluate and gate, write reports
-    ftgate human export|import ...               blind human evaluation (pytest_ftgate.human)
-    ftgate suite import FILE --format F --out S  an attack set you hold, as a suite (pytest_ftgate.attack_sets)
+    ftgate human export|import ...               blind human evaluation (pytest_ftgate.human.export)
+    ftgate suite import FILE --format F --out S  an attack set you hold, as a suite (pytest_ftgate.importers.attack_sets)
+    ftgate pricing > pricing.yaml                the bundled prices, to edit and pass as --ftgate-pricing
 
 `ftgate gate` takes the same options as the pytest plugin (pytest_ftgate.options), and exits as
-pytest does: 0 promoted, 1 blocked, 4 bad suites or options, 6 the gate could not run. The
+pytest does: 0 promoted, 1 blocked, 4 bad suites or options, 6 the gate could not run, 7 partial. The
 trainer (`ftgate train`) and data checks (`ftgate data check`) plug in from pytest_ftgate.train.
 """
 
@@ -16,8 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import EXIT_BLOCKED, EXIT_GATE_ERROR, EXIT_USAGE, FtgateError
-from .options import OPTIONS
+from .errors import EXIT_BLOCKED, EXIT_GATE_ERROR, EXIT_PARTIAL, EXIT_USAGE, FtgateError
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -31,6 +31,10 @@ def _check(args: argparse.Namespace) -> int:
         except FtgateError as exc:
             bad += 1
             print(f"error {exc}", file=sys.stderr)
+            continue
+        judge = s.options.get("judge")
+        if judge is not None and not judge.model:
+            print(f"note  {f}: no judge.model: gating this suite needs --ftgate-judge=SUBJECT (there is no default judge)")
     return EXIT_USAGE if bad else 0
 
 
@@ -49,11 +53,19 @@ def _gate(args: argparse.Namespace) -> int:
     if config.report_dir is not None:
         for p in write_reports(view, config.report_dir):
             print(f"report: {p}")
-    return {"error": EXIT_GATE_ERROR, "blocked": EXIT_BLOCKED}.get(run.verdict, 0)
+    partial = 0 if config.allow_partial else EXIT_PARTIAL
+    return {"error": EXIT_GATE_ERROR, "blocked": EXIT_BLOCKED, "partial": partial}.get(run.verdict, 0)
+
+
+def _pricing(args: argparse.Namespace) -> int:
+    from .cost.pricing import DEFAULT_PRICING
+
+    sys.stdout.write(DEFAULT_PRICING.read_text(encoding="utf-8"))
+    return 0
 
 
 def _human_export(args: argparse.Namespace) -> int:
-    from .human import export_lines, export_sheet
+    from .human.export import export_lines, export_sheet
 
     result = export_sheet(Path(args.report), Path(args.out), suites=args.suite, seed=args.seed,
                           only_flips=args.only_flips)
@@ -62,7 +74,7 @@ def _human_export(args: argparse.Namespace) -> int:
 
 
 def _human_import(args: argparse.Namespace) -> int:
-    from .human_ratings import import_lines, import_ratings
+    from .human.ratings import import_lines, import_ratings
 
     result = import_ratings(list(map(Path, args.ratings)), Path(args.key), Path(args.suites) if args.suites else None)
     print("\n".join(import_lines(result)))
@@ -70,7 +82,7 @@ def _human_import(args: argparse.Namespace) -> int:
 
 
 def _suite_import(args: argparse.Namespace) -> int:
-    from .attack_sets import import_attack_set, import_lines
+    from .importers.attack_sets import import_attack_set, import_lines
 
     result = import_attack_set(args.file, args.format, args.out, include_harmful=args.include_harmful, benign=args.benign,
                                expect=args.expect, seed=args.seed, force=args.force)
@@ -86,10 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     check.set_defaults(func=_check)
     gate = sub.add_parser("gate", help="evaluate baseline and candidate on suites and gate the candidate")
     gate.add_argument("paths", nargs="+", help="suite files or directories")
-    for option in OPTIONS:
+    from .config import all_options
+
+    for option in all_options():
         gate.add_argument(option.flag, **option.argparse_kwargs())
     gate.add_argument("-v", "--verbose", action="count", default=0, help="show every flipped case")
     gate.set_defaults(func=_gate)
+    pricing = sub.add_parser("pricing", help="print the bundled pricing file, to copy, edit and pass as --ftgate-pricing")
+    pricing.set_defaults(func=_pricing)
     human = sub.add_parser("human", help="blind human evaluation: export an A/B sheet for raters, import their ratings")
     human_sub = human.add_subparsers(dest="human_command", required=True)
     export = human_sub.add_parser("export", help="write sheet.csv and sheet.html (for raters), key.json (not)")
@@ -106,7 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     imp.set_defaults(func=_human_import)
     suite = sub.add_parser("suite", help="suite files: import an attack set you hold (CSV or JSONL)")
     suite_sub = suite.add_subparsers(dest="suite_command", required=True)
-    attack = suite_sub.add_parser("import", help="write an adversarial suite (YAML + JSONL) from a CSV or JSONL attack set")
+    from .importers.attack_sets import FORMATS_HELP
+
+    attack = suite_sub.add_parser("import", help="write an adversarial suite (YAML + JSONL) from a CSV or JSONL attack set",
+                                  epilog=FORMATS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     attack.add_argument("file", help="the CSV, TSV or JSONL file")
     attack.add_argument("--format", required=True, choices=("xstest", "prompt-injections", "generic"), help="its columns")
     attack.add_argument("--out", required=True, help="the suite file to write (its cases go beside it as .jsonl)")

@@ -1,35 +1,29 @@
 """The run configuration, built in one place for every face: the pytest plugin, `ftgate gate` and
-the trainer's checkpoint sweep all call `build_run_config` with option values keyed by the `dest`
-of pytest_ftgate.options.OPTIONS.
+the trainer's checkpoint sweep all call `build_run_config`. It reads the one option table
+(`all_options()`: the gate's own options, then each subject kind's) without a branch per option.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import OptionError
-from .options import INI_DEFAULTS, positive_int_arg
+from .options import OPTIONS, Option
+from .subjects.base import SubjectOptions, subject_kinds
 
 if TYPE_CHECKING:
     from .gate import Threshold
 
+__all__ = ["RunConfig", "SubjectOptions", "all_options", "build_run_config"]
 
-@dataclass(frozen=True)
-class SubjectOptions:
-    """How to build subjects (pytest_ftgate.subjects)."""
 
-    base: str | None = None  # a local directory or a Hub id, overriding the adapter's own
-    load_in_4bit: bool = False
-    batch_size: int = 16
-    openai_base_url: str | None = None  # None: $OPENAI_BASE_URL, else OpenAI's
-    openai_concurrency: int = 8  # requests in flight per endpoint
-    openai_timeout_s: float = 120.0  # per request, before it is retried
-    openai_retries: int = 5  # after a 429, 5xx, timeout or connection error
+def all_options() -> tuple[Option, ...]:
+    """The gate's options, then those each subject kind declares (ours and installed extensions')."""
+    return OPTIONS + tuple(o for cls in subject_kinds().values() for o in cls.options)
 
 
 @dataclass(frozen=True)
@@ -44,12 +38,12 @@ class RunConfig:
     cache_dir: Path | None = Path(".ftgate/cache")
     thresholds: tuple[tuple[Threshold, ...], ...] = ()  # override layers: ini, then command line
     update_goldens: bool = False
+    allow_partial: bool = False  # a partial run exits 0 (a selection made on purpose)
     progress: bool = True
     seed: int = 0
     rerun_check: int = 0  # greedy baseline cases generated twice before the gate: outputs must not differ
     pricing: Path | None = None  # None: the bundled defaults (pytest_ftgate/data/pricing.yaml)
-    judge: str | None = None  # the judge of `kind: judge` suites: openai:MODEL or a local model dir
-    judge_base_url: str | None = None  # its endpoint; None: the openai: subjects' endpoint
+    judge: str | None = None  # the judge of `kind: judge` suites: a subject spec (openai:MODEL, a model dir)
 
     @property
     def active(self) -> bool:
@@ -61,69 +55,59 @@ class RunConfig:
         return tuple(t for layer in self.thresholds for t in layer)
 
 
+def _from_ini(option: Option, ini: Callable[[str], Any] | None) -> Any:
+    """The ini key's value, converted as the flag's would be; None when unset. Errors name the key."""
+    if ini is None or option.ini is None:
+        return None
+    raw = ini(option.ini)
+    if raw in (None, "", []):
+        return None
+    convert = option.ini_converter
+    try:
+        if option.ini_type == "linelist":
+            items = [part.strip() for line in raw for part in str(line).split(",") if part.strip()]
+            return [convert(x) if convert else x for x in items]
+        return convert(raw) if convert else raw
+    except argparse.ArgumentTypeError as exc:
+        raise OptionError(f"ini key {option.ini} = {raw!r}: {exc}") from None
+
+
 def build_run_config(
     values: Mapping[str, Any],
     root: Path,
     ini: Callable[[str], Any] | None = None,
     progress: bool = True,
+    **overrides: Any,
 ) -> RunConfig:
     """A RunConfig from option values (keyed by dest), ini values, and the directory relative paths start from.
 
-    Options win over ini keys, which win over the defaults. OptionError names the key at fault."""
-    def get(name: str) -> Any:
-        return values.get(name)
-
-    def from_ini(key: str) -> Any:
-        value = ini(key) if ini is not None else None
-        return value if value not in (None, "", []) else INI_DEFAULTS[key]
-
-    def path(value: str | Path | None) -> Path | None:
-        if value in (None, ""):
-            return None
-        p = Path(value).expanduser()
-        return p if p.is_absolute() else root / p
-
-    ini_fail: tuple[Threshold, ...] = ()
-    if from_ini("ftgate_fail"):  # the threshold language (and the suite machinery) only when used
-        from .gate import parse_thresholds
-
-        try:
-            ini_fail = parse_thresholds(from_ini("ftgate_fail"))
-        except ValueError as exc:
-            raise OptionError(f"ini key ftgate_fail: {exc}") from None
-
-    def int_from_ini(key: str) -> int:
-        try:
-            return positive_int_arg(from_ini(key))
-        except argparse.ArgumentTypeError as exc:
-            raise OptionError(f"ini key {key}: {exc}") from None
-
-    batch = get("ftgate_batch_size") or int_from_ini("ftgate_batch_size")
-    concurrency = get("ftgate_openai_concurrency") or int_from_ini("ftgate_openai_concurrency")
-    timeout, retries = get("ftgate_openai_timeout"), get("ftgate_openai_retries")
-    openai_url = get("ftgate_openai_base_url") or None
-    base = get("ftgate_base")
-    base_local = path(base) if base else None
-    return RunConfig(
-        candidate=get("ftgate_candidate"),
-        baseline=get("ftgate_baseline") or from_ini("ftgate_baseline") or None,
-        subject_options=SubjectOptions(
-            # a base that is not a local path is a Hub id, resolved later
-            base=str(base_local) if base_local is not None and base_local.exists() else base,
-            load_in_4bit=bool(get("ftgate_4bit")), batch_size=batch, openai_base_url=openai_url,
-            openai_concurrency=concurrency,
-            openai_timeout_s=SubjectOptions.openai_timeout_s if timeout is None else timeout,
-            openai_retries=SubjectOptions.openai_retries if retries is None else retries,
-        ),
-        suites_dir=path(get("ftgate_suites") or from_ini("ftgate_suites")),
-        report_dir=path(get("ftgate_report_dir") or from_ini("ftgate_report_dir")),
-        cache_dir=None if get("ftgate_no_cache") else path(get("ftgate_cache_dir") or from_ini("ftgate_cache_dir")),
-        thresholds=(ini_fail, tuple(get("ftgate_fail") or ())),
-        update_goldens=bool(get("ftgate_update_goldens")),
-        progress=progress,
-        seed=get("ftgate_seed") or 0,
-        rerun_check=get("ftgate_rerun_check") or 0,
-        pricing=path(get("ftgate_pricing") or from_ini("ftgate_pricing")),
-        judge=get("ftgate_judge") or None,
-        judge_base_url=get("ftgate_judge_base_url") or os.environ.get("FTGATE_JUDGE_BASE_URL") or openai_url,
-    )
+    The flag wins over the ini key, which wins over the option's default. `overrides` set fields by
+    name (`candidate=...`), for callers that build a run in code. OptionError names the key at fault."""
+    run_fields = {f.name for f in fields(RunConfig)}
+    subject_fields: dict[str, Any] = {}
+    chosen: dict[str, Any] = {}
+    for option in all_options():
+        given = values.get(option.dest)
+        from_ini = _from_ini(option, ini)
+        if option.layered:  # both apply, ini first (thresholds)
+            value: Any = (tuple(from_ini or ()), tuple(given or ()))
+        else:
+            value = given if given not in (None, [], False, "") else from_ini if from_ini is not None else option.default
+            if option.convert is not None:
+                value = option.convert(value, root)
+        target = subject_fields if option.field not in run_fields and option.field != "no_cache" else chosen
+        target[option.field] = value
+    unknown = sorted(set(overrides) - run_fields - set(subject_fields) - {"no_cache"})
+    if unknown:
+        raise TypeError(f"build_run_config() got unknown field(s) {', '.join(unknown)}")
+    by_field = {o.field: o for o in all_options()}
+    for name, value in overrides.items():
+        option = by_field.get(name)
+        if option is not None and option.convert is not None and isinstance(value, str):
+            value = option.convert(value, root)
+        (subject_fields if name in subject_fields else chosen)[name] = value
+    if chosen.pop("no_cache", False):
+        chosen["cache_dir"] = None
+    chosen["baseline"] = chosen.get("baseline") or None
+    chosen["judge"] = chosen.get("judge") or None
+    return RunConfig(subject_options=SubjectOptions(subject_fields), progress=progress, **chosen)

@@ -22,8 +22,9 @@
     UserWarning
     └── FtgateWarning                a gate passed, but something about it deserves attention
 
-"The candidate regressed" (exit 1) and "the gate could not run" (exit 6) never share an exit
-status, so CI can tell a model to fix from an environment to fix. Each message says what is
+"The candidate regressed" (exit 1), "the gate could not run" (exit 6) and "the gate checked only
+part of what was asked" (exit 7, partial) never share an exit status, so CI can tell a model to fix
+from an environment to fix, and never merges a partial run. Each message says what is
 wrong, why it matters and how to fix it.
 """
 
@@ -35,6 +36,7 @@ EXIT_PROMOTED = 0
 EXIT_BLOCKED = 1
 EXIT_GATE_ERROR = 6  # not 3: that is pytest's own INTERNAL_ERROR
 EXIT_USAGE = 4
+EXIT_PARTIAL = 7  # criteria deselected, or that checked nothing: not a promotion (0 with --ftgate-allow-partial)
 
 
 class FtgateError(Exception):

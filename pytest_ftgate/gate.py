@@ -18,8 +18,8 @@ from .compare import compare
 from .errors import IncompleteDataError, OptionError
 from .kinds import get_kind, kind_names
 from .kinds.base import Criterion, DecisionContext, check_complete, pct
-from .perturb import PerturbResult, SubjectPerturbation
-from .suite import Suite
+from .scoring.perturb import PerturbResult, SubjectPerturbation
+from .types import Suite
 from .types import Comparison, GateDecision, SuiteResult
 
 
@@ -145,19 +145,32 @@ def decide_perturbation(ctx: DecisionContext) -> GateDecision:
                             f"{s.role}_excluded": s.excluded})
     shown = cand if cand is not None else base
     text = "; ".join(_rate_text(s) for s in (base, cand) if s is not None) + f" (invariant {spec.invariant})"
-    if shown.counted == 0:
-        why = ("its original outputs fail the scorers on every case" if spec.invariant == "scorers"
-               else "no label could be read from its original outputs")
-        return GateDecision(name, "perturbation", "skipped", f"no perturbed example of the {shown.role} counted: {why}",
-                            figures)
+    empty = [s for s in (base, cand) if s is not None and s.counted == 0]
+    # Nothing measured is not a pass: a candidate compared with a baseline that counted no example (or
+    # that counted none itself) could break on every input and still read green. Only an absolute
+    # limit the suite asked for (max_break_rate) can decide a candidate whose baseline counted nothing.
+    alone = cand is not None and empty == [base] and spec.max_break_rate is not None
+    if empty and not alone:
+        why = ("its original outputs fail the scorers on every case, so no perturbation of them can break anything"
+               if spec.invariant == "scorers" else "no label could be read from its original outputs")
+        who = " and ".join(f"the {s.role}" for s in empty)
+        if cand is None:
+            return GateDecision(name, "perturbation", "skipped", f"no perturbed example of {who} counted: {why}", figures)
+        hint = ("set perturb.max_break_rate to gate the candidate on its own, " if empty == [base] else "")
+        return GateDecision(
+            name, "perturbation", "error",
+            f"the perturbation criterion could not be evaluated: no perturbed example of {who} counted ({why}); "
+            f"{text}. A rate compared with nothing is not a pass: {hint}fix the suite so its cases pass "
+            "unperturbed (the prompt, the scorers), or drop `perturb:` from it", figures)
+    if alone:
+        text += (f"; the baseline counted no example, so only the {pct(spec.max_break_rate)} limit (max_break_rate) "
+                 "decides")
     breaches = []
     if spec.max_break_rate is not None and shown.rate > spec.max_break_rate + 1e-12:
         breaches.append(f"{text}: the {shown.role} breaks above the {pct(spec.max_break_rate)} limit")
-    if cand is not None and base.counted and cand.rate > base.rate + spec.max_increase + 1e-12:
+    if cand is not None and not alone and cand.rate > base.rate + spec.max_increase + 1e-12:
         allowed = f" + {pct(spec.max_increase)} allowed" if spec.max_increase else ""
         breaches.append(f"{text}: the candidate breaks more often than the baseline{allowed}")
-    if cand is not None and not base.counted:
-        text += "; the baseline counted no example, so there is no rate to compare with"
     if breaches:
         return GateDecision(name, "perturbation", "blocked", breaches[0], figures, breaches=tuple(breaches))
     return GateDecision(name, "perturbation", "passed", text, figures)

@@ -27,7 +27,7 @@ def base_fingerprint(base_dir: Path, file_hash: Callable[[Path], str] | None = N
     use its memoised hasher (multi-GB weights hash once).
     """
     if file_hash is None:
-        from .cache import sha256_file as file_hash
+        from .stores.cache import sha256_file as file_hash
     parts: dict[str, str] = {}
     for pattern in BASE_WEIGHT_PATTERNS:
         for f in sorted(Path(base_dir).glob(pattern)):

@@ -1,5 +1,8 @@
-"""Every option of a gate run, declared once: the pytest plugin registers them with their ini keys,
-and `ftgate gate` registers the same flags, so a hint that names a flag is right in both.
+"""Every option of a gate run, declared once as an `Option`: its flag, its ini key and help, its
+default, and the configuration field it sets. The gate's own options are below; each subject kind
+declares its own (pytest_ftgate.subjects), and `config.all_options()` joins them. The pytest plugin
+and `ftgate gate` register the same table, so a hint that names a flag is right in both, and
+`config.build_run_config` reads it without a branch per option.
 
 Light on purpose: `pytest --help` imports this and nothing heavier.
 """
@@ -7,8 +10,10 @@ Light on purpose: `pytest --help` imports this and nothing heavier.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import difflib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -57,9 +62,34 @@ def seconds_arg(text: str | float) -> float:
     return value
 
 
+def bool_arg(text: str | bool) -> bool:
+    """An ini value for a switch: true/false, yes/no, on/off, 1/0."""
+    if isinstance(text, bool):
+        return text
+    value = str(text).strip().lower()
+    if value in ("true", "yes", "on", "1"):
+        return True
+    if value in ("false", "no", "off", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
+
+
+def as_path(value: Any, root: Path) -> Path | None:
+    """A path relative to `root` (the ini file's directory, else where the run started)."""
+    if value in (None, ""):
+        return None
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else root / p
+
+
 @dataclass(frozen=True)
 class Option:
-    """One option: its flag, where its value goes, its ini key, and how argparse reads it."""
+    """One option: its flag, where its value goes, its ini key, and how argparse reads it.
+
+    The value of a run is the flag's, else the ini key's, else `default`: the one place a default is
+    written. `field` names what it sets: a RunConfig field, or a subject option (for the options a
+    subject kind declares). `convert` turns the value into the field's, given the directory relative
+    paths start from. `layered`: the ini value and the flag's both apply, ini first (thresholds)."""
 
     flag: str
     dest: str
@@ -70,9 +100,15 @@ class Option:
     action: str | None = None
     ini: str | None = None  # the ini key that sets it when the flag is not given
     ini_type: str = "string"
+    ini_help: str = ""
+    field: str = ""
+    convert: Callable[[Any, Path], Any] | None = None
+    layered: bool = False
 
     def argparse_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"dest": self.dest, "help": self.help, "default": self.default}
+        # argparse's default says only "not given": the run's default is resolved with the ini key
+        kwargs: dict[str, Any] = {"dest": self.dest, "help": self.help}
+        kwargs["default"] = [] if self.action == "append" else False if self.action == "store_true" else None
         if self.action:
             kwargs["action"] = self.action
         if self.metavar and self.action not in ("store_true",):
@@ -81,60 +117,69 @@ class Option:
             kwargs["type"] = self.type
         return kwargs
 
+    @property
+    def ini_converter(self) -> Callable[[Any], Any] | None:
+        """How an ini value (text) becomes the option's value."""
+        if self.action == "store_true":
+            return bool_arg
+        return self.type
+
 
 OPTIONS: tuple[Option, ...] = (
-    Option("--candidate", "ftgate_candidate", metavar="SPEC",
+    Option("--candidate", "ftgate_candidate", field="candidate", metavar="SPEC",
            help="candidate to gate: PEFT adapter dir, model dir or Hub id, openai:MODEL or outputs .jsonl. Default: none (baseline only)"),
-    Option("--baseline", "ftgate_baseline", metavar="SPEC", ini="ftgate_baseline",
-           help="baseline: model dir or Hub id, openai:MODEL or outputs .jsonl. Default: the candidate adapter's base model"),
-    Option("--ftgate-base", "ftgate_base", metavar="DIR_OR_ID",
-           help="base model for the adapter (a directory or a Hub id in the cache), overriding adapter_config.json. Default: from the adapter"),
-    Option("--ftgate-suites", "ftgate_suites", metavar="DIR", ini="ftgate_suites",
+    Option("--baseline", "ftgate_baseline", field="baseline", metavar="SPEC", ini="ftgate_baseline",
+           ini_help="default baseline spec (--baseline)",
+           help="baseline: model dir or Hub id, openai:MODEL or outputs .jsonl. Default: ini ftgate_baseline, else the "
+                "candidate adapter's base model"),
+    Option("--ftgate-suites", "ftgate_suites", field="suites_dir", metavar="DIR", ini="ftgate_suites", default="suites",
+           convert=as_path, ini_help="directory of suite YAML files (--ftgate-suites)",
            help="directory of suite YAML files gated when no path is given. Default: ini ftgate_suites or suites"),
-    Option("--ftgate-fail", "ftgate_fail", metavar="TARGET:VALUE", action="append", type=threshold_arg, default=[],
-           ini="ftgate_fail", ini_type="linelist",
-           help="override a threshold, e.g. golden:5%% or routing:95%% (repeatable; TARGET is a kind or a suite name; wins over suite and ini). Default: none"),
-    Option("--ftgate-update-goldens", "ftgate_update_goldens", action="store_true", default=False,
+    Option("--ftgate-fail", "ftgate_fail", field="thresholds", metavar="TARGET:VALUE", action="append", type=threshold_arg,
+           ini="ftgate_fail", ini_type="linelist", layered=True, ini_help="threshold overrides, one TARGET:VALUE per line",
+           help="override a threshold, e.g. golden:5%% or routing:95%% (repeatable; TARGET is a kind or a suite name; "
+                "wins over suite and ini). Default: none"),
+    Option("--ftgate-update-goldens", "ftgate_update_goldens", field="update_goldens", action="store_true", default=False,
            help="freeze the cases the baseline passes as each golden suite's golden file. Default: off"),
-    Option("--ftgate-report-dir", "ftgate_report_dir", metavar="DIR", ini="ftgate_report_dir",
+    Option("--ftgate-allow-partial", "ftgate_allow_partial", field="allow_partial", action="store_true", default=False,
+           ini="ftgate_allow_partial", ini_type="bool", ini_help="exit 0 on a partial run (--ftgate-allow-partial)",
+           help="exit 0, not 7, when the run is partial (criteria deselected with -k/-m, or that checked nothing): for "
+                "a selection made on purpose. The verdict still says partial. Default: off"),
+    Option("--ftgate-report-dir", "ftgate_report_dir", field="report_dir", metavar="DIR", ini="ftgate_report_dir",
+           default=".ftgate/report", convert=as_path, ini_help="report directory (--ftgate-report-dir)",
            help="where report.json, report.md and report.html go. Default: ini ftgate_report_dir or .ftgate/report"),
-    Option("--ftgate-cache-dir", "ftgate_cache_dir", metavar="DIR", ini="ftgate_cache_dir",
+    Option("--ftgate-cache-dir", "ftgate_cache_dir", field="cache_dir", metavar="DIR", ini="ftgate_cache_dir",
+           default=".ftgate/cache", convert=as_path, ini_help="generation cache directory (--ftgate-cache-dir)",
            help="generation cache directory. Default: ini ftgate_cache_dir or .ftgate/cache"),
-    Option("--ftgate-no-cache", "ftgate_no_cache", action="store_true", default=False,
+    Option("--ftgate-no-cache", "ftgate_no_cache", field="no_cache", action="store_true", default=False,
            help="regenerate everything and store nothing. Default: off"),
-    Option("--ftgate-4bit", "ftgate_4bit", action="store_true", default=False,
-           help="load local models in 4-bit NF4 (bitsandbytes). Default: off"),
-    Option("--ftgate-batch-size", "ftgate_batch_size", metavar="N", type=positive_int_arg, ini="ftgate_batch_size",
-           help="generation batch size for local models; latency and cost are measured at it. Default: ini ftgate_batch_size or 16"),
-    Option("--ftgate-openai-base-url", "ftgate_openai_base_url", metavar="URL",
-           help="base URL of the OpenAI-compatible endpoint for openai: subjects (the key comes from $OPENAI_API_KEY; "
-                "neither is ever shown). Default: $OPENAI_BASE_URL, else https://api.openai.com/v1"),
-    Option("--ftgate-openai-concurrency", "ftgate_openai_concurrency", metavar="N", type=positive_int_arg,
-           ini="ftgate_openai_concurrency",
-           help="requests in flight at once to each OpenAI-compatible endpoint (candidate, baseline, judge). "
-                "Default: ini ftgate_openai_concurrency or 8"),
-    Option("--ftgate-openai-timeout", "ftgate_openai_timeout", metavar="S", type=seconds_arg,
-           help="seconds to wait for one endpoint reply before it counts as failed and is retried. Default: 120"),
-    Option("--ftgate-openai-retries", "ftgate_openai_retries", metavar="N", type=count_arg,
-           help="retries of a request after a 429, 5xx, timeout or connection error, with backoff and jitter "
-                "(Retry-After honoured). Default: 5"),
-    Option("--ftgate-judge", "ftgate_judge", metavar="SUBJECT",
-           help="judge for `kind: judge` suites: openai:MODEL or a local model dir. Default: none"),
-    Option("--ftgate-judge-base-url", "ftgate_judge_base_url", metavar="URL",
-           help="base URL of the judge's OpenAI-compatible endpoint. Default: $FTGATE_JUDGE_BASE_URL, else the "
-                "openai: subjects' endpoint (--ftgate-openai-base-url, $OPENAI_BASE_URL)"),
-    Option("--ftgate-pricing", "ftgate_pricing", metavar="FILE", ini="ftgate_pricing",
-           help="pricing YAML for the TCO report. Default: ini ftgate_pricing or the bundled, dated defaults"),
-    Option("--ftgate-rerun-check", "ftgate_rerun_check", metavar="N", type=count_arg, default=0,
+    Option("--ftgate-judge", "ftgate_judge", field="judge", metavar="SUBJECT",
+           help="judge for `kind: judge` suites: openai:MODEL or a local model dir (the baseline's own model is loaded "
+                "once). Default: the suite's judge.model"),
+    Option("--ftgate-pricing", "ftgate_pricing", field="pricing", metavar="FILE", ini="ftgate_pricing", convert=as_path,
+           ini_help="pricing YAML for the TCO report (--ftgate-pricing)",
+           help="pricing YAML for the TCO report (copy the bundled one with `ftgate pricing > pricing.yaml` and edit "
+                "it). Default: ini ftgate_pricing or the bundled, dated defaults"),
+    Option("--ftgate-rerun-check", "ftgate_rerun_check", field="rerun_check", metavar="N", type=count_arg, default=0,
            help="first generate N greedy cases of the baseline twice, uncached; if the outputs differ, the serving "
                 "stack is not deterministic and the gate stops with an error naming the cases. Default: 0 (off)"),
-    Option("--ftgate-seed", "ftgate_seed", metavar="N", type=int, default=0,
+    Option("--ftgate-seed", "ftgate_seed", field="seed", metavar="N", type=int, default=0,
            help="seed recorded in every report's provenance (sampling suites set theirs in generate.seed). Default: 0"),
 )
-INI_DEFAULTS = {
-    "ftgate_suites": "suites", "ftgate_report_dir": ".ftgate/report", "ftgate_cache_dir": ".ftgate/cache",
-    "ftgate_batch_size": "16", "ftgate_baseline": "", "ftgate_pricing": "", "ftgate_fail": [],
-    "ftgate_openai_concurrency": "8",
-}
 
 
+def ini_keys(options: Iterable[Option]) -> dict[str, Option]:
+    return {o.ini: o for o in options if o.ini}
+
+
+def unknown_ini_keys(present: Iterable[str], options: Iterable[Option], prefix: str = "ftgate") -> list[str]:
+    """Messages for ini keys that look like ours (start with `prefix`) but are not: a typo would be ignored."""
+    known = ini_keys(options)
+    problems = []
+    for key in sorted(present):
+        if key.startswith(prefix) and key not in known:
+            near = difflib.get_close_matches(key, list(known), n=1, cutoff=0.5)
+            hint = f"did you mean {near[0]}?" if near else f"ftgate's ini keys are: {', '.join(sorted(known))}"
+            problems.append(f"unknown ini key {key!r}: {hint} An unknown key is ignored by pytest, so a misspelled "
+                            "threshold would gate nothing")
+    return problems

@@ -4,7 +4,8 @@ Thin glue over the pure core (suite, runner, gate, report). Nothing heavy is imp
 level: `pytest --help` and a project's ordinary tests never load torch, nor most of ftgate.
 
 Outcomes: a criterion that blocks fails its item (exit 1); a gate that could not run (a model,
-endpoint or data problem) errors its items and the session exits 6; bad suites or options exit 4.
+endpoint or data problem) errors its items and the session exits 6; bad suites or options exit 4;
+a partial run (criteria deselected, or that checked nothing) exits 7 unless --ftgate-allow-partial.
 """
 
 from __future__ import annotations
@@ -14,37 +15,36 @@ from typing import Any
 
 import pytest
 
-from .config import RunConfig, build_run_config
-from .errors import EXIT_BLOCKED, EXIT_GATE_ERROR, FtgateError, FtgateWarning, GateBlocked, SuiteError
-from .options import INI_DEFAULTS, OPTIONS
+from .config import RunConfig, all_options, build_run_config
+from .errors import EXIT_BLOCKED, EXIT_GATE_ERROR, EXIT_PARTIAL, FtgateError, FtgateWarning, GateBlocked, SuiteError
+from .options import unknown_ini_keys
 
 CONFIG = pytest.StashKey[RunConfig]()
 STATE = pytest.StashKey["GateState"]()
-INI_HELP = {
-    "ftgate_suites": "directory of suite YAML files", "ftgate_fail": "threshold overrides, one TARGET:VALUE per line",
-    "ftgate_report_dir": "report directory", "ftgate_cache_dir": "generation cache directory",
-    "ftgate_baseline": "default baseline spec", "ftgate_batch_size": "generation batch size",
-    "ftgate_pricing": "pricing YAML for the TCO report",
-    "ftgate_openai_concurrency": "requests in flight at once to each OpenAI-compatible endpoint",
-}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ftgate", "pytest-ftgate: gate a fine-tuned candidate against its baseline")
-    for option in OPTIONS:
+    try:
+        options = all_options()
+    except FtgateError as exc:  # a broken extension: say which, not a traceback
+        raise pytest.UsageError(str(exc)) from None
+    for option in options:
         group.addoption(option.flag, **option.argparse_kwargs())
-    for key, default in INI_DEFAULTS.items():
-        ini_type = "linelist" if isinstance(default, list) else "string"
-        parser.addini(key, INI_HELP[key], type=ini_type, default=default)
+        if option.ini:
+            parser.addini(option.ini, option.ini_help or option.help, type=option.ini_type, default=None)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ftgate: a pytest-ftgate gate criterion (one per suite and criterion)")
     # Relative paths are taken from the ini file's directory, else from where pytest was invoked.
     root = config.inipath.parent if config.inipath else config.invocation_params.dir
-    values = {o.dest: config.getoption(o.dest) for o in OPTIONS}
+    options = all_options()
+    _refuse_unknown_ini_keys(config, options)
+    values = {o.dest: config.getoption(o.dest) for o in options}
     try:
-        run_config = build_run_config(values, root, config.getini, progress=config.getoption("verbose", 0) >= 0)
+        # progress shows on a terminal whatever the verbosity (-q too), and as plain lines in CI logs
+        run_config = build_run_config(values, root, config.getini)
     except FtgateError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[CONFIG] = run_config
@@ -63,6 +63,17 @@ def pytest_configure(config: pytest.Config) -> None:
             config.args.append(str(run_config.suites_dir))
 
 
+def _refuse_unknown_ini_keys(config: pytest.Config, options: Any) -> None:
+    """An ini key that starts with ftgate but is not ours is a usage error: pytest would only warn and ignore it."""
+    from .startup import ini_keys_in
+
+    overrides = {o.partition("=")[0].strip() for o in (config.getoption("override_ini", None) or [])}
+    problems = unknown_ini_keys(ini_keys_in(config.inipath) | overrides, options)
+    if problems:
+        where = f"{config.inipath}: " if config.inipath else ""
+        raise pytest.UsageError(where + "\n".join(problems))
+
+
 def _refuse_misplaced_rootdir(config: pytest.Config) -> None:
     from .startup import misplaced_setup, space_separated_values
 
@@ -70,7 +81,7 @@ def _refuse_misplaced_rootdir(config: pytest.Config) -> None:
         return  # -c fixes the ini file and the rootdir: nothing was guessed
     args = list(config.invocation_params.args)
     positional = list(config.args) if config.args_source == pytest.Config.ArgsSource.ARGS else []
-    path_flags = [o.flag for o in OPTIONS if o.metavar and o.action is None and o.type is None]
+    path_flags = [o.flag for o in all_options() if o.metavar and o.action is None and o.type is None]
     problem = misplaced_setup(config.invocation_params.dir, positional, config.inipath, config.rootpath,
                               space_separated_values(args, path_flags),
                               rootdir_given=bool(getattr(config.option, "rootdir", None)))
@@ -178,19 +189,24 @@ class GateState:
         self.load_errors: list[str] = []
         self.run: Any = None
         self.error: FtgateError | None = None
+        self.view: Any = None  # the report view, built once per run
         self.report_paths: list[Path] = []
         self._subjects: Any = None
-        self._cache: Any = None
+        self._resolver: Any = None
+
+    def resolver(self) -> Any:
+        """The session's one resolver and cache: the gate, the fixtures and the judges share its subjects."""
+        if self._resolver is None:
+            from .stores.cache import Cache
+            from .subjects import Resolver
+
+            self._resolver = Resolver(self.config.subject_options, Cache(self.config.cache_dir))
+        return self._resolver
 
     def subjects(self) -> Any:
         """(baseline, candidate), built once per session for the gate and the fixtures alike."""
         if self._subjects is None:
-            from .cache import Cache
-            from .subjects import resolve_subjects
-
-            self._cache = Cache(self.config.cache_dir)
-            c = self.config
-            self._subjects = resolve_subjects(c.candidate, c.baseline, c.subject_options, self._cache)
+            self._subjects = self.resolver().pair(self.config.candidate, self.config.baseline)
         return self._subjects
 
     def ensure_run(self) -> Any:
@@ -205,9 +221,10 @@ class GateState:
             try:
                 with capman.global_and_fixture_disabled() if capman else nullcontext():
                     suites = list(self.suites.values())
-                    self.run = run_gate(suites, self.config, self.subjects(), self.selection)
+                    self.run = run_gate(suites, self.config, self.resolver(), self.selection)
+                self.view = build_view(self.run)
                 if self.config.report_dir is not None:
-                    self.report_paths = write_reports(build_view(self.run), self.config.report_dir)
+                    self.report_paths = write_reports(self.view, self.config.report_dir)
             except FtgateError as exc:
                 self.error = exc
         if self.error is not None:
@@ -215,8 +232,8 @@ class GateState:
         return self.run
 
     def close(self) -> None:
-        if self._cache is not None:
-            self._cache.close()
+        if self._resolver is not None:
+            self._resolver.cache.close()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -265,6 +282,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = EXIT_GATE_ERROR  # the gate could not run: never the exit of a verdict
     elif state.run is not None and state.run.blocked:
         session.exitstatus = EXIT_BLOCKED
+    elif state.run is not None and state.run.verdict == "partial" and not state.config.allow_partial:
+        session.exitstatus = EXIT_PARTIAL  # CI that reads only the exit status must not merge a partial run
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -283,7 +302,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     from .report import terminal_lines
 
     tr.write_sep("=", "ftgate")
-    for line in terminal_lines(state.run, verbose=config.getoption("verbose", 0)):
+    for line in terminal_lines(state.view, verbose=config.getoption("verbose", 0)):
         tr.write_line(line)
     for p in state.report_paths:
         tr.write_line(f"report: {p}")

@@ -16,14 +16,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .cache import Cache, cache_key
+from .stores.cache import Cache, cache_key
 from .config import RunConfig
 from .errors import GateRunError, GenerationError, IncompleteDataError, JudgeRefused
 from .gate import check_targets, criteria, decide, effective_gate
 from .kinds import get_kind
 from .provenance import git_commit, library_versions, machine
-from .subjects import Job, Subject, resolve_subjects
-from .suite import Suite
+from .subjects import Job, Resolver, Subject
+from .types import Suite
 from .types import CaseResult, Comparison, GateDecision, Output, Request, Score, SubjectInfo, SuiteResult
 
 Subjects = tuple[Subject, Subject | None]  # (baseline, candidate)
@@ -54,7 +54,8 @@ class GateRun:
     info: dict[str, Any]
     tco: Any = None  # tco.TCO
     not_run: tuple[str, ...] = ()  # "suite::criterion" of criteria deselected (-k, -m, --deselect)
-    evaluation: tuple[Any, ...] = ()  # judges.JudgeUsage of each judge used: an evaluation cost
+    evaluation: tuple[Any, ...] = ()  # judging.service.JudgeUsage of each judge used: an evaluation cost
+    notices: tuple[str, ...] = ()  # what every report must say about the run as a whole
 
     def outcome(self, suite_path: Path) -> SuiteOutcome:
         for o in self.outcomes:
@@ -76,15 +77,23 @@ class GateRun:
         return any(d.status == "error" for d in self.decisions)
 
     @property
+    def unchecked(self) -> list[str]:
+        """"suite::criterion" of criteria that ran but checked nothing (with a candidate: nothing to compare)."""
+        if self.candidate is None:
+            return []
+        return [f"{d.suite}::{d.criterion}" for d in self.decisions if d.status == "skipped"]
+
+    @property
     def verdict(self) -> str:
-        """error | blocked | baseline-only | partial | promoted. Only a full, clean run promotes."""
+        """error | blocked | baseline-only | partial | promoted. Only a full, clean run promotes: a
+        criterion deselected, or one that checked nothing, makes it partial."""
         if self.errored:
             return "error"
         if self.candidate is None:
             return "baseline-only"
         if self.blocked:
             return "blocked"
-        if self.not_run or not self.decisions:
+        if self.not_run or self.unchecked or not self.decisions:
             return "partial"
         return "promoted"
 
@@ -183,19 +192,22 @@ def apply_scorers(suite: Suite, info: SubjectInfo, outputs: list[Output], ppl: d
 
 
 class Services:
-    """What kinds that score for themselves may use during a run: its config, cache and judges."""
+    """What kinds may use during a run: its config, the resolver (and its cache), and the judges."""
 
-    def __init__(self, config: RunConfig, cache: Cache):
-        self.config, self.cache = config, cache
+    def __init__(self, config: RunConfig, resolver: Resolver):
+        self.config, self.resolver = config, resolver
         self._judges: dict[str, Any] = {}
 
-    def judge(self, spec: str) -> Any:
-        """The judge for a spec (`openai:MODEL` or a local model), built once per run."""
-        if spec not in self._judges:
-            from .judges import build_judge
+    @property
+    def cache(self) -> Cache:
+        return self.resolver.cache
 
-            self._judges[spec] = build_judge(spec, base_url=self.config.judge_base_url,
-                                             options=self.config.subject_options, cache=self.cache)
+    def judge(self, spec: str) -> Any:
+        """The judge for a spec, resolved like the candidate and baseline (sharing their loads), built once."""
+        if spec not in self._judges:
+            from .judging.service import CachedJudge
+
+            self._judges[spec] = CachedJudge(self.resolver.judge(spec), self.cache, spec)
         return self._judges[spec]
 
     @property
@@ -223,26 +235,35 @@ def _score_suite(s: Suite, generated: dict[str, Generated], infos: dict[str, Sub
 def run_gate(
     suites: Sequence[Suite],
     config: RunConfig,
-    subjects: Subjects | None = None,
+    resolver: Resolver | None = None,
     selection: Mapping[Path, frozenset[str]] | None = None,
 ) -> GateRun:
     """Evaluate baseline (and candidate) on the suites and decide every gate criterion.
 
-    `subjects` are already built ones (the plugin's fixtures share them: one model load per
-    session); by default they are resolved from the config. `selection` keeps only the named
-    criteria of each suite (a suite it does not name is not evaluated); the others are recorded as
-    not run, and the verdict says partial."""
-    from .pricing import load_pricing
-    from .tco import compute_tco
+    `resolver` builds the subjects and judges and holds the cache (the plugin's session shares one:
+    one model load per session); by default the run makes its own from the config. `selection`
+    keeps only the named criteria of each suite (a suite it does not name is not evaluated); the
+    others are recorded as not run, and the verdict says partial."""
+    from .cost.pricing import load_pricing
+    from .cost.tco import compute_tco
+    from .stores.cache import Cache
 
     started = time.time()
     check_targets(config.all_thresholds, suites, "--ftgate-fail/ftgate_fail")
     pricing = load_pricing(config.pricing)  # a bad pricing file fails before any model loads
     gated = [s for s in suites if selection is None or selection.get(s.path)]
     not_run = [f"{s.name}::{c}" for s in suites if s not in gated for c in criteria(s, effective_gate(s, *config.thresholds))]
-    cache = Cache(config.cache_dir)
+    own = resolver is None
+    resolver = resolver or Resolver(config.subject_options, Cache(config.cache_dir))
+    cache = resolver.cache
     try:
-        baseline, candidate = subjects or resolve_subjects(config.candidate, config.baseline, config.subject_options, cache)
+        baseline, candidate = resolver.pair(config.candidate, config.baseline)
+        services = Services(config, resolver)
+        for s in gated:  # what a suite needs besides the subjects (a judge) is found before anything generates
+            kind = get_kind(s.kind)
+            if kind.preflight is not None:
+                kind.preflight(s, services)
+        same = _same_subject(baseline, candidate)
         if config.rerun_check:
             check_determinism(baseline, _jobs(gated, "baseline"), config.rerun_check)
         generated = {"baseline": _generate(gated, baseline, "baseline", cache, config.progress)}
@@ -250,7 +271,6 @@ def run_gate(
         if candidate is not None:
             generated["candidate"] = _generate(gated, candidate, "candidate", cache, config.progress)
             infos["candidate"] = candidate.info
-        services = Services(config, cache)
         roles = {"baseline": baseline, **({"candidate": candidate} if candidate is not None else {})}
         outcomes = []
         for s in gated:
@@ -258,20 +278,37 @@ def run_gate(
             perturbed = None
             if s.perturb is not None and (selection is None or "perturbation" in selection[s.path]):
                 perturbed = _perturb(s, roles, scored, cache, config)
-            outcome, skipped = _decide_suite(s, config, selection, scored, perturbed)
+            outcome, skipped = _decide_suite(s, config, selection, scored, perturbed, same)
             outcomes.append(outcome)
             not_run += skipped
     finally:
-        cache.close()
+        if own:
+            cache.close()
     info = run_info(config, time.time() - started)
+    if config.rerun_check:
+        info["rerun_check"] = {"cases": min(config.rerun_check, len(_jobs(gated, "baseline"))), "differing": 0,
+                               "subject": baseline.info.name}
+    notices = (same,) if same else ()
     run = GateRun(tuple(outcomes), baseline.info, candidate.info if candidate else None, info, not_run=tuple(not_run),
-                  evaluation=services.usage)
+                  evaluation=services.usage, notices=notices)
     return replace(run, tco=compute_tco(run, pricing))
+
+
+SAME_PROMPT = "the candidate and the baseline are the same model and this suite gives both the same prompt"
+
+
+def _same_subject(baseline: Subject, candidate: Subject | None) -> str:
+    """A notice when the candidate has the same weights as the baseline ('' when it does not)."""
+    if candidate is None or candidate.info.fingerprint != baseline.info.fingerprint:
+        return ""
+    return (f"the candidate has the same weights as the baseline ({candidate.info.name}, fingerprint "
+            f"{candidate.info.fingerprint[:12]}): only prompts differ between them, and a suite that gives both the "
+            "same prompt cannot gate (its criteria error). Did you mean another --candidate, or --baseline?")
 
 
 def _perturb(s: Suite, subjects: dict[str, Subject], scored: Any, cache: Cache, config: RunConfig) -> Any:
     """The suite's perturbation search for each subject, its generations batched and cached like the others."""
-    from .perturb import Invariant, PerturbResult, SubjectPerturbation, plan, run_subject
+    from .scoring.perturb import Invariant, PerturbResult, SubjectPerturbation, plan, run_subject
 
     assert s.perturb is not None
     drawn = plan(s.name, s.cases, s.perturb, config.seed)
@@ -295,13 +332,17 @@ def _perturb(s: Suite, subjects: dict[str, Subject], scored: Any, cache: Cache, 
 
 
 def _decide_suite(s: Suite, config: RunConfig, selection: Mapping[Path, frozenset[str]] | None,
-                  scored: Any, perturbed: Any = None) -> tuple[SuiteOutcome, list[str]]:
+                  scored: Any, perturbed: Any = None, same: str = "") -> tuple[SuiteOutcome, list[str]]:
     kind = get_kind(s.kind)
     gate = effective_gate(s, *config.thresholds)
     b, c = scored.baseline, scored.candidate
     state = (kind.prepare(s, b, config.update_goldens) if kind.prepare
              else kind.summary(s, b, c) if kind.summary else scored.state)
-    if isinstance(state, JudgeRefused):
+    if same and s.prompts["baseline"] == s.prompts["candidate"]:
+        why = (f"suite {s.name}: {SAME_PROMPT} ({b.subject.name}): a gate of a model against itself measures nothing. "
+               "Pass the candidate you mean with --candidate, or give it its own prompt (prompt.candidate)")
+        decisions, cmp = [GateDecision(s.name, name, "error", why) for name in criteria(s, gate)], None
+    elif isinstance(state, JudgeRefused):
         decisions, cmp = [GateDecision(s.name, name, "error", str(state)) for name in criteria(s, gate)], None
     else:
         decisions, cmp = decide(s, gate, b, c, state, perturbed)

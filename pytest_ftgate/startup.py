@@ -34,6 +34,32 @@ def _has_pytest_config(path: Path) -> bool:
         return False
 
 
+def ini_keys_in(path: Path | None) -> set[str]:
+    """The keys of pytest's section in its config file: [pytest], [tool:pytest], [tool.pytest.ini_options]
+    or pytest 9's native [tool.pytest] / pytest.toml tables. Empty when there is no file or no section."""
+    if path is None or not path.is_file():
+        return set()
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            if path.name in ("pytest.toml", ".pytest.toml"):
+                table = data.get("pytest", data)
+            else:
+                table = data.get("tool", {}).get("pytest", {})
+            keys = {k for k in table if k != "ini_options"}
+            return keys | set(table.get("ini_options", {}))
+        parser = configparser.ConfigParser(interpolation=None, strict=False)
+        parser.read(path, encoding="utf-8")
+        for section in ("pytest", "tool:pytest"):
+            if parser.has_section(section):
+                return set(parser.options(section))
+    except (OSError, ValueError, configparser.Error):
+        return set()
+    return set()
+
+
 def locate_inifile(starts: Sequence[Path]) -> Path | None:
     """The config file pytest would find searching upward from each start in turn."""
     first_pyproject = None

@@ -7,74 +7,19 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SuiteError
-from .jsonl import iter_jsonl
+from .files.jsonl import iter_jsonl
 from .kinds import get_kind, kind_names
-from .paths import beside
-from .perturb import PerturbSpec, parse_perturb
-from .scorers import Scorer, SuiteContext, build_scorer
-from .types import Case, GenerationParams, Message, content_hash
-from .yamlio import line_of, load_yaml_with_lines
+from .files.paths import beside
+from .scoring.perturb import PerturbSpec, parse_perturb
+from .scoring.scorers import Scorer, SuiteContext, build_scorer
+from .types import Case, GenerationParams, Message, Prompt, Suite, content_hash  # noqa: F401  (Suite re-exported)
+from .files.yamlio import line_of, load_yaml_with_lines
 
 COMMON_KEYS = {"name", "kind", "description", "cases", "prompt", "generate", "scorers", "gate", "perturb"}
 PROMPT_KEYS = {"system", "few_shot"}
 GENERATE_KEYS = {"max_new_tokens", "temperature", "top_p", "seed"}
 CASE_KEYS = {"id", "input", "messages", "expected", "tags"}
 ROLES = {"system", "user", "assistant"}
-
-
-@dataclass(frozen=True)
-class Prompt:
-    """How a case becomes a chat: a system prompt and few-shot turns placed before the case."""
-
-    system: str | None = None
-    few_shot: tuple[tuple[str, str], ...] = ()
-
-    def render(self, case: Case) -> tuple[Message, ...]:
-        messages: list[Message] = []
-        has_system = bool(case.messages) and case.messages[0]["role"] == "system"
-        if self.system and not has_system:
-            messages.append({"role": "system", "content": self.system})
-        for user, assistant in self.few_shot:
-            messages.append({"role": "user", "content": user})
-            messages.append({"role": "assistant", "content": assistant})
-        messages.extend(case.messages)
-        return tuple(messages)
-
-
-@dataclass(frozen=True)
-class Suite:
-    """A validated suite: cases, per-subject prompts, decoding params, scorers, gate settings."""
-
-    name: str
-    kind: str  # a registered kind: pytest_ftgate.kinds.get_kind(kind)
-    path: Path
-    cases: tuple[Case, ...]
-    prompts: dict[str, Prompt]  # "baseline" and "candidate"
-    params: GenerationParams
-    scorers: tuple[Scorer, ...]
-    gate: dict[str, Any]
-    options: dict[str, Any] = field(default_factory=dict)  # the kind's own suite keys, parsed
-    description: str = ""
-    perturb: PerturbSpec | None = None  # `perturb:`: inputs perturbed by hypothesis, with an invariant
-    lines: dict[tuple[Any, ...], int] = field(default_factory=dict, repr=False, compare=False)
-
-    @property
-    def hash(self) -> str:
-        return content_hash(
-            {
-                "cases": [[c.id, c.content_hash] for c in self.cases],
-                "prompts": {k: [v.system, list(v.few_shot)] for k, v in self.prompts.items()},
-                "params": self.params.as_dict(),
-                "scorers": [s.name for s in self.scorers],
-            }
-        )
-
-    @property
-    def labels(self) -> tuple[str, ...] | None:
-        for s in self.scorers:
-            if s.labels:
-                return s.labels
-        return None
 
 
 def find_suite_files(paths: list[str] | list[Path]) -> list[Path]:

@@ -27,7 +27,7 @@ class FtgateHelper:
     def run(self, *suites: str | Path | Suite) -> GateRun:
         """Gate the suites against the session's candidate and baseline (one model load per session)."""
         loaded = [s if isinstance(s, Suite) else load_suite(s) for s in suites]
-        return run_gate(loaded, self.config, self._state.subjects())
+        return run_gate(loaded, self.config, self._state.resolver())
 
     def assert_promoted(self, run: GateRun) -> None:
         """Fail the test, listing every blocking criterion, unless the run promotes the candidate."""

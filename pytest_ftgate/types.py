@@ -6,7 +6,11 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from .scoring.perturb import PerturbSpec
+    from .scoring.scorers import Scorer
 
 Message = dict[str, str]
 
@@ -171,6 +175,30 @@ class SuiteResult:
         return self.n_passed / self.n if self.n else 0.0
 
 
+# ---- what a judge replied: its text, and the top log-probabilities of each token ------------------
+
+@dataclass(frozen=True)
+class TokenChoice:
+    token: str
+    logprob: float
+
+
+@dataclass(frozen=True)
+class ReplyToken:
+    token: str
+    top: tuple[TokenChoice, ...]  # the most likely tokens at this position, this one among them
+
+
+@dataclass(frozen=True)
+class JudgeReply:
+    text: str
+    tokens: tuple[ReplyToken, ...] = ()  # empty where the judge returns no log-probabilities
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    form: str = "prompt"  # how the reply was constrained: json_schema, json_object+schema or prompt
+    cached: bool = False
+
+
 @dataclass(frozen=True)
 class Interval:
     low: float
@@ -227,3 +255,58 @@ class GateDecision:
         return self.status in ("blocked", "error") or (
             self.status == "inconclusive" and self.figures.get("inconclusive_blocks", True)
         )
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """How a case becomes a chat: a system prompt and few-shot turns placed before the case."""
+
+    system: str | None = None
+    few_shot: tuple[tuple[str, str], ...] = ()
+
+    def render(self, case: Case) -> tuple[Message, ...]:
+        messages: list[Message] = []
+        has_system = bool(case.messages) and case.messages[0]["role"] == "system"
+        if self.system and not has_system:
+            messages.append({"role": "system", "content": self.system})
+        for user, assistant in self.few_shot:
+            messages.append({"role": "user", "content": user})
+            messages.append({"role": "assistant", "content": assistant})
+        messages.extend(case.messages)
+        return tuple(messages)
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A validated suite: cases, per-subject prompts, decoding params, scorers, gate settings."""
+
+    name: str
+    kind: str  # a registered kind: pytest_ftgate.kinds.get_kind(kind)
+    path: Path
+    cases: tuple[Case, ...]
+    prompts: dict[str, Prompt]  # "baseline" and "candidate"
+    params: GenerationParams
+    scorers: tuple[Scorer, ...]
+    gate: dict[str, Any]
+    options: dict[str, Any] = field(default_factory=dict)  # the kind's own suite keys, parsed
+    description: str = ""
+    perturb: PerturbSpec | None = None  # `perturb:`: inputs perturbed by hypothesis, with an invariant
+    lines: dict[tuple[Any, ...], int] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def hash(self) -> str:
+        return content_hash(
+            {
+                "cases": [[c.id, c.content_hash] for c in self.cases],
+                "prompts": {k: [v.system, list(v.few_shot)] for k, v in self.prompts.items()},
+                "params": self.params.as_dict(),
+                "scorers": [s.name for s in self.scorers],
+            }
+        )
+
+    @property
+    def labels(self) -> tuple[str, ...] | None:
+        for s in self.scorers:
+            if s.labels:
+                return s.labels
+        return None

@@ -178,7 +178,7 @@ SCORER_SPECS = ["exact", {"exact": {"normalize": True}}, "contains", {"contains"
 @FUZZ
 @given(output=st.text(max_size=200), expected=values)
 def test_fuzz_every_scorer_returns_a_score_for_any_output(output, expected):
-    from pytest_ftgate.scorers import build_scorer
+    from pytest_ftgate.scoring.scorers import build_scorer
     from pytest_ftgate.types import Case, Score
 
     case = Case("c", ({"role": "user", "content": "q"},), expected)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_ftgate.client import MASK, EndpointClient, _Limiter, redact, strip_credentials
+from pytest_ftgate.subjects.client import MASK, EndpointClient, _Limiter, redact, strip_credentials
 from pytest_ftgate.config import build_run_config
 from pytest_ftgate.errors import EXIT_GATE_ERROR, EXIT_USAGE, EndpointError, GenerationError
 from tests.fault_proxy import Fault, FaultProxy, openai_error

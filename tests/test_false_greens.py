@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pytest_ftgate.cli import main
-from pytest_ftgate.errors import EXIT_GATE_ERROR, EXIT_USAGE
+from pytest_ftgate.errors import EXIT_GATE_ERROR, EXIT_PARTIAL, EXIT_USAGE
 
 GOLDEN = "kind: golden\ncases:\n{cases}\nscorers: [contains]\n"
 
@@ -78,17 +78,19 @@ def test_a_deselected_criterion_makes_the_run_partial_never_promoted(pytester):
     (pytester.path / "suites/fmt.yaml").write_text("kind: format\ncases: [{id: f0, input: x}]\nscorers: [json_valid]\n")
     rows = {"q0": "aq0", "q1": "aq1", "f0": "{}"}
     outputs(pytester.path / "base.jsonl", rows)
+    outputs(pytester.path / "cand.jsonl", {**rows, "f0": '{"a": 1}'})
     assert pytester.runpytest("--baseline=base.jsonl", "--ftgate-update-goldens").ret == 0
     summary = pytester.path / "summary.md"
-    result = pytester.runpytest("--baseline=base.jsonl", "--candidate=base.jsonl", "-k", "fmt",
-                                "-W", "ignore::pytest_ftgate.errors.FtgateWarning", f"--ftgate-report-dir={pytester.path / 'out'}")
-    assert result.ret == 0  # what ran passed, but it is not a promotion:
+    args = ("--baseline=base.jsonl", "--candidate=cand.jsonl", "-k", "fmt", "-W", "ignore::pytest_ftgate.errors.FtgateWarning")
+    result = pytester.runpytest(*args, f"--ftgate-report-dir={pytester.path / 'out'}")
+    assert result.ret == EXIT_PARTIAL  # what ran passed, but it is not a promotion, and CI must not read it as one:
     result.stdout.fnmatch_lines(["*qa::regressions: NOT RUN (deselected)", "verdict: PARTIAL*not a promotion*qa::regressions*"])
     report = json.loads((pytester.path / "out/report.json").read_text())
     assert report["verdict"] == "partial" and report["not_run"] == ["qa::regressions"]
     md = (pytester.path / "out/report.md").read_text()
     assert "pytest-ftgate: partial: not a promotion" in md and "pytest-ftgate: promoted" not in md and "`qa::regressions`" in md
     assert summary.exists() is False
+    assert pytester.runpytest(*args, "--ftgate-allow-partial").ret == 0  # a selection made on purpose
     # the name people see is the name they select
     result = pytester.runpytest("--baseline=base.jsonl", "--candidate=base.jsonl", "-k", "qa", "--collect-only", "-q")
     result.stdout.fnmatch_lines(["suites/qa.yaml::regressions", "*1/2 tests collected (1 deselected)*"])
@@ -147,9 +149,10 @@ def test_goldens_frozen_on_another_base_are_never_used(pytester):
     assert json.loads((pytester.path / "suites/qa.goldens.json").read_text()) == frozen  # never rewritten by a run
     legacy = {k: v for k, v in frozen.items() if k != "baseline_identity"}
     (pytester.path / "suites/qa.goldens.json").write_text(json.dumps(legacy))
-    result = pytester.runpytest("--baseline=base.jsonl", "--candidate=base.jsonl")
+    result = pytester.runpytest("--baseline=base.jsonl", "--candidate=other-base.jsonl")
     assert result.ret == EXIT_GATE_ERROR
     result.stdout.fnmatch_lines(["*does not record which base model it was frozen on*refreeze*"])
     assert pytester.runpytest("--baseline=base.jsonl", "--ftgate-update-goldens").ret == 0  # re-freezing mends it
     quiet = ("-W", "ignore::pytest_ftgate.errors.FtgateWarning")  # two goldens are too few to resolve 5%
-    assert pytester.runpytest("--baseline=base.jsonl", "--candidate=base.jsonl", *quiet).ret == 0
+    outputs(pytester.path / "cand.jsonl", {"q0": "aq0", "q1": "aq1", "x": "the candidate's file"})
+    assert pytester.runpytest("--baseline=base.jsonl", "--candidate=cand.jsonl", *quiet).ret == 0

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pytest_ftgate import AdapterMismatchError, RunConfig, SubjectError, UnsafeWeightsError, load_suite, run_gate
-from pytest_ftgate.cache import Cache
+from pytest_ftgate.stores.cache import Cache
 from pytest_ftgate.subjects.hf import HFEngine
 from pytest_ftgate.subjects import resolve_subjects
 from pytest_ftgate.config import SubjectOptions

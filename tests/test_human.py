@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from pytest_ftgate.cli import main as ftgate
-from pytest_ftgate.human import balanced_order
-from pytest_ftgate.human_ratings import tie_split_wilson
+from pytest_ftgate.human.export import balanced_order
+from pytest_ftgate.human.ratings import tie_split_wilson
 from pytest_ftgate.stats import wilson_interval
 
 # The form in a real browser: Debian's headless Chromium through Selenium, as for report.html.
@@ -174,7 +174,7 @@ def labels(path: Path) -> dict[str, dict[str, Any]]:
 
 def test_labels_name_the_answers_they_rate(project, capsys):
     """So that the judge never calibrates on labels of an earlier candidate's answers."""
-    from pytest_ftgate.human_ratings import output_digest
+    from pytest_ftgate.human.ratings import output_digest
 
     out, key = export(project, "--seed", "7")
     fill(out, project / "pro.csv", pro(key))

@@ -13,7 +13,7 @@ import pytest
 
 from pytest_ftgate import RunConfig, load_suite, parse_threshold, run_gate
 from pytest_ftgate.errors import SuiteError
-from pytest_ftgate.judge import (JudgeReply, ReplyToken, Rubric, TokenChoice, agreement, judge_pair, judge_rubric,
+from pytest_ftgate.judging.protocol import (JudgeReply, ReplyToken, Rubric, TokenChoice, agreement, judge_pair, judge_rubric,
                                  neutralise, parse_score, parse_winner, rubric_messages, self_test, weighted_score)
 from tests.conftest import write
 
@@ -173,8 +173,8 @@ def _fair_rubric(messages):
 
 
 def gate_with(tmp_path: Path, judge: Scripted, monkeypatch, suite: Path) -> Any:
-    import pytest_ftgate.judges as judges
-    from pytest_ftgate.judges import CachedJudge
+    import pytest_ftgate.judging.judges as judges
+    from pytest_ftgate.judging.judges import CachedJudge
 
     monkeypatch.setattr(judges, "build_judge", lambda spec, **kw: CachedJudge(judge, kw["cache"], spec))
     config = RunConfig(candidate=str(tmp_path / "cand.jsonl"), baseline=str(tmp_path / "base.jsonl"),
@@ -269,9 +269,9 @@ def test_bad_judge_suites_name_the_line(tmp_path, yaml, needle):
 def test_a_local_judge_reads_its_own_logits_and_fails_closed_when_it_cannot_judge(tmp_path, tiny_base):
     """A tiny random model as the judge: its log-probabilities come from its logits, and its replies,
     which are not verdicts, leave every case unscored: the suite errors, nothing passes."""
-    from pytest_ftgate.cache import Cache
+    from pytest_ftgate.stores.cache import Cache
     from pytest_ftgate.config import SubjectOptions
-    from pytest_ftgate.judges import build_judge
+    from pytest_ftgate.judging.judges import build_judge
     from pytest_ftgate.subjects import resolve_subjects
 
     judge = build_judge(str(tiny_base), base_url=None, options=SubjectOptions(), cache=Cache(None))

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from pytest_ftgate.errors import EXIT_GATE_ERROR
-from pytest_ftgate.judge import weighted_score
-from pytest_ftgate.judges import _decode
+from pytest_ftgate.judging.protocol import weighted_score
+from pytest_ftgate.judging.judges import _decode
 from tests.fault_proxy import Fault, FaultProxy
 
 CASES = [
@@ -144,10 +144,10 @@ def test_replies_that_cannot_be_read_are_asked_again_then_unscored_never_passed(
 
 def test_the_self_test_decides_whether_the_judge_is_used(pytester, proxy, server):
     """Whether SmolLM2 passes depends on the machine; what follows from it does not."""
-    from pytest_ftgate.cache import Cache
+    from pytest_ftgate.stores.cache import Cache
     from pytest_ftgate.config import SubjectOptions
-    from pytest_ftgate.judge import Rubric, self_test
-    from pytest_ftgate.judges import build_judge
+    from pytest_ftgate.judging.protocol import Rubric, self_test
+    from pytest_ftgate.judging.judges import build_judge
 
     judge = build_judge("openai:smollm2", base_url=server, options=SubjectOptions(), cache=Cache(None))
     expected = self_test(judge, "rubric", Rubric("The answer is correct.", pass_score=4))

@@ -20,15 +20,15 @@ from hypothesis import strategies as st
 
 from pytest_ftgate.config import RunConfig
 from pytest_ftgate.errors import SuiteError
-from pytest_ftgate.perturb import Invariant, PerturbSpec, Probe, isolated_hypothesis, plan, run_subject, search
-from pytest_ftgate.perturb_strategies import HOMOGLYPHS, INJECTIONS, KEYS, MAX_EDITS, STRATEGIES, describe_change
-from pytest_ftgate.pricing import ServingCost
+from pytest_ftgate.scoring.perturb import Invariant, PerturbSpec, Probe, isolated_hypothesis, plan, run_subject, search
+from pytest_ftgate.scoring.perturb_strategies import HOMOGLYPHS, INJECTIONS, KEYS, MAX_EDITS, STRATEGIES, describe_change
+from pytest_ftgate.cost.pricing import ServingCost
 from pytest_ftgate.report import build_view, terminal_lines
 from pytest_ftgate.report.html import render_html
 from pytest_ftgate.report.json_report import to_json
 from pytest_ftgate.report.markdown import to_markdown
 from pytest_ftgate.runner import run_gate
-from pytest_ftgate.scorers import build_scorer
+from pytest_ftgate.scoring.scorers import build_scorer
 from pytest_ftgate.subjects import Subject
 from pytest_ftgate.subjects import base as subjects_base
 from pytest_ftgate.suite import load_suite

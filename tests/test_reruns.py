@@ -13,7 +13,7 @@ import pytest
 
 from pytest_ftgate.cli import main
 from pytest_ftgate.errors import EXIT_GATE_ERROR
-from pytest_ftgate.pricing import ServingCost
+from pytest_ftgate.cost.pricing import ServingCost
 from pytest_ftgate.subjects import Subject, register_subject
 from pytest_ftgate.types import Output, SubjectInfo
 

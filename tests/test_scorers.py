@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_ftgate.scorers import build_scorer, normalize
+from pytest_ftgate.scoring.scorers import build_scorer, normalize
 from pytest_ftgate.types import Case
 
 
@@ -101,7 +101,7 @@ def test_rouge_offline():
         ({"exact": {"normalise": True}}, "unknown option(s) normalise"),
         ({"choice": []}, "non-empty list"),
         ({"json_schema": {}}, "exactly one of"),
-        ({"refusal": "maybe"}, "refuse` or `comply"),
+        ({"refusal": "maybe"}, "`refuse`, `comply` or `case`"),
         ({"exact": 1, "regex": 2}, "one-key mapping"),
         ({"length": {}}, "at least one"),
     ],

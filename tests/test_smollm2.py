@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from fixtures.smollm2 import ensure_model, gguf_path
-from pytest_ftgate.cache import Cache
+from pytest_ftgate.stores.cache import Cache
 from pytest_ftgate.subjects import SubjectOptions, resolve_subjects
 
 prompts = {prompts!r}

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from pytest_ftgate.errors import PricingError
-from pytest_ftgate.tco import DAYS_PER_MONTH, compute_tco, load_pricing, subject_cost
+from pytest_ftgate.cost.tco import DAYS_PER_MONTH, compute_tco, load_pricing, subject_cost
 from pytest_ftgate.types import Case, CaseResult, Output, Score, SubjectInfo, SuiteResult, TrainingCost
 from tests.conftest import write
 
@@ -83,8 +83,12 @@ def test_break_even_from_training_cost_and_daily_saving(tmp_path):
 def test_unpriced_api_model_is_reported_unknown_with_the_fix(tmp_path):
     info = SubjectInfo("baseline", "openai", "other-model", "f")
     cost = subject_cost(info, [results(info, 1, 1, 1, 1.0)], pricing(tmp_path), None)
-    assert cost.note.startswith("unpriced: add api.other-model (usd_per_1m_input, usd_per_1m_output) to ")
+    assert cost.note == f"unpriced: add api.other-model: {{usd_per_1m_input: ..., usd_per_1m_output: ...}} to {tmp_path / 'p.yaml'}"
     assert cost.usd_per_1k is None and cost.usd_per_month is None and not cost.priced
+    # with the bundled prices, the hint never points inside the installed package
+    bundled = subject_cost(info, [results(info, 1, 1, 1, 1.0)], load_pricing(None), None)
+    assert "ftgate pricing > pricing.yaml" in bundled.note and "--ftgate-pricing=pricing.yaml" in bundled.note
+    assert "site-packages" not in bundled.note and "pytest_ftgate" not in bundled.note
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..detectors import canary_list
+from ..scoring.detectors import canary_list
 from ..stats import max_passing_regressions, wilson_interval
 from ..types import Case, GateDecision, Interval, SuiteResult
 from .base import (

@@ -9,14 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import IncompleteDataError
 from ..stats import wilson_interval
-from ..types import Comparison, GateDecision, Interval, Output, SubjectInfo, SuiteResult
+from ..types import Comparison, GateDecision, Interval, Output, SubjectInfo, Suite, SuiteResult
 
-if TYPE_CHECKING:
-    from ..suite import Suite
 
 _NO_DEFAULT = object()
 
@@ -122,6 +120,8 @@ class SuiteKind:
     summary          per-run state from both subjects' results (e.g. rates per category), for the
                      criteria and the reports (its `notes()` lines and `to_json()`)
     score            scores both subjects itself (e.g. with a judge) instead of the suite's scorers
+    preflight        checks what the suite needs besides the subjects (e.g. its judge) before anything
+                     generates; raises an FtgateError that says what is missing
     allowed_unscored the share of unscored cases a suite tolerates (never passed); above it, an error
     headline         the suite's row in the reports
     quality          whether the suite's pass rate is the "quality" of the TCO table
@@ -139,6 +139,7 @@ class SuiteKind:
     prepare: Callable[[Suite, SuiteResult, bool], Any] | None = None
     summary: Callable[[Suite, SuiteResult, SuiteResult | None], Any] | None = None
     score: Callable[[ScoringContext], Scored] | None = None
+    preflight: Callable[[Suite, Any], None] | None = None
     allowed_unscored: Callable[[Suite], float] | None = None
     quality: bool = False
     requires_scorers: bool = True

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import IncompleteDataError, SuiteError
-from ..paths import beside
-from ..goldens import GoldenSet, read_goldens, split_goldens, write_goldens
+from ..files.paths import beside
+from ..stores.goldens import GoldenSet, read_goldens, split_goldens, write_goldens
 from ..stats import exact_interval, exact_upper_bound, max_passing_regressions, min_n_to_resolve, wilson_interval
 from ..types import GateDecision, Interval, SuiteResult
 from .base import (
@@ -103,6 +103,16 @@ def decide_goldens(suite_name: str, gate: dict[str, Any], baseline: SuiteResult,
     """The golden rule: block when the candidate fails more than max_regression of the goldens."""
     threshold = float(gate["max_regression"])
     split = split_goldens(golden, baseline)
+    if split.changed:
+        shown = "; ".join(f"{i}: {why}" for i, why in list(split.changed.items())[:5])
+        return GateDecision(
+            suite_name, "regressions", "error",
+            f"{len(split.changed)} golden case(s) changed since {golden.path.name} was frozen ({shown}"
+            f"{' …' if len(split.changed) > 5 else ''}): a golden edited or removed after freezing would leave "
+            "the count unnoticed, the candidate's regressions on it with it. Re-freeze on purpose on the baseline "
+            "(`pytest --baseline=... --ftgate-update-goldens`), review the diff of the golden file, and commit it",
+            {"changed": split.changed},
+        )
     cand = {r.case.id: r for r in candidate.results}
     unscored = [i for i in split.counted if cand[i].passed is None]
     if unscored:
@@ -134,7 +144,9 @@ def decide_goldens(suite_name: str, gate: dict[str, Any], baseline: SuiteResult,
             f"(needs {needed} at 95% confidence); add goldens"
         )
     if split.stale:
-        warnings.append(f"{len(split.stale)} stale golden(s) not counted (see the report)")
+        ids = ", ".join(list(split.stale)[:5]) + (" …" if len(split.stale) > 5 else "")
+        warnings.append(f"{len(split.stale)} golden(s) the baseline fails now are not counted ({ids}): the baseline "
+                        "answers differently than when they were frozen (a nondeterministic or changed serving stack?)")
     text = (
         f"{k}/{n} goldens regressed = {pct(rate)} (95% Wilson {pct(w.low)}–{pct(w.high)}, "
         f"exact {pct(e.low)}–{pct(e.high)}); at most {figures['max_passing_regressions']} may regress "

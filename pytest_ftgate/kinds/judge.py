@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import JudgeRefused
-from ..human_ratings import output_digest, read_labels
-from ..judge import Agreement, PairVerdict, Rubric, RubricVerdict, SelfTest, agreement, judge_pair, judge_rubric, self_test
+from ..errors import JudgeRefused, OptionError
+from ..human.ratings import output_digest, read_labels
+from ..judging.protocol import Agreement, PairVerdict, Rubric, RubricVerdict, SelfTest, agreement, judge_pair, judge_rubric, self_test
 from ..types import CaseResult, GateDecision, Interval, Score, SuiteResult
 from .base import (Criterion, DecisionContext, GateKey, Headline, Scored, ScoringContext, SuiteKey, SuiteKind, boolean,
                    fraction, pct, rate_headline, register_kind)
@@ -120,6 +120,7 @@ class JudgeState:
     agreement: Agreement | None = None
     outcomes: Counter[str] = field(default_factory=Counter)  # pairwise: win | tie | loss | unscored
     inconsistent: int = 0  # pairwise: cases where the order changed the verdict
+    position_driven: int = 0  # pairwise: of those, cases where each order named the answer in one position (unscored)
     stale_labels: int = 0  # human labels of other answers than these, not used
     by_length: dict[str, list[float]] = field(default_factory=lambda: {"longer": [], "shorter": []})
 
@@ -135,6 +136,9 @@ class JudgeState:
             out.append(f"pairwise, both orders: {self.outcomes['win']} won, {self.outcomes['tie']} tied, {self.outcomes['loss']} lost"
                        f", {self.outcomes['unscored']} unscored; the order changed the verdict in {self.inconsistent}/{n} "
                        f"({pct(self.inconsistent / n) if n else '—'}) cases")
+            if self.position_driven:
+                out.append(f"position bias: in {self.position_driven}/{n} case(s) the judge picked the same position in "
+                           "both orders; they are unscored, and above judge.max_unscored the suite cannot gate")
             for side, values in self.by_length.items():
                 if values:
                     out.append(f"win rate when the candidate's answer is {side}: {pct(sum(values) / len(values))} (n={len(values)})")
@@ -149,6 +153,7 @@ class JudgeState:
     def to_json(self) -> dict[str, Any]:
         return {"mode": self.mode, "judge": self.judge, "fingerprint": self.fingerprint, "form": self.form,
                 "methods": dict(self.methods), "outcomes": dict(self.outcomes), "inconsistent": self.inconsistent,
+                "position_driven": self.position_driven,
                 "self_test": None if self.self_test is None else [list(c) for c in self.self_test.checks],
                 "agreement": None if self.agreement is None else {"n": self.agreement.n, "accuracy": self.agreement.accuracy,
                                                                    "kappa": self.agreement.kappa, "weights": self.agreement.weights},
@@ -179,12 +184,24 @@ def _parallel(fn: Callable[[Any], Any], items: list[Any], workers: int) -> list[
         return list(pool.map(fn, items))
 
 
+def judge_spec_of(suite: Any, services: Any) -> str:
+    """The judge of a suite: --ftgate-judge, else its judge.model. None is an error: there is no default judge."""
+    spec: JudgeSpec = suite.options["judge"]
+    chosen = services.config.judge or spec.model
+    if not chosen:
+        raise OptionError(f"suite {suite.name} ({suite.path}) has no judge: set judge.model (e.g. openai:gpt-4o-mini "
+                          "or a local model directory) in it, or pass --ftgate-judge=SUBJECT. There is no default judge")
+    return chosen
+
+
+def preflight(suite: Any, services: Any) -> None:
+    """Find the judge, and build it (an unknown path or kind is an error), before anything generates."""
+    services.judge(judge_spec_of(suite, services))
+
+
 def score(ctx: ScoringContext) -> Scored:
     spec: JudgeSpec = ctx.suite.options["judge"]
-    judge_spec = ctx.services.config.judge or spec.model
-    if not judge_spec:
-        raise JudgeRefused(f"suite {ctx.suite.name}: no judge: set judge.model in {ctx.suite.path}, or pass --ftgate-judge")
-    judge = ctx.services.judge(judge_spec)
+    judge = ctx.services.judge(judge_spec_of(ctx.suite, ctx.services))
     state = JudgeState(spec.mode, judge.name, judge.fingerprint)
     if spec.self_test:
         state.self_test = self_test(judge, spec.mode, spec.rubric)
@@ -236,7 +253,8 @@ def _pairwise(ctx: ScoringContext, spec: JudgeSpec, judge: Any, state: JudgeStat
     base_rows, cand_rows = [], []
     for (case, b, c), v in zip(items, _parallel(one, items, getattr(judge, "concurrency", 1))):
         state.outcomes[v.outcome or "unscored"] += 1
-        state.inconsistent += 0 if v.consistent or v.outcome is None else 1
+        state.inconsistent += 0 if v.consistent or (v.outcome is None and not v.position_driven) else 1
+        state.position_driven += v.position_driven
         detail = f"verdicts {v.orders} (baseline as A, then candidate as A){': ' + v.note if v.note else ''}"
         if v.outcome is None:
             cs = bs = Score.unscored(f"judge: {v.note}", "judge")
@@ -343,6 +361,7 @@ JUDGE = register_kind(SuiteKind(
     case_keys=("human",),
     check=check,
     score=score,
+    preflight=preflight,
     allowed_unscored=lambda suite: suite.options["judge"].max_unscored,
     requires_scorers=False,
 ))

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from ..kinds import get_kind
 from ..runner import GateRun, SuiteOutcome
 from ..stats import per_class_prf
-from ..tco import TCO, SubjectCost
+from ..cost.tco import TCO, SubjectCost
 from ..types import CaseResult, Flip, GateDecision, Interval, SubjectInfo
 
 STATUS_MARK = {"passed": "PASS", "blocked": "BLOCK", "inconclusive": "INCONCLUSIVE", "skipped": "SKIP", "error": "ERROR"}

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..cache import Cache
+from ..stores.cache import Cache
 from ..errors import AdapterMismatchError, GenerationError, SubjectError, UnsafeWeightsError
-from ..hub import resolve_model_dir
+from .hub import resolve_model_dir
 from ..manifest import base_fingerprint, read_manifest
-from ..pricing import Pricing, ServingCost, Usage, compute_cost
-from ..types import GenerationParams, Output, Request, SubjectInfo, TrainingCost
-from .base import BuildContext, Job, OnBatch, Role, Subject, register_subject
+from ..cost.pricing import Pricing, ServingCost, Usage, compute_cost
+from ..options import Option, positive_int_arg
+from ..types import GenerationParams, JudgeReply, Output, ReplyToken, Request, SubjectInfo, TokenChoice, TrainingCost
+from .base import BuildContext, Job, OnBatch, Role, Subject, flag_of, register_subject
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "tokenizer.model")
@@ -71,7 +72,7 @@ class HFEngine:
     adapter_dir: Path | None
     load_in_4bit: bool
     cache: Cache
-    batch_size: int = 16
+    batch_size: int
     _model: Any = None
     _tokenizer: Any = None
 
@@ -325,6 +326,18 @@ class HFSubject(Subject):
 
     kind = "hf"
     catch_all = True
+    can_judge = True
+    options = (
+        Option("--ftgate-base", "ftgate_base", field="base", metavar="DIR_OR_ID", convert=lambda v, root: _local_or_id(v, root),
+               help="base model for the adapter (a directory or a Hub id in the cache), overriding adapter_config.json. "
+                    "Default: from the adapter"),
+        Option("--ftgate-4bit", "ftgate_4bit", field="load_in_4bit", action="store_true", default=False,
+               help="load local models in 4-bit NF4 (bitsandbytes). Default: off"),
+        Option("--ftgate-batch-size", "ftgate_batch_size", field="batch_size", metavar="N", type=positive_int_arg, default=16,
+               ini="ftgate_batch_size", ini_help="generation batch size for local models (--ftgate-batch-size)",
+               help="generation batch size for local models; latency and cost are measured at it. "
+                    "Default: ini ftgate_batch_size or 16"),
+    )
 
     @classmethod
     def claims(cls, spec: str) -> bool:
@@ -332,7 +345,7 @@ class HFSubject(Subject):
 
     @classmethod
     def build(cls, spec: str, role: Role, ctx: BuildContext) -> Subject:
-        flag = f"--{role}"
+        flag = flag_of(role)
         path = Path(spec).expanduser()
         if not path.is_dir():
             path = resolve_model_dir(
@@ -390,11 +403,26 @@ class HFSubject(Subject):
     def perplexity(self, jobs: Sequence[Job], targets: Sequence[str]) -> list[float | None]:
         return list(self.engine.perplexity([j.request for j in jobs], targets, adapter_enabled=self.adapter_enabled))
 
-    def complete_with_logprobs(self, messages: list[dict[str, str]], max_new_tokens: int, top_k: int) -> Any:
-        return self.engine.complete_with_logprobs(messages, max_new_tokens, top_k, adapter_enabled=self.adapter_enabled)
+    def judge_reply(self, messages: Sequence[dict[str, str]], *, schema: dict[str, Any], max_tokens: int,
+                    where: str) -> JudgeReply:
+        """Greedy, constrained by the prompt alone; the log-probabilities come from the model's own logits."""
+        text, tokens, n_in, n_out = self.engine.complete_with_logprobs(list(messages), max_tokens, TOP_LOGPROBS,
+                                                                       adapter_enabled=self.adapter_enabled)
+        return JudgeReply(text, tuple(ReplyToken(t, tuple(TokenChoice(c, lp) for c, lp in top)) for t, top in tokens),
+                          n_in, n_out, "prompt")
 
 
 BASE_HINT = "Pass --ftgate-base=PATH to a local copy of it"
+TOP_LOGPROBS = 5  # as a judge: the most likely tokens kept at each position
+
+
+def _local_or_id(value: Any, root: Path) -> str | None:
+    """--ftgate-base: a directory relative to the run's root when one exists there, else a Hub id."""
+    if value in (None, ""):
+        return None
+    local = Path(value).expanduser()
+    local = local if local.is_absolute() else root / local
+    return str(local) if local.exists() else str(value)
 
 
 def _base_dir(name: str) -> Path:

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import IncompleteDataError, SubjectError
-from ..jsonl import iter_jsonl
-from ..pricing import Pricing, ServingCost, Usage, compute_cost
+from ..files.jsonl import iter_jsonl
+from ..cost.pricing import Pricing, ServingCost, Usage, compute_cost
 from ..types import Output, SubjectInfo
-from .base import BuildContext, OnBatch, Role, Subject, register_subject
+from .base import BuildContext, OnBatch, Role, Subject, flag_of, register_subject
 
 ROW = '{"id": "t-001", "output": "..."} (optional "suite", "tokens_in", "tokens_out", "latency_s")'
 
@@ -28,7 +28,7 @@ class OutputsSubject(Subject):
     def build(cls, spec: str, role: Role, ctx: BuildContext) -> Subject:
         path = Path(spec).expanduser()
         if not path.is_file():
-            raise SubjectError(f"--{role}={spec}: no such outputs file; each line of one is {ROW}")
+            raise SubjectError(f"{flag_of(role)}={spec}: no such outputs file; each line of one is {ROW}")
         return cls(path, role, ctx.cache.file_sha256(path)[:24])
 
     @classmethod
@@ -40,6 +40,8 @@ class OutputsSubject(Subject):
     def __init__(self, path: Path, role: Role, fingerprint: str):
         self.path = path
         self.by_key: dict[tuple[str | None, str], Output] = {}
+        first_line: dict[tuple[str | None, str], int] = {}
+        duplicates: list[str] = []
         for line in iter_jsonl(path):
             row = line.value
             if line.error or not isinstance(row, dict) or "output" not in row or "id" not in row:
@@ -47,20 +49,35 @@ class OutputsSubject(Subject):
             if not isinstance(row["output"], str):
                 raise SubjectError(f"{path}:{line.number}: `output` must be a string")
             out = Output(row["output"], row.get("tokens_in"), row.get("tokens_out"), row.get("latency_s"))
-            self.by_key[(row.get("suite"), str(row["id"]))] = out
+            key = (row.get("suite"), str(row["id"]))
+            if key in first_line:
+                where = f"suite {key[0]!r}, " if key[0] is not None else ""
+                duplicates.append(f"{where}id {key[1]!r} on lines {first_line[key]} and {line.number}")
+                continue
+            first_line[key] = line.number
+            self.by_key[key] = out
+        if duplicates:
+            raise SubjectError(
+                f"{path}: {len(duplicates)} case id(s) appear more than once ({'; '.join(duplicates[:5])}"
+                f"{' …' if len(duplicates) > 5 else ''}): which answer counts would be a guess. Keep one line per "
+                "case (per suite, with a \"suite\" key, where ids repeat across suites)")
         self.info = SubjectInfo(role, self.kind, str(path), fingerprint, {"file": str(path)})
 
     def run(self, jobs: Sequence[Any], on_batch: OnBatch, progress: Any = None) -> None:
-        found, missing = [], []
+        found, missing, used = [], [], set()
         for i, job in enumerate(jobs):
-            out = self.by_key.get((job.suite, job.case.id)) or self.by_key.get((None, job.case.id))
-            if out is None:
+            key = next((k for k in ((job.suite, job.case.id), (None, job.case.id)) if k in self.by_key), None)
+            if key is None:
                 missing.append(f"{job.suite}/{job.case.id}")
             else:
-                found.append((i, out))
+                used.add(key)
+                found.append((i, self.by_key[key]))
         if missing:
+            unknown = [f"{s}/{i}" if s is not None else i for s, i in self.by_key if (s, i) not in used]
+            extra = (f" It holds {len(unknown)} id(s) that no case asks for: {', '.join(unknown[:5])}"
+                     f"{' …' if len(unknown) > 5 else ''} (renamed cases, or another suite's?)." if unknown else "")
             raise IncompleteDataError(
                 f"{self.path} has no output for {len(missing)} case(s): {', '.join(missing[:5])}"
-                f"{' …' if len(missing) > 5 else ''}. Add a line per case; a gate on missing outputs would lie."
+                f"{' …' if len(missing) > 5 else ''}.{extra} Add a line per case; a gate on missing outputs would lie."
             )
         on_batch(found)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 
 from ..errors import TrainConfigError
-from ..yamlio import line_of, load_yaml_with_lines
+from ..files.yamlio import line_of, load_yaml_with_lines
 
 
 class RuleError(ValueError):

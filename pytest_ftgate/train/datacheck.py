@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..scorers import normalize
+from ..scoring.scorers import normalize
 from ..errors import DataError
 from .data import Row, known_format, scan_jsonl, validate_row
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..cache import sha256_file
+from ..stores.cache import sha256_file
 from ..errors import ConfigError, DataError, SubjectError, TrainConfigError
-from ..hub import resolve_model_dir
+from ..subjects.hub import resolve_model_dir
 from ..manifest import BaseModel, Manifest, base_fingerprint, read_manifest, write_manifest
 from ..quiet import library_deprecations, quiet_kernels_notice
 from .config import Recipe, bf16_supported

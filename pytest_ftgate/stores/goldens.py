@@ -1,18 +1,20 @@
 """Frozen golden sets: the ids and content hashes of the cases the baseline passed when frozen.
 
-Written only on an explicit `--ftgate-update-goldens`; read on every gate run. A case whose
-content changed since, or that the baseline fails now, is *stale*: reported, not counted.
+Written only on an explicit `--ftgate-update-goldens`; read on every gate run. A golden the
+baseline fails now is *stale*: reported, not counted. A golden whose case was edited or removed
+since it was frozen is *changed*: the gate does not run until the goldens are re-frozen on
+purpose, since editing a regressed golden would otherwise take it out of the count.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import SuiteError
-from .types import SuiteResult
+from ..errors import SuiteError
+from ..types import SuiteResult
 
 SCHEMA_VERSION = 1
 
@@ -30,7 +32,8 @@ class GoldenSplit:
     """The frozen goldens sorted against the current suite and baseline."""
 
     counted: tuple[str, ...]  # ids to gate on
-    stale: dict[str, str]  # id -> why it is not counted
+    stale: dict[str, str]  # id -> why it is not counted (the baseline fails it now)
+    changed: dict[str, str] = field(default_factory=dict)  # id -> how its case changed since it was frozen
 
 
 def read_goldens(path: Path) -> GoldenSet | None:
@@ -76,14 +79,16 @@ def split_goldens(golden: GoldenSet, baseline: SuiteResult) -> GoldenSplit:
     by_id = {r.case.id: r for r in baseline.results}
     counted: list[str] = []
     stale: dict[str, str] = {}
+    changed: dict[str, str] = {}
     for case_id, frozen_hash in golden.hashes.items():
         result = by_id.get(case_id)
         if result is None:
-            stale[case_id] = "no longer in the suite"
+            changed[case_id] = "removed from the suite"
         elif result.case.content_hash != frozen_hash:
-            stale[case_id] = "case edited since the goldens were frozen"
+            where = f" ({result.case.file}:{result.case.line})" if result.case.file and result.case.line else ""
+            changed[case_id] = f"edited{where}"
         elif result.passed is False:
             stale[case_id] = "the baseline fails it now"
         else:
             counted.append(case_id)
-    return GoldenSplit(tuple(counted), stale)
+    return GoldenSplit(tuple(counted), stale, changed)

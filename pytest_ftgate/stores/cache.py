@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .types import Output
+from ..types import Output
 
 T = TypeVar("T")
 

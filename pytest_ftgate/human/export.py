@@ -5,7 +5,7 @@
 Each case shows its input, the reference if any, and the two outputs labelled A and B. Which of
 them is the candidate is drawn per case, half each way within a suite, from a recorded seed; only
 key.json says which. The sheet never names the subjects. Ratings come back through
-pytest_ftgate.human_ratings (`ftgate human import`).
+pytest_ftgate.human.ratings (`ftgate human import`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import HumanEvalError
+from ..errors import HumanEvalError
 
 KEY_SCHEMA_VERSION = 1
 BLIND_COLUMNS = ("case", "suite", "input", "reference", "output_a", "output_b")
@@ -231,7 +231,7 @@ def sheet_html(rows: list[SheetRow], sheet_id: str) -> str:
     import jinja2
 
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
+        loader=jinja2.FileSystemLoader(str(Path(__file__).parent.parent / "templates")),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
     )
     data = {"sheet": sheet_id, "columns": list(COLUMNS), "preferences": list(PREFERENCES),

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from ..types import JudgeReply, ReplyToken, TokenChoice  # noqa: F401  (re-exported)
+
 Message = dict[str, str]
 Winner = Literal["A", "B", "tie"]
 MIN_CANDIDATE_P = 0.01  # G-Eval: score candidates less likely than this are noise
@@ -24,30 +26,8 @@ TAGS = ("question", "reference", "answer", "answer_a", "answer_b")
 _TAG = re.compile(r"<\s*(/?)\s*(" + "|".join(TAGS) + r")\s*>", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class TokenChoice:
-    token: str
-    logprob: float
-
-
-@dataclass(frozen=True)
-class ReplyToken:
-    token: str
-    top: tuple[TokenChoice, ...]  # the most likely tokens at this position, this one among them
-
-
-@dataclass(frozen=True)
-class JudgeReply:
-    text: str
-    tokens: tuple[ReplyToken, ...] = ()  # empty where the judge returns no log-probabilities
-    tokens_in: int | None = None
-    tokens_out: int | None = None
-    form: str = "prompt"  # how the reply was constrained: json_schema, json_object+schema or prompt
-    cached: bool = False
-
-
 class Judge(Protocol):
-    """What judges: an endpoint or a local model (pytest_ftgate.judges builds one from a spec)."""
+    """What judges: a subject that can judge, through the run's cache (pytest_ftgate.judging.service)."""
 
     name: str
     fingerprint: str
@@ -81,6 +61,7 @@ class PairVerdict:
     orders: tuple[Winner | None, Winner | None]  # (baseline shown as A, candidate shown as A)
     consistent: bool
     note: str = ""
+    position_driven: bool = False  # the two orders named opposite winners: the judge followed the position
 
 
 def neutralise(text: str) -> str:
@@ -228,7 +209,9 @@ def _one_order(judge: Judge, criteria: str, question: str, a: str, b: str, refer
 
 def judge_pair(judge: Judge, criteria: str, question: str, baseline: str, candidate: str, reference: str | None,
                where: str) -> PairVerdict:
-    """Both orders; a win or a loss only when they agree, a tie otherwise (FastChat's rule)."""
+    """Both orders. A win or a loss only when they agree. Opposite winners mean the position chose, not
+    the answers: unscored (never a tie that could pass a 50% gate). A winner in one order and a tie in
+    the other is a tie."""
     first = _one_order(judge, criteria, question, baseline, candidate, reference, f"{where} (baseline as A)")
     second = _one_order(judge, criteria, question, candidate, baseline, reference, f"{where} (candidate as A)")
     if first is None or second is None:
@@ -236,6 +219,9 @@ def judge_pair(judge: Judge, criteria: str, question: str, baseline: str, candid
     as_candidate = {"B": "win", "A": "loss", "tie": "tie"}[first], {"A": "win", "B": "loss", "tie": "tie"}[second]
     if as_candidate[0] == as_candidate[1]:
         return PairVerdict(as_candidate[0], (first, second), True)  # type: ignore[arg-type]
+    if "tie" not in as_candidate:
+        return PairVerdict(None, (first, second), False, "the order chose the winner (answer A both times, or B "
+                           "both times): position bias, unscored", position_driven=True)
     return PairVerdict("tie", (first, second), False, "the order changed the verdict: counted as a tie")
 
 
@@ -272,24 +258,38 @@ def self_test(judge: Judge, mode: str, rubric: Rubric | None = None) -> SelfTest
         score = {name: judge_rubric(judge, r, q, text, "Paris", f"self-test {name}").score
                  for name, text in (("right", right), ("wrong", wrong), ("padded", padded))}
         again = judge_rubric(judge, r, q, right, "Paris", "self-test right, again").score
+        right_s, wrong_s, padded_s = (_score_text(score[k]) for k in ("right", "wrong", "padded"))
         checks = (
             ("identical answers score alike", score["right"] is not None and again is not None and abs(score["right"] - again) < 0.5,
-             f"{score['right']} then {again}"),
-            ("a right answer beats a wrong one", None not in (score["right"], score["wrong"]) and score["right"] >= r.pass_score > score["wrong"],
-             f"right {score['right']}, wrong {score['wrong']}, pass at {r.pass_score}"),
+             f"the same right answer scored {right_s}, then {_score_text(again)}"),
+            ("a right answer passes and a wrong one fails",
+             None not in (score["right"], score["wrong"]) and score["right"] >= r.pass_score > score["wrong"],
+             f"the right answer scored {right_s} and the wrong one {wrong_s}; the right one must reach {r.pass_score} "
+             f"and the wrong one stay below it"),
             ("padding does not win", None not in (score["right"], score["padded"]) and score["padded"] <= score["right"],
-             f"concise {score['right']}, padded {score['padded']}"),
+             f"the concise right answer scored {right_s} and the padded one {padded_s}"),
         )
         return SelfTest(checks)
     same = judge_pair(judge, SELF_TEST_CRITERIA, q, right, right, "Paris", "self-test identical")
     versus = judge_pair(judge, SELF_TEST_CRITERIA, q, wrong, right, "Paris", "self-test right vs wrong")
     pad = judge_pair(judge, SELF_TEST_CRITERIA, q, right, padded, "Paris", "self-test padded")
     checks = (
-        ("identical answers tie", same.outcome == "tie", f"verdicts {same.orders}"),
-        ("a right answer beats a wrong one in both orders", versus.outcome == "win" and versus.consistent, f"verdicts {versus.orders}"),
-        ("a padded right answer does not beat the concise one", pad.outcome in ("tie", "loss"), f"verdicts {pad.orders}"),
+        ("identical answers tie", same.outcome == "tie", f"verdicts {_orders_text(same)}"),
+        ("a right answer beats a wrong one in both orders", versus.outcome == "win" and versus.consistent,
+         f"verdicts {_orders_text(versus)}"),
+        ("a padded right answer does not beat the concise one", pad.outcome in ("tie", "loss"), f"verdicts {_orders_text(pad)}"),
     )
     return SelfTest(checks)
+
+
+def _score_text(score: float | None) -> str:
+    return "nothing readable" if score is None else f"{score:.1f}"
+
+
+def _orders_text(v: PairVerdict) -> str:
+    """What the judge said in each order, in words."""
+    said = {"A": "answer A", "B": "answer B", "tie": "a tie", None: "nothing readable"}
+    return f"{said[v.orders[0]]}, then {said[v.orders[1]]} with the answers swapped"
 
 
 # ---- agreement with people ------------------------------------------------------------------------

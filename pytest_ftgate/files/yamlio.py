@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError, SuiteError
+from ..errors import ConfigError, SuiteError
 
 Location = tuple[Any, ...]
 MAX_YAML_BYTES = 16 * 2**20

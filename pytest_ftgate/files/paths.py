@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import SuiteError
+from ..errors import SuiteError
 
 
 def beside(directory: Path, name: str, what: str) -> Path:

@@ -22,10 +22,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from .errors import HumanEvalError
-from .human import BLIND_COLUMNS, COLUMNS, PREFERENCES, SCORE_RANGE, Key, SheetRow, read_key, unguard_cell
-from .jsonl import iter_jsonl
-from .types import Interval
+from ..errors import HumanEvalError
+from .export import BLIND_COLUMNS, COLUMNS, PREFERENCES, SCORE_RANGE, Key, SheetRow, read_key, unguard_cell
+from ..files.jsonl import iter_jsonl
+from ..types import Interval
 
 REQUIRED_COLUMNS = (*BLIND_COLUMNS, "preference", "sheet")
 VOTE = {"candidate": Fraction(1), "tie": Fraction(1, 2), "baseline": Fraction(0)}
@@ -214,7 +214,7 @@ def case_scores(ratings: list[Rating]) -> dict[tuple[str, str], Fraction]:
 
 def tie_split_wilson(score_sum: Fraction, n: int, confidence: float = 0.95) -> Interval:
     """Wilson score interval of a proportion whose successes may be fractional (ties as half)."""
-    from .stats import wilson_interval
+    from ..stats import wilson_interval
 
     if score_sum.denominator == 1:
         ci = wilson_interval(int(score_sum), n, confidence)

@@ -28,8 +28,8 @@ from random import Random
 from typing import Any
 
 from .perturb_strategies import STRATEGIES, Draw, describe_change
-from .stats import wilson_interval
-from .types import Case, Interval, content_hash
+from ..stats import wilson_interval
+from ..types import Case, Interval, content_hash
 
 INVARIANTS = ("scorers", "label_unchanged")
 

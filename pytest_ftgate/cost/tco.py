@@ -1,6 +1,6 @@
 """Total cost of ownership: cost per 1k requests, monthly cost, latency, training cost, break-even.
 
-Inputs: a pricing file (pytest_ftgate.pricing) and what the gate measured for each subject:
+Inputs: a pricing file (pytest_ftgate.cost.pricing) and what the gate measured for each subject:
 tokens in and out per request, latency, and the compute seconds each request used. How a subject
 is billed (per token, or for compute time) is its kind's own `serving_cost`.
 
@@ -19,10 +19,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from .kinds import get_kind
+from ..kinds import get_kind
 from .pricing import DAYS_PER_MONTH, Pricing, Usage, load_pricing  # noqa: F401  (re-exported)
-from .subjects import cost_model
-from .types import SubjectInfo, SuiteResult
+from ..subjects import cost_model
+from ..types import SubjectInfo, SuiteResult
 
 
 @dataclass(frozen=True)
@@ -155,10 +155,9 @@ def compute_tco(run: Any, pricing: Pricing) -> TCO:
 
 
 def evaluation_cost(usage: Any, pricing: Pricing) -> EvaluationCost:
-    """A judge's calls priced like its kind serves: per token for an endpoint; a local judge's compute is not measured."""
+    """A judge's calls priced as its subject kind bills them (`serving_cost`); where that is unknown, its reason."""
     calls = usage.calls
     per_call = Usage(calls, usage.tokens_in / calls if calls else 0, usage.tokens_out / calls if calls else 0, None)
-    cost = cost_model(usage.kind).serving_cost(SubjectInfo("candidate", usage.kind, usage.name.removeprefix("openai:"), ""), per_call, pricing)
+    cost = cost_model(usage.kind).serving_cost(SubjectInfo("judge", usage.kind, usage.name, ""), per_call, pricing)
     usd = None if cost.usd_per_request is None else cost.usd_per_request * calls
-    note = cost.note if usage.kind == "openai" or not cost.note else "a local judge: its compute time is not measured"
-    return EvaluationCost(usage.spec, calls, usage.cached, usage.tokens_in, usage.tokens_out, usd, note)
+    return EvaluationCost(usage.spec, calls, usage.cached, usage.tokens_in, usage.tokens_out, usd, cost.note)

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import PricingError
-from .yamlio import line_of, load_yaml_with_lines
+from ..errors import PricingError
+from ..files.yamlio import line_of, load_yaml_with_lines
 
 DAYS_PER_MONTH = 30.4
 HOURS_PER_MONTH = 730.0
-DEFAULT_PRICING = Path(__file__).parent / "data" / "pricing.yaml"
+DEFAULT_PRICING = Path(__file__).parent.parent / "data" / "pricing.yaml"
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,11 @@ def api_cost(pricing: Pricing, model: str, usage: Usage) -> ServingCost:
     """Per-token billing at the pricing file's `api.MODEL` prices."""
     prices = pricing.api.get(model)
     if prices is None:
-        return ServingCost.unknown(f"unpriced: add api.{model} (usd_per_1m_input, usd_per_1m_output) to {pricing.path}")
+        entry = f"api.{model}: {{usd_per_1m_input: ..., usd_per_1m_output: ...}}"
+        if pricing.path == DEFAULT_PRICING:  # never send a user to edit the installed package
+            return ServingCost.unknown(f"unpriced: write your prices with `ftgate pricing > pricing.yaml`, add {entry}, "
+                                       "and pass --ftgate-pricing=pricing.yaml (or set ini ftgate_pricing)")
+        return ServingCost.unknown(f"unpriced: add {entry} to {pricing.path}")
     per_request = ((usage.mean_tokens_in or 0) * prices[0] + (usage.mean_tokens_out or 0) * prices[1]) / 1e6
     return ServingCost(per_request, per_request * pricing.requests_per_day * DAYS_PER_MONTH)
 

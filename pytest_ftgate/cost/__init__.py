@@ -1,0 +1,1 @@
+"""Cost: pricing files and the TCO (cost per request, monthly cost, break-even)."""

@@ -1,0 +1,1 @@
+"""Reading users' files: JSONL and YAML with line numbers, paths kept beside a suite."""

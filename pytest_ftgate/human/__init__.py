@@ -1,0 +1,1 @@
+"""Blind human evaluation: export a sheet, import the ratings."""

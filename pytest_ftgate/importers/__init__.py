@@ -1,0 +1,1 @@
+"""Importers: files users hold (attack sets) turned into suites."""

@@ -1,0 +1,1 @@
+"""Scoring: the scorers registry, attack detectors, perturbations."""

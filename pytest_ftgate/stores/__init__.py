@@ -1,0 +1,1 @@
+"""Stores: the generation cache and the frozen goldens."""
