@@ -69,7 +69,7 @@ def _from_ini(option: Option, ini: Callable[[str], Any] | None) -> Any:
             return [convert(x) if convert else x for x in items]
         return convert(raw) if convert else raw
     except argparse.ArgumentTypeError as exc:
-        raise OptionError(f"ini key {option.ini} = {raw!r}: {exc}") from None
+        raise OptionError(f"ini key {option.ini}: {exc}") from None
 
 
 def build_run_config(

@@ -296,15 +296,21 @@ def test_endpoint_options_reach_the_subject_options(tmp_path, monkeypatch):
     ini = {"ftgate_openai_concurrency": "3"}
     config = build_run_config({"ftgate_openai_timeout": 2.5, "ftgate_openai_retries": 0,
                                "ftgate_openai_base_url": "http://127.0.0.1:1/v1"}, tmp_path, ini.get)
+    from pytest_ftgate.stores.cache import Cache
+    from pytest_ftgate.subjects import Resolver
+
+    def judge_url(config) -> str:
+        return Resolver(config.subject_options, Cache(None)).judge("openai:j").client.display_url
+
     options = config.subject_options
     assert (options.openai_concurrency, options.openai_timeout_s, options.openai_retries) == (3, 2.5, 0)
-    assert config.judge is None and config.judge_base_url == "http://127.0.0.1:1/v1"
+    assert config.judge is None and judge_url(config) == "http://127.0.0.1:1/v1"
     defaults = build_run_config({}, tmp_path).subject_options
     assert (defaults.openai_concurrency, defaults.openai_timeout_s, defaults.openai_retries) == (8, 120.0, 5)
     monkeypatch.setenv("FTGATE_JUDGE_BASE_URL", "http://judge/v1")
-    assert build_run_config({}, tmp_path).judge_base_url == "http://judge/v1"
-    assert build_run_config({"ftgate_judge_base_url": "http://flag/v1", "ftgate_judge": "openai:j"},
-                            tmp_path).judge_base_url == "http://flag/v1"
+    assert judge_url(build_run_config({}, tmp_path)) == "http://judge/v1"
+    assert judge_url(build_run_config({"ftgate_judge_base_url": "http://flag/v1", "ftgate_judge": "openai:j"},
+                                      tmp_path)) == "http://flag/v1"
 
 
 def test_bad_endpoint_option_values_are_usage_errors(pytester):

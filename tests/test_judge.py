@@ -13,6 +13,7 @@ import pytest
 
 from pytest_ftgate import RunConfig, load_suite, parse_threshold, run_gate
 from pytest_ftgate.errors import SuiteError
+from pytest_ftgate.types import SubjectInfo
 from pytest_ftgate.judging.protocol import (JudgeReply, ReplyToken, Rubric, TokenChoice, agreement, judge_pair, judge_rubric,
                                  neutralise, parse_score, parse_winner, rubric_messages, self_test, weighted_score)
 from tests.conftest import write
@@ -26,6 +27,7 @@ class Scripted:
     """A judge that answers from a function of the prompt, counting its calls."""
 
     name, fingerprint, concurrency, kind, form = "scripted", "scripted-1", 1, "openai", "json_schema"
+    info = SubjectInfo("judge", "openai", "scripted", "scripted-1")  # as a subject that can judge
 
     def __init__(self, answer: Callable[[list[dict[str, str]]], JudgeReply | str]):
         self.answer = answer
@@ -35,6 +37,8 @@ class Scripted:
         self.calls.append(list(messages))
         reply = self.answer(list(messages))
         return reply if isinstance(reply, JudgeReply) else JudgeReply(reply)
+
+    judge_reply = complete
 
 
 def test_the_score_is_read_from_json_else_from_the_last_verdict_in_the_text():
@@ -96,13 +100,17 @@ def _pairwise_judge(prefers: str) -> Scripted:
     return Scripted(answer)
 
 
-def test_pairwise_needs_both_orders_to_agree_else_it_is_a_tie():
+def test_pairwise_needs_both_orders_to_agree_and_a_position_driven_verdict_is_unscored():
     judge = _pairwise_judge("Paris")
     win = judge_pair(judge, "correct", "q", "Berlin", "Paris", None, "x")
     assert win.outcome == "win" and win.consistent and win.orders == ("B", "A") and len(judge.calls) == 2
     assert judge_pair(judge, "correct", "q", "Paris", "Berlin", None, "x").outcome == "loss"
-    biased = judge_pair(judge, "correct", "q", "Rome", "Madrid", None, "x")  # always A: the order decided
-    assert biased.outcome == "tie" and not biased.consistent and "order changed" in biased.note
+    biased = judge_pair(judge, "correct", "q", "Rome", "Madrid", None, "x")  # always A: the position decided
+    assert biased.outcome is None and biased.position_driven and "position bias, unscored" in biased.note
+    leaning = Scripted(lambda m: json.dumps({"reasoning": "r", "winner": "tie" if "Rome" in m[1]["content"].split("<answer_b>")[1]
+                                             else "A"}))
+    tie = judge_pair(leaning, "correct", "q", "Rome", "Madrid", None, "x")  # A (Rome) wins, then a tie: a tie
+    assert tie.outcome == "tie" and not tie.consistent and not tie.position_driven
 
 
 def test_the_self_test_passes_a_sound_judge_and_names_what_a_biased_one_fails():
@@ -126,7 +134,9 @@ def test_the_self_test_passes_a_sound_judge_and_names_what_a_biased_one_fails():
         return json.dumps({"reasoning": "r", "score": 5 if "Paris" in text and "wonderful" not in text else (3 if "Paris" in text else 1)})
     assert self_test(Scripted(scores), "rubric", Rubric("c", pass_score=4)).passed
     lenient = Scripted(lambda m: json.dumps({"reasoning": "r", "score": 5}))
-    assert any("right answer beats a wrong one" in f for f in self_test(lenient, "rubric", Rubric("c", pass_score=4)).failures)
+    failures = self_test(lenient, "rubric", Rubric("c", pass_score=4)).failures
+    assert failures == ["a right answer passes and a wrong one fails (the right answer scored 5.0 and the wrong one 5.0; "
+                        "the right one must reach 4 and the wrong one stay below it)"]
 
 
 def test_agreement_is_cohens_kappa():
@@ -173,10 +183,9 @@ def _fair_rubric(messages):
 
 
 def gate_with(tmp_path: Path, judge: Scripted, monkeypatch, suite: Path) -> Any:
-    import pytest_ftgate.judging.judges as judges
-    from pytest_ftgate.judging.judges import CachedJudge
+    from pytest_ftgate.subjects import Resolver
 
-    monkeypatch.setattr(judges, "build_judge", lambda spec, **kw: CachedJudge(judge, kw["cache"], spec))
+    monkeypatch.setattr(Resolver, "judge", lambda self, spec: judge)
     config = RunConfig(candidate=str(tmp_path / "cand.jsonl"), baseline=str(tmp_path / "base.jsonl"),
                        cache_dir=tmp_path / "cache", progress=False)
     return run_gate([load_suite(suite)], config)
@@ -211,7 +220,7 @@ def test_a_judge_that_fails_its_self_test_is_never_used(tmp_path, monkeypatch):
     suite = judge_project(tmp_path, "rubric", "{min_pass_rate: 0.5}")
     run = gate_with(tmp_path, Scripted(lambda m: json.dumps({"reasoning": "r", "score": 5})), monkeypatch, suite)
     assert run.verdict == "error"
-    assert "failed its self-test: a right answer beats a wrong one" in run.decisions[0].summary
+    assert "failed its self-test: a right answer passes and a wrong one fails" in run.decisions[0].summary
     # a suite that could not run shows no pass rate, in its row or as the TCO's quality
     from pytest_ftgate.report.view import build_view
 
@@ -269,12 +278,12 @@ def test_bad_judge_suites_name_the_line(tmp_path, yaml, needle):
 def test_a_local_judge_reads_its_own_logits_and_fails_closed_when_it_cannot_judge(tmp_path, tiny_base):
     """A tiny random model as the judge: its log-probabilities come from its logits, and its replies,
     which are not verdicts, leave every case unscored: the suite errors, nothing passes."""
-    from pytest_ftgate.stores.cache import Cache
     from pytest_ftgate.config import SubjectOptions
-    from pytest_ftgate.judging.judges import build_judge
-    from pytest_ftgate.subjects import resolve_subjects
+    from pytest_ftgate.judging.service import CachedJudge
+    from pytest_ftgate.stores.cache import Cache
+    from pytest_ftgate.subjects import Resolver, resolve_subjects
 
-    judge = build_judge(str(tiny_base), base_url=None, options=SubjectOptions(), cache=Cache(None))
+    judge = CachedJudge(Resolver(SubjectOptions(), Cache(None)).judge(str(tiny_base)), Cache(None), str(tiny_base))
     reply = judge.complete([{"role": "user", "content": "Score this: 4"}], schema={}, max_tokens=6, where="test")
     assert reply.form == "prompt" and 0 < len(reply.tokens) <= 6 and reply.tokens_out == len(reply.tokens)
     for token in reply.tokens:
@@ -297,3 +306,45 @@ def test_a_local_judge_reads_its_own_logits_and_fails_closed_when_it_cannot_judg
     assert (run.verdict == "error") == (len(unscored) > 0.05 * 8), run.decisions
     if unscored:
         assert all("after one retry" in r.scores[0].detail for r in unscored)
+
+
+def test_a_judge_on_the_baselines_model_loads_the_weights_once(tiny_base, tiny_adapter, monkeypatch):
+    """Candidate, baseline and judge resolve through one resolver: the judge named by the base's
+    directory is the baseline's own engine (the adapter switched off), not a second load."""
+    from transformers import AutoModelForCausalLM
+
+    from pytest_ftgate.config import SubjectOptions
+    from pytest_ftgate.stores.cache import Cache
+    from pytest_ftgate.subjects import Resolver
+
+    loads = []
+    original = AutoModelForCausalLM.from_pretrained.__func__
+
+    def counting(cls, *args, **kwargs):
+        loads.append(args[0])
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", classmethod(counting))
+    resolver = Resolver(SubjectOptions(), Cache(None))
+    baseline, candidate = resolver.pair(str(tiny_adapter), None)
+    judge = resolver.judge(str(tiny_base))
+    assert judge.engine is baseline.engine is candidate.engine and not judge.adapter_enabled
+    baseline.generate("Hello", max_new_tokens=2)
+    judge.judge_reply([{"role": "user", "content": "Score this: 4"}], schema={}, max_tokens=2, where="test")
+    candidate.generate("Hello", max_new_tokens=2)
+    assert len(loads) == 1, loads
+    assert judge.info.role == "judge"
+
+
+def test_a_judge_spec_that_cannot_judge_names_the_judge_option(tmp_path):
+    from pytest_ftgate.config import SubjectOptions
+    from pytest_ftgate.errors import SubjectError
+    from pytest_ftgate.stores.cache import Cache
+    from pytest_ftgate.subjects import Resolver
+
+    resolver = Resolver(SubjectOptions(), Cache(None))
+    with pytest.raises(SubjectError, match=r"--ftgate-judge '\./nope': no such directory"):
+        resolver.judge("./nope")
+    outputs = write(tmp_path / "o.jsonl", '{"id": "a", "output": "x"}\n')
+    with pytest.raises(SubjectError, match=r"--ftgate-judge=.*o\.jsonl: a outputs subject cannot judge.*hf, openai"):
+        resolver.judge(str(outputs))

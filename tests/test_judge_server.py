@@ -12,7 +12,7 @@ import pytest
 
 from pytest_ftgate.errors import EXIT_GATE_ERROR
 from pytest_ftgate.judging.protocol import weighted_score
-from pytest_ftgate.judging.judges import _decode
+from pytest_ftgate.judging.service import decode
 from tests.fault_proxy import Fault, FaultProxy
 
 CASES = [
@@ -62,7 +62,7 @@ def chats(proxy: FaultProxy) -> list[dict[str, Any]]:
 
 def cached_replies(pytester: pytest.Pytester) -> list[Any]:
     with sqlite3.connect(pytester.path / ".ftgate/cache/cache-v2.sqlite") as db:
-        return [_decode(text) for (text,) in db.execute("SELECT text FROM outputs WHERE fingerprint LIKE '%'")
+        return [decode(text) for (text,) in db.execute("SELECT text FROM outputs WHERE fingerprint LIKE '%'")
                 if text.startswith('{"text"')]
 
 
@@ -123,7 +123,8 @@ def test_pairwise_sends_both_orders(pytester, proxy):
     s = report(pytester)["suites"][0]
     figures = s["decisions"][0]["figures"]
     assert figures["wins"] + figures["ties"] + figures["losses"] + figures["unscored"] == 3
-    assert s["state"]["inconsistent"] <= figures["ties"]  # an order-dependent verdict is a tie
+    # a verdict the order changed is a tie, unless each order named the answer in one position (unscored)
+    assert s["state"]["inconsistent"] - s["state"]["position_driven"] <= figures["ties"]
 
 
 def test_replies_that_cannot_be_read_are_asked_again_then_unscored_never_passed(pytester, proxy):
@@ -144,12 +145,14 @@ def test_replies_that_cannot_be_read_are_asked_again_then_unscored_never_passed(
 
 def test_the_self_test_decides_whether_the_judge_is_used(pytester, proxy, server):
     """Whether SmolLM2 passes depends on the machine; what follows from it does not."""
-    from pytest_ftgate.stores.cache import Cache
     from pytest_ftgate.config import SubjectOptions
     from pytest_ftgate.judging.protocol import Rubric, self_test
-    from pytest_ftgate.judging.judges import build_judge
+    from pytest_ftgate.judging.service import CachedJudge
+    from pytest_ftgate.stores.cache import Cache
+    from pytest_ftgate.subjects import Resolver
 
-    judge = build_judge("openai:smollm2", base_url=server, options=SubjectOptions(), cache=Cache(None))
+    subject = Resolver(SubjectOptions(judge_base_url=server), Cache(None)).judge("openai:smollm2")
+    judge = CachedJudge(subject, Cache(None), "openai:smollm2")
     expected = self_test(judge, "rubric", Rubric("The answer is correct.", pass_score=4))
     project(pytester, "rubric", "{min_pass_rate: 0.0, not_below_baseline: false}", self_test="true")
     result = gate(pytester, proxy)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..kinds import get_kind
@@ -40,6 +40,7 @@ class SubjectCost:
     throughput_rps: float | None
     usd_per_1k: float | None  # None: unknown, see note
     usd_per_month: float | None
+    usd_per_1k_iqr: tuple[float, float] | None  # at the quartiles of the measured compute times; None: not timed
     training_usd: float
     quality: float | None
     note: str = ""  # why the serving cost is unknown, and the fix
@@ -96,13 +97,22 @@ def subject_cost(info: SubjectInfo, results: list[SuiteResult], pricing: Pricing
     latencies = [o.latency_s for o in timed]
     compute_s = [o.latency_s / max(1, o.batch_size) for o in timed]
     batch = Counter(o.batch_size for o in timed).most_common(1)[0][0] if timed else None
+    # The median compute time, not the mean: one batch slowed by another job on the machine moves it least.
+    median = _percentile(compute_s, 0.5)
     usage = Usage(
         requests=len(outputs),
         mean_tokens_in=sum(t_in) / len(t_in) if t_in else None,
         mean_tokens_out=sum(t_out) / len(t_out) if t_out else None,
-        throughput_rps=len(compute_s) / sum(compute_s) if compute_s and sum(compute_s) > 0 else None,
+        throughput_rps=1 / median if median else None,
     )
-    cost = cost_model(info.kind).serving_cost(info, usage, pricing)
+    model = cost_model(info.kind)
+    cost = model.serving_cost(info, usage, pricing)
+    iqr = None
+    if cost.usd_per_request is not None and len(compute_s) >= 2:
+        quartiles = [model.serving_cost(info, replace(usage, throughput_rps=1 / q), pricing).usd_per_request
+                     for q in (_percentile(compute_s, 0.25), _percentile(compute_s, 0.75)) if q]
+        if len(quartiles) == 2 and None not in quartiles:
+            iqr = (min(quartiles) * 1000, max(quartiles) * 1000)
     training = 0.0
     if info.role == "candidate" and info.training is not None:
         t = info.training
@@ -113,7 +123,7 @@ def subject_cost(info: SubjectInfo, results: list[SuiteResult], pricing: Pricing
         p95_latency_s=_percentile(latencies, 0.95), p50_compute_s=_percentile(compute_s, 0.5),
         batch_size=batch if batch and batch > 1 else None, throughput_rps=usage.throughput_rps,
         usd_per_1k=None if cost.usd_per_request is None else cost.usd_per_request * 1000,
-        usd_per_month=cost.usd_per_month, training_usd=training, quality=quality, note=cost.note,
+        usd_per_month=cost.usd_per_month, usd_per_1k_iqr=iqr, training_usd=training, quality=quality, note=cost.note,
     )
 
 
@@ -151,7 +161,22 @@ def compute_tco(run: Any, pricing: Pricing) -> TCO:
                     else "at once: the candidate costs less to serve and no training cost is recorded")
         else:
             note = "never: the candidate costs as much or more to serve"
+        if base.priced and cand.priced and (noise := _too_noisy(base, cand)):
+            note += f"; {noise}"
     return TCO(pricing, tuple(subjects), break_even, note, label, tuple(evaluation_cost(u, pricing) for u in run.evaluation))
+
+
+def _too_noisy(base: SubjectCost, cand: SubjectCost) -> str:
+    """Why the two costs cannot be told apart, or '': their interquartile ranges overlap while the point
+    estimates differ by less than the ranges are wide (timings that swing with the machine's load)."""
+    if base.usd_per_1k_iqr is None or cand.usd_per_1k_iqr is None:
+        return ""
+    (b_lo, b_hi), (c_lo, c_hi) = base.usd_per_1k_iqr, cand.usd_per_1k_iqr
+    if b_hi < c_lo or c_hi < b_lo:
+        return ""
+    return (f"too noisy to decide on: the costs per 1k requests overlap across the timings' quartiles (baseline "
+            f"${b_lo:.4g}–${b_hi:.4g}, candidate ${c_lo:.4g}–${c_hi:.4g}); measure on an idle machine, or set "
+            "serving.requests_per_second in your pricing file")
 
 
 def evaluation_cost(usage: Any, pricing: Pricing) -> EvaluationCost:

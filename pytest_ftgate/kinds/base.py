@@ -83,6 +83,14 @@ class Scored:
 
 
 @dataclass(frozen=True)
+class ReportSection:
+    """What a kind adds to the reports of one suite: lines beside its row, and data for report.json."""
+
+    lines: tuple[str, ...] = ()
+    data: Any = None
+
+
+@dataclass(frozen=True)
 class Criterion:
     """One gate criterion: one pytest item, one decision."""
 
@@ -124,6 +132,7 @@ class SuiteKind:
                      generates; raises an FtgateError that says what is missing
     allowed_unscored the share of unscored cases a suite tolerates (never passed); above it, an error
     headline         the suite's row in the reports
+    report           the kind's own section of the suite's report: lines and JSON data
     quality          whether the suite's pass rate is the "quality" of the TCO table
     """
 
@@ -140,6 +149,7 @@ class SuiteKind:
     summary: Callable[[Suite, SuiteResult, SuiteResult | None], Any] | None = None
     score: Callable[[ScoringContext], Scored] | None = None
     preflight: Callable[[Suite, Any], None] | None = None
+    report: Callable[[Any], ReportSection] | None = None
     allowed_unscored: Callable[[Suite], float] | None = None
     quality: bool = False
     requires_scorers: bool = True

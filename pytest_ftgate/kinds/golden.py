@@ -20,6 +20,7 @@ from .base import (
     DecisionContext,
     GateKey,
     Headline,
+    ReportSection,
     SuiteKey,
     SuiteKind,
     baseline_only,
@@ -175,6 +176,11 @@ def headline(outcome: Any) -> Headline:
     return Headline("baseline passes", base.pass_rate, None, wilson_interval(base.n_passed, base.n))
 
 
+def report(outcome: Any) -> ReportSection:
+    """The golden file the run used (or wrote), for report.json."""
+    return ReportSection((), outcome.state.to_json() if outcome.state is not None else None)
+
+
 GOLDEN = register_kind(SuiteKind(
     name="golden",
     description="golden regressions: cases the baseline gets right, frozen; the candidate may lose at most a few",
@@ -186,6 +192,7 @@ GOLDEN = register_kind(SuiteKind(
     main_key="max_regression",
     criteria=lambda gate, suite: (Criterion("regressions", decide_regressions),),
     headline=headline,
+    report=report,
     suite_keys=(SuiteKey("goldens", _goldens_file, "golden file beside the suite (default NAME.goldens.json)"),),
     prepare=prepare,
 ))

@@ -30,8 +30,8 @@ from ..errors import JudgeRefused, OptionError
 from ..human.ratings import output_digest, read_labels
 from ..judging.protocol import Agreement, PairVerdict, Rubric, RubricVerdict, SelfTest, agreement, judge_pair, judge_rubric, self_test
 from ..types import CaseResult, GateDecision, Interval, Score, SuiteResult
-from .base import (Criterion, DecisionContext, GateKey, Headline, Scored, ScoringContext, SuiteKey, SuiteKind, boolean,
-                   fraction, pct, rate_headline, register_kind)
+from .base import (Criterion, DecisionContext, GateKey, Headline, ReportSection, Scored, ScoringContext, SuiteKey,
+                   SuiteKind, boolean, fraction, pct, rate_headline, register_kind)
 from .task import rate_and_baseline_criteria
 
 JUDGE_KEYS = ("mode", "criteria", "steps", "scale", "pass_score", "model", "max_unscored", "self_test", "min_kappa")
@@ -346,6 +346,14 @@ def headline(outcome: Any) -> Headline:
     return Headline("win rate vs baseline", None, figures["rate"], Interval(*figures["wilson"], "wilson"))
 
 
+def report(outcome: Any) -> ReportSection:
+    """How the judge judged: its reply form, self-test, weighting, position consistency, agreement."""
+    state = outcome.state
+    if not isinstance(state, JudgeState):  # the judge was refused: its reason is the criteria's error
+        return ReportSection()
+    return ReportSection(tuple(state.notes()), state.to_json())
+
+
 JUDGE = register_kind(SuiteKind(
     name="judge",
     description="an LLM judge: rubric scores or pairwise wins against the baseline",
@@ -357,6 +365,7 @@ JUDGE = register_kind(SuiteKind(
     main_key=lambda suite: "min_win_rate" if suite.options["judge"].mode == "pairwise" else "min_pass_rate",
     criteria=criteria,
     headline=headline,
+    report=report,
     suite_keys=(SuiteKey("judge", parse_spec, "mode, criteria, steps, scale, pass_score, model, max_unscored, self_test, min_kappa"),),
     case_keys=("human",),
     check=check,

@@ -113,7 +113,6 @@ def render_html(view: ReportView) -> str:
     env.filters.update(pct=pct, money=money, seconds=seconds)
     return env.get_template("report.html.j2").render(
         view=view,
-        run=view.run,
         mark=STATUS_MARK,
         delta_text=delta_text,
         interval_text=interval_text,

@@ -15,6 +15,7 @@ def to_markdown(view: ReportView, max_flips: int = 50) -> str:
         c = view.candidate
         out.append(f"- candidate: `{c.name}` ({c.kind}, `{c.fingerprint[:12]}`)")
     out.append(f"- suites: {', '.join(f'`{f}`' for f in view.suite_files)}")
+    out.extend(f"- ⚠️ **note**: {n}" for n in view.notices)
     if view.not_run:
         out.append(f"- **not run** (deselected): {', '.join(f'`{n}`' for n in view.not_run)}")
     out += ["", "| suite | kind | measure | baseline | candidate | Δ | 95% CI (Wilson) | decision |",
@@ -25,7 +26,7 @@ def to_markdown(view: ReportView, max_flips: int = 50) -> str:
     out.append("")
     for d in view.details:
         for dec in d.decisions:
-            out.append(f"- **{d.outcome.suite.name}::{dec.criterion}** {STATUS_MARK[dec.status]}: {dec.summary}")
+            out.append(f"- **{d.suite}::{dec.criterion}** {STATUS_MARK[dec.status]}: {dec.summary}")
             out.extend(f"  - ⚠️ {w}" for w in dec.warnings)
         out.extend(f"  - {x}" for x in d.notes)
     for t in view.classes:
@@ -38,7 +39,7 @@ def to_markdown(view: ReportView, max_flips: int = 50) -> str:
     for d in view.details:
         if not d.flips:
             continue
-        out += ["", f"<details><summary>{len(d.flips)} flipped case(s) in {d.outcome.suite.name}</summary>", ""]
+        out += ["", f"<details><summary>{len(d.flips)} flipped case(s) in {d.suite}</summary>", ""]
         out += ["| case | flip | baseline | candidate |", "|---|---|---|---|"]
         for f in d.flips[:max_flips]:
             arrow = "pass→fail" if f.direction == "regression" else "fail→pass"
@@ -86,6 +87,8 @@ def _cost(view: ReportView) -> str:
                     f"{seconds(s.p50_latency_s)} | {seconds(s.p95_latency_s)} | {seconds(s.p50_compute_s)} | {toks} | "
                     f"{money(s.training_usd)} |")
     rows += [f"\n{s.role}: {s.note}" for s in view.cost.rows if s.note]
+    rows += [f"\n{s.role}: {money(s.usd_per_1k_iqr[0])}–{money(s.usd_per_1k_iqr[1])} per 1k requests at the quartiles of its "
+             "measured compute times" for s in view.cost.rows if s.usd_per_1k_iqr is not None]
     if len(view.cost.rows) == 2:
         rows += ["", f"Break-even: **{tco.break_even_note}**"]
     for e in tco.evaluation:

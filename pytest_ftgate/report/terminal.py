@@ -11,6 +11,7 @@ def terminal_lines(view: ReportView, verbose: int = 0, max_flips: int = 10) -> l
     if view.candidate:
         c = view.candidate
         lines.append(f"candidate: {c.name} [{c.kind} {c.fingerprint[:12]}]")
+    lines.extend(f"NOTE: {n}" for n in view.notices)
     header = f"{'suite':<22} {'kind':<11} {'measure':<18} {'baseline':>9} {'candidate':>9} {'delta':>8} {'95% CI':>13}  decision"
     lines += [header, "-" * len(header)]
     for r in view.rows:
@@ -19,7 +20,7 @@ def terminal_lines(view: ReportView, verbose: int = 0, max_flips: int = 10) -> l
             f"{delta_text(r):>8} {interval_text(r):>13}  {STATUS_MARK[r.decision]}"
         )
     for d in view.details:
-        name = d.outcome.suite.name
+        name = d.suite
         for dec in d.decisions:
             lines.append(f"  {name}::{dec.criterion}: {STATUS_MARK[dec.status]} {dec.summary}")
             lines.extend(f"    warning: {w}" for w in dec.warnings)
@@ -27,7 +28,7 @@ def terminal_lines(view: ReportView, verbose: int = 0, max_flips: int = 10) -> l
     for name in view.not_run:
         lines.append(f"  {name}: NOT RUN (deselected)")
     for d in view.details:
-        name = d.outcome.suite.name
+        name = d.suite
         if d.flips:
             shown = d.flips if verbose > 0 else d.flips[:max_flips]
             lines.append(f"flipped cases in {name} ({len(d.flips)}):")
@@ -41,8 +42,7 @@ def terminal_lines(view: ReportView, verbose: int = 0, max_flips: int = 10) -> l
             if len(shown) < len(d.flips):
                 lines.append(f"  … {len(d.flips) - len(shown)} more (use -v, or see report.md)")
         elif d.baseline_failures:
-            n = d.outcome.baseline.n
-            lines.append(f"baseline fails {len(d.baseline_failures)}/{n} in {name}:")
+            lines.append(f"baseline fails {len(d.baseline_failures)}/{d.n} in {name}:")
             for case_id, text, why in d.baseline_failures if verbose > 0 else d.baseline_failures[:max_flips]:
                 lines.append(f"  {case_id}: {clip(text, 70)} ({clip(why, 60)})")
         if d.perturbation is not None:
@@ -88,6 +88,10 @@ def cost_lines(view: ReportView) -> list[str]:
         f"{'subject':<10} {'$/1k req':>9} {'$/month':>10} {'quality':>8} {'p50 lat':>9} {'p95 lat':>9} {'compute':>9} "
         f"{'tok in':>7} {'tok out':>7} {'training':>9}",
     ]
+    for s in view.cost.rows:
+        if s.usd_per_1k_iqr is not None:
+            lines.append(f"  {s.role}: {money(s.usd_per_1k_iqr[0])}–{money(s.usd_per_1k_iqr[1])} per 1k at the "
+                         "quartiles of its measured compute times")
     for s in view.cost.rows:
         tin = "—" if s.mean_tokens_in is None else f"{s.mean_tokens_in:.0f}"
         tout = "—" if s.mean_tokens_out is None else f"{s.mean_tokens_out:.0f}"

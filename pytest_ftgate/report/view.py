@@ -1,14 +1,15 @@
 """What a report says, computed once from a GateRun: the renderers (terminal, Markdown, HTML, JSON)
-only format this view."""
+receive only this view and only format it. A suite kind adds its own section (`SuiteKind.report`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
+from ..cost.tco import TCO, SubjectCost
 from ..kinds import get_kind
 from ..runner import GateRun, SuiteOutcome
 from ..stats import per_class_prf
-from ..cost.tco import TCO, SubjectCost
 from ..types import CaseResult, Flip, GateDecision, Interval, SubjectInfo
 
 STATUS_MARK = {"passed": "PASS", "blocked": "BLOCK", "inconclusive": "INCONCLUSIVE", "skipped": "SKIP", "error": "ERROR"}
@@ -91,6 +92,7 @@ class CostView:
     rows: tuple[SubjectCost, ...]
     latency_label: str  # what the latency columns mean at the batch size used
     curve: dict[str, list[tuple[float, float]]]  # role -> (requests in millions, cumulative USD)
+    noisy: str = ""  # why the cost figures are too noisy to decide on ('' when they are not)
 
 
 @dataclass(frozen=True)
@@ -138,20 +140,66 @@ class PerturbView:
 
 
 @dataclass(frozen=True)
+class CaseOutcome:
+    """One case as one subject answered it."""
+
+    output: str
+    passed: bool | None
+    value: float | None
+    scores: tuple[dict[str, Any], ...]
+    tokens_in: int | None
+    tokens_out: int | None
+    latency_s: float | None
+    batch_size: int
+    cached: bool
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    id: str
+    input: str
+    expected: Any
+    tags: tuple[str, ...]
+    baseline: CaseOutcome
+    candidate: CaseOutcome | None
+
+
+@dataclass(frozen=True)
+class SubjectTotals:
+    n: int
+    passed: int
+    mean_tokens_in: float | None
+    mean_tokens_out: float | None
+
+
+@dataclass(frozen=True)
 class SuiteDetail:
     """Everything about one suite the reports show beside its row."""
 
-    outcome: SuiteOutcome
+    suite: str
+    kind: str
+    path: str
+    suite_hash: str
+    gate: dict[str, Any]
     decisions: tuple[GateDecision, ...]
-    notes: tuple[str, ...]  # tokens per request, mean score delta
+    notes: tuple[str, ...]  # tokens per request, the kind's own lines, mean score delta
     flips: tuple[FlipRow, ...]
     baseline_failures: tuple[tuple[str, str, str], ...]  # red phase: (case id, output, why)
+    baseline: SubjectTotals
+    candidate: SubjectTotals | None
+    cases: tuple[CaseRow, ...] = ()
+    comparison: dict[str, Any] | None = None  # the paired figures: flip table, rates, intervals, McNemar
+    per_class: dict[str, dict[str, dict[str, float]]] | None = None  # role -> label -> precision/recall/f1/support
+    kind_data: Any = None  # what the suite's kind records about this run (its report section's data)
     perturbation: PerturbView | None = None
+
+    @property
+    def n(self) -> int:
+        return self.baseline.n
 
 
 @dataclass(frozen=True)
 class ReportView:
-    run: GateRun
     verdict: str
     verdict_text: str
     baseline: SubjectInfo
@@ -162,6 +210,9 @@ class ReportView:
     classes: tuple[ClassTable, ...]
     cost: CostView | None
     not_run: tuple[str, ...]
+    info: dict[str, Any] = field(default_factory=dict)  # provenance: when, where, versions, options
+    notices: tuple[str, ...] = ()  # said at the top of every report (e.g. the same weights on both sides)
+    unchecked: tuple[str, ...] = ()  # criteria that ran but checked nothing
     latency: dict[str, list[float]] = field(default_factory=dict)  # role -> compute seconds per request
 
     @property
@@ -177,9 +228,19 @@ def build_view(run: GateRun) -> ReportView:
     verdict = run.verdict
     text = VERDICT_TEXT[verdict]
     if verdict == "partial":
-        text += f" ({len(run.not_run)} criteria not run: {', '.join(run.not_run[:8])}{' …' if len(run.not_run) > 8 else ''})"
+        parts = []
+        if run.not_run:
+            parts.append(f"{len(run.not_run)} criteria not run: {', '.join(run.not_run[:8])}{' …' if len(run.not_run) > 8 else ''}")
+        if run.unchecked:
+            parts.append(f"{len(run.unchecked)} criteria checked nothing: {', '.join(run.unchecked[:8])}")
+        text += f" ({'; '.join(parts)})" if parts else ""
+    cost = _cost(run.tco) if run.tco is not None else None
+    notices = list(run.notices)
+    if "rerun_check" in run.info:
+        r = run.info["rerun_check"]
+        notices.append(f"rerun check: {r['cases']} greedy case(s) of {r['subject']} generated twice, uncached: "
+                       f"{r['differing']} differed (the serving stack is deterministic on them)")
     return ReportView(
-        run=run,
         verdict=verdict,
         verdict_text=text,
         baseline=run.baseline,
@@ -188,8 +249,11 @@ def build_view(run: GateRun) -> ReportView:
         rows=tuple(_row(o) for o in run.outcomes),
         details=tuple(_detail(o) for o in run.outcomes),
         classes=tuple(t for o in run.outcomes if (t := _classes(o)) is not None),
-        cost=_cost(run.tco) if run.tco is not None else None,
+        cost=cost,
         not_run=run.not_run,
+        info=run.info,
+        notices=tuple(notices),
+        unchecked=tuple(run.unchecked),
         latency=_latency(run),
     )
 
@@ -206,21 +270,65 @@ def _row(o: SuiteOutcome) -> SuiteRow:
                     head.delta, head.interval, head.lower_is_better, decision, o.baseline.n)
 
 
+def _case_outcome(r: CaseResult) -> CaseOutcome:
+    o = r.output
+    return CaseOutcome(o.text, r.passed, r.value, tuple(asdict(s) for s in r.scores), o.tokens_in, o.tokens_out,
+                       o.latency_s, o.batch_size, o.cached)
+
+
+def _totals(results: tuple[CaseResult, ...], n: int, passed: int) -> SubjectTotals:
+    t_in, t_out = mean_tokens(results)
+    return SubjectTotals(n, passed, t_in, t_out)
+
+
+def _comparison(o: SuiteOutcome) -> dict[str, Any] | None:
+    c = o.comparison
+    if c is None:
+        return None
+    return {
+        "n": c.n, "both_pass": c.both_pass, "both_fail": c.both_fail,
+        "pass_to_fail": len(c.regressions), "fail_to_pass": len(c.fixes),
+        "baseline_rate": c.baseline_rate, "candidate_rate": c.candidate_rate,
+        "baseline_wilson": [c.baseline_interval.low, c.baseline_interval.high],
+        "candidate_wilson": [c.candidate_interval.low, c.candidate_interval.high],
+        "mcnemar_p": c.mcnemar_p, "mean_value_delta": c.mean_value_delta,
+        "value_delta_interval": None if c.value_delta_interval is None else asdict(c.value_delta_interval),
+    }
+
+
 def _detail(o: SuiteOutcome) -> SuiteDetail:
     flips: list[Flip] = list(o.comparison.regressions) + list(o.comparison.fixes) if o.comparison else []
     failing = ()
     if o.candidate is None:
         failing = tuple((r.case.id, r.output.text, r.failure_detail) for r in o.baseline.results if not r.passed)
+    kind = get_kind(o.suite.kind)
+    section = kind.report(o) if kind.report is not None else None
+    cand_by_id = {r.case.id: r for r in o.candidate.results} if o.candidate else {}
+    cases = tuple(
+        CaseRow(r.case.id, r.case.messages[-1]["content"], r.case.expected, tuple(r.case.tags), _case_outcome(r),
+                _case_outcome(cand_by_id[r.case.id]) if r.case.id in cand_by_id else None)
+        for r in o.baseline.results
+    )
     return SuiteDetail(
-        outcome=o,
+        suite=o.suite.name,
+        kind=o.suite.kind,
+        path=str(o.suite.path),
+        suite_hash=o.suite.hash,
+        gate=dict(o.gate),
         decisions=o.decisions,
-        notes=tuple(_notes(o)),
+        notes=tuple(_notes(o, section.lines if section is not None else ())),
         flips=tuple(
             FlipRow(o.suite.name, f.case.id, f.direction, f.case.messages[-1]["content"], f.baseline.output.text,
                     f.candidate.output.text, f.candidate.failure_detail or f.baseline.failure_detail)
             for f in flips
         ),
         baseline_failures=failing,
+        baseline=_totals(o.baseline.results, o.baseline.n, o.baseline.n_passed),
+        candidate=None if o.candidate is None else _totals(o.candidate.results, o.candidate.n, o.candidate.n_passed),
+        cases=cases,
+        comparison=_comparison(o),
+        per_class=class_stats(o) if o.suite.labels else None,
+        kind_data=section.data if section is not None else None,
         perturbation=_perturbation(o),
     )
 
@@ -245,8 +353,8 @@ def mean_tokens(results: tuple[CaseResult, ...]) -> tuple[float | None, float | 
     return (sum(ins) / len(ins) if ins else None, sum(outs) / len(outs) if outs else None)
 
 
-def _notes(o: SuiteOutcome) -> list[str]:
-    """Tokens each subject really sends, and the paired score delta for continuous scorers."""
+def _notes(o: SuiteOutcome, kind_lines: tuple[str, ...]) -> list[str]:
+    """Tokens each subject really sends, the kind's own lines, and the paired delta of a continuous score."""
     out, parts = [], []
     for role, res in (("baseline", o.baseline), ("candidate", o.candidate)):
         if res is not None:
@@ -255,16 +363,21 @@ def _notes(o: SuiteOutcome) -> list[str]:
                 parts.append(f"{role} {t_in:.0f} in / {t_out or 0:.0f} out")
     if parts:
         out.append("tokens per request: " + ", ".join(parts))
-    if hasattr(o.state, "notes"):  # what the kind's own state has to say (e.g. how a judge judged)
-        out.extend(o.state.notes())
+    out.extend(kind_lines)
     c = o.comparison
+    valued = {s.scorer for r in o.baseline.results for s in r.scores if s.value is not None}
     continuous = any(s.value not in (None, 0.0, 1.0) for r in o.baseline.results for s in r.scores)
-    if c is not None and continuous and c.mean_value_delta is not None:
+    # A mean over scorers on different scales (a 0/1 canary and a word count) means nothing: only one scorer's
+    if c is not None and continuous and len(valued) == 1 and c.mean_value_delta is not None:
+        scorer = next(iter(valued))
+        lower = any(x.name == scorer and not x.higher_is_better for x in o.suite.scorers)
+        better = " (lower is better)" if lower else ""
         if c.n >= MIN_BOOTSTRAP_N and c.value_delta_interval is not None:
             iv = c.value_delta_interval
-            out.append(f"mean score delta {c.mean_value_delta:+.3f} (95% paired {iv.method} {iv.low:+.3f} to {iv.high:+.3f})")
+            out.append(f"mean {scorer} delta {c.mean_value_delta:+.3f}{better} (95% paired {iv.method} {iv.low:+.3f} to "
+                       f"{iv.high:+.3f})")
         else:
-            out.append(f"mean score delta {c.mean_value_delta:+.3f} (n={c.n}: too few cases for an interval)")
+            out.append(f"mean {scorer} delta {c.mean_value_delta:+.3f}{better} (n={c.n}: too few cases for an interval)")
     return out
 
 
@@ -303,7 +416,8 @@ def _cost(tco: TCO) -> CostView:
     per_day = tco.pricing.requests_per_day
     horizon = 365 if tco.break_even_days is None else max(30, min(3650, int(tco.break_even_days * 2) + 1))
     curve = {role: [(d * per_day / 1e6, cost) for d, cost in enumerate(values)] for role, values in tco.curve(horizon).items()}
-    return CostView(tco, tco.subjects, latency, curve)
+    noisy = tco.break_even_note.partition("; ")[2] if "too noisy" in tco.break_even_note else ""
+    return CostView(tco, tco.subjects, latency, curve, noisy)
 
 
 def _latency(run: GateRun) -> dict[str, list[float]]:

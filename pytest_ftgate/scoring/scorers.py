@@ -34,6 +34,8 @@ class Scorer:
     needs_expected: bool = False
     # Scorers that read their suite (a canary, the system prompt) are bound to it once it has loaded.
     bind: Callable[[SuiteContext], Scorer] | None = None
+    # Whether a larger `value` is better (False for perplexity and a leaked word run): reports say which.
+    higher_is_better: bool = True
 
     def __call__(self, case: Case, output: Any) -> Score:
         return self.fn(case, output)
@@ -317,7 +319,8 @@ def _leak(args: Any, suite_dir: Path) -> Scorer:
     limit = opts.get("max_ngram", 6)
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 2:
         raise ValueError(f"leak max_ngram must be an integer of 2 words or more (default 6), got {limit!r}")
-    return Scorer("leak", _unbound("leak"), bind=lambda ctx: Scorer("leak", leak_scorer(limit, ctx.system_prompts, ctx.cases)))
+    return Scorer("leak", _unbound("leak"), higher_is_better=False,
+                  bind=lambda ctx: Scorer("leak", leak_scorer(limit, ctx.system_prompts, ctx.cases), higher_is_better=False))
 
 
 @register_scorer("length")
@@ -423,4 +426,4 @@ def _perplexity(args: Any, suite_dir: Path) -> Scorer:
         ok = ppl <= ceiling
         return Score(ok, float(ppl), "" if ok else f"perplexity {ppl:.2f} > {ceiling}", "perplexity")
 
-    return Scorer("perplexity", score, needs_perplexity=True, needs_expected=True)
+    return Scorer("perplexity", score, needs_perplexity=True, needs_expected=True, higher_is_better=False)
