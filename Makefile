@@ -39,7 +39,7 @@ $(TSTAMP): $(STAMP)
 install: $(STAMP)
 
 demo: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) -m fixtures.demo
+	HF_HUB_OFFLINE=1 $(PY) -m training.demo
 
 test: $(TSTAMP)
 	HF_HUB_OFFLINE=1 FTGATE_REQUIRE_SERVER=1 $(VENV)/bin/pytest tests -p no:cacheprovider -q

@@ -14,6 +14,7 @@ from importlib import metadata
 
 GROUPS = ("ftgate.scorers", "ftgate.kinds", "ftgate.subjects")
 _loaded: set[str] = set()
+_failed: dict[str, Exception] = {}
 
 
 def entry_points(group: str) -> list[metadata.EntryPoint]:
@@ -21,7 +22,10 @@ def entry_points(group: str) -> list[metadata.EntryPoint]:
 
 
 def load_group(group: str) -> None:
-    """Import every module of an entry point group (they register themselves), once."""
+    """Import every module of an entry point group (they register themselves), once; a failure is
+    raised again on every later call, so whoever asks next hears of it."""
+    if group in _failed:
+        raise _failed[group]
     if group in _loaded:
         return
     _loaded.add(group)
@@ -32,7 +36,13 @@ def load_group(group: str) -> None:
             from .errors import OptionError
 
             dist = f" (from {ep.dist.name} {ep.dist.version})" if ep.dist is not None else ""
-            raise OptionError(
+            _failed[group] = OptionError(
                 f"the {group} extension {ep.name} = {ep.value}{dist} failed to load: {type(exc).__name__}: {exc}. "
-                "Fix or uninstall that package"
-            ) from None
+                "Fix or uninstall that package")
+            raise _failed[group] from None
+
+
+def load_all() -> None:
+    """Every group: what a gate run does at start-up, so a broken extension stops it before any work."""
+    for group in GROUPS:
+        load_group(group)

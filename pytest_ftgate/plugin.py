@@ -25,11 +25,7 @@ STATE = pytest.StashKey["GateState"]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ftgate", "pytest-ftgate: gate a fine-tuned candidate against its baseline")
-    try:
-        options = all_options()
-    except FtgateError as exc:  # a broken extension: say which, not a traceback
-        raise pytest.UsageError(str(exc)) from None
-    for option in options:
+    for option in _options():
         group.addoption(option.flag, **option.argparse_kwargs())
         if option.ini:
             parser.addini(option.ini, option.ini_help or option.help, type=option.ini_type, default=None)
@@ -39,7 +35,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ftgate: a pytest-ftgate gate criterion (one per suite and criterion)")
     # Relative paths are taken from the ini file's directory, else from where pytest was invoked.
     root = config.inipath.parent if config.inipath else config.invocation_params.dir
-    options = all_options()
+    options = _options()
     _refuse_unknown_ini_keys(config, options)
     values = {o.dest: config.getoption(o.dest) for o in options}
     try:
@@ -51,6 +47,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = GateState(config, run_config)
     if not run_config.active:
         return
+    from .extensions import load_all
+
+    try:
+        load_all()  # a broken extension stops a gate before any work, naming it; ordinary test runs never load them
+    except FtgateError as exc:
+        raise pytest.UsageError(str(exc)) from None
     _refuse_misplaced_rootdir(config)
     if getattr(config.option, "numprocesses", None):
         raise pytest.UsageError(
@@ -61,6 +63,17 @@ def pytest_configure(config: pytest.Config) -> None:
         # `pytest --candidate=x` with no paths: gate the suites even if testpaths does not name them
         if not any(_is_under(run_config.suites_dir, Path(a)) for a in config.args):
             config.args.append(str(run_config.suites_dir))
+
+
+def _options() -> Any:
+    """The option table; with a broken subjects extension, ours alone (the gate then stops, naming it)."""
+    try:
+        return all_options()
+    except FtgateError:
+        from .options import OPTIONS
+        from .subjects import subject_kinds
+
+        return OPTIONS + tuple(o for cls in subject_kinds(extensions=False).values() for o in cls.options)
 
 
 def _refuse_unknown_ini_keys(config: pytest.Config, options: Any) -> None:
@@ -89,6 +102,15 @@ def _refuse_misplaced_rootdir(config: pytest.Config) -> None:
         raise pytest.UsageError(problem)
 
 
+def _named_files(config: pytest.Config) -> frozenset[Path]:
+    """YAML files named on the command line: suites wherever they are."""
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        return frozenset()
+    base = config.invocation_params.dir
+    paths = (Path(a.split("::")[0]) for a in config.args)
+    return frozenset((p if p.is_absolute() else base / p).resolve() for p in paths if p.suffix in (".yaml", ".yml"))
+
+
 def _is_under(path: Path, parent: Path) -> bool:
     try:
         path.resolve().relative_to(parent.resolve())
@@ -98,8 +120,12 @@ def _is_under(path: Path, parent: Path) -> bool:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    run_config = parent.config.stash[CONFIG]
-    if file_path.suffix in (".yaml", ".yml") and _is_under(file_path, run_config.suites_dir):
+    """A YAML file under the suites directory, or one named on the command line (as pytest collects any
+    test file it is given), is a suite; other YAML files (CI configs, ...) are not ours."""
+    if file_path.suffix not in (".yaml", ".yml"):
+        return None
+    state = parent.config.stash[STATE]
+    if _is_under(file_path, state.config.suites_dir) or file_path.resolve() in state.named_files:
         return SuiteFile.from_parent(parent, path=file_path)
     return None
 
@@ -190,6 +216,7 @@ class GateState:
         self.run: Any = None
         self.error: FtgateError | None = None
         self.view: Any = None  # the report view, built once per run
+        self.named_files = _named_files(config)
         self.report_paths: list[Path] = []
         self._subjects: Any = None
         self._resolver: Any = None

@@ -8,7 +8,6 @@ Usable without pytest:
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -120,9 +119,11 @@ def generate_all(
 
         bar = None
         if progress and subject.cacheable:
-            from tqdm.auto import tqdm
+            from .progress import progress as progress_display
 
-            bar = tqdm(total=len(todo_jobs), desc=f"ftgate {subject.info.role}", unit="case", file=sys.stderr, leave=False)
+            suites = sorted({j.suite for j in todo_jobs})
+            where = suites[0] if len(suites) == 1 else f"{len(suites)} suites"
+            bar = progress_display(len(todo_jobs), f"{subject.info.role} ({where})")
         try:
             subject.run(todo_jobs, on_batch, bar)
         finally:

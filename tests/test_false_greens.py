@@ -296,3 +296,19 @@ def test_an_adversarial_suite_that_compared_nothing_is_partial_and_says_so(pytes
     assert result.ret == EXIT_PARTIAL
     result.stdout.fnmatch_lines(["*jb::regressions: SKIP nothing compared: the baseline resisted none of the 2 attacks*"
                                  "*min_pass_rate*", "verdict: PARTIAL*checked nothing: jb::regressions*"])
+
+
+def test_a_suite_file_named_on_the_command_line_is_gated_wherever_it_is(pytester):
+    (pytester.path / "suites").mkdir()
+    (pytester.path / "other").mkdir()
+    (pytester.path / "other/route2.yaml").write_text(TASK)
+    (pytester.path / "other/ci.yaml").write_text("on: push\n")  # not named: not a suite, not collected
+    outputs(pytester.path / "base.jsonl", {"t0": "b", "t1": "a"})
+    outputs(pytester.path / "cand.jsonl", {"t0": "a", "t1": "b"})
+    result = pytester.runpytest("other/route2.yaml", "--baseline=base.jsonl", "--candidate=cand.jsonl")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["ftgate: 1 suite file(s) collected: other/route2.yaml", "verdict: PROMOTED"])
+    (pytester.path / "other/bad.yaml").write_text("kind: task\ncases: []\nscorers: [nosuch]\n")
+    result = pytester.runpytest("other/bad.yaml", "--baseline=base.jsonl")
+    assert result.ret == EXIT_USAGE
+    result.stderr.fnmatch_lines(["*other/bad.yaml*unknown scorer 'nosuch'*"])

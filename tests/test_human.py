@@ -220,7 +220,9 @@ def test_round_trip_unblinds_win_rates_and_writes_labels(project, capsys):
     assert table_row(text, "overall")[1:7] == ["12", "24", "11", "2", "11", "50.0%"]
     assert "no preference shown at 95%" in text
     assert f"Cohen's kappa {cohen(unblinded('pro'), unblinded('con')):.2f} over the 12 case(s)" in text, text
-    assert "(0 new, 9 replaced)" in text and "(0 new, 3 replaced)" in text
+    for suite, n in (("qa", 9), ("fmt", 3)):
+        assert (f"labels: {project / 'suites' / suite}.human.jsonl: {n} case(s) (0 new): pro's labels {n} replaced "
+                f"(rated again); con's labels {n} replaced (rated again)\n") in text, text
     qa_labels = labels(project / "suites/qa.human.jsonl")
     assert qa_labels["q2"] == {"preference": "candidate", "score_candidate": 5, "score_baseline": 2, "raters": 2}
     assert qa_labels["q3"]["preference"] == "tie"
@@ -478,3 +480,149 @@ def test_the_form_in_a_browser_rates_downloads_and_imports(browser, project, tmp
     with csv_file.open(encoding="utf-8-sig", newline="") as fh:
         comment = next(r for r in csv.DictReader(fh) if r["case"] == "q1")["comment"]
     assert comment == 'both "fine", really'
+
+
+def test_low_kappa_with_high_agreement_is_explained(project, capsys):
+    """The prevalence effect: one label dominates, so chance agreement is high and kappa low."""
+    out, key = export(project, "--seed", "7")
+    cand = side(key)
+    base = lambda row: {"preference": other(cand[row["case"]])}  # noqa: E731
+    fill(out, project / "ann.csv", lambda row: base(row) | {"rater": "ann"})
+    fill(out, project / "ben.csv", lambda row: ({"preference": cand["q0"]} if row["case"] == "q0" else base(row))
+         | {"rater": "ben"})
+    capsys.readouterr()
+    assert human_import(project / "ann.csv", project / "ben.csv", "--key", out / "key.json") == 0
+    text = capsys.readouterr().out
+    # 11 of 12 cases agree; ann says baseline 12 times, ben 11: p_e = 1 x 11/12, kappa (p_o - p_e)/(1 - p_e) = 0
+    assert "Cohen's kappa 0.00 over the 12 case(s) all 2 raters rated (raw agreement 91.7%)" in text, text
+    assert ("  why kappa is low: one label dominates ('baseline' in 95.8% of the ratings), so agreement expected "
+            "by chance is already high (p_e = 91.7%)") in text, text
+
+    fill(out, project / "ben.csv", lambda row: base(row) | {"rater": "ben"})
+    assert human_import(project / "ann.csv", project / "ben.csv", "--key", out / "key.json") == 0
+    text = capsys.readouterr().out
+    assert "Cohen's kappa undefined (every rating has the same label)" in text
+    assert ("  why kappa is undefined: every rating is 'baseline', so agreement expected by chance is "
+            "p_e = 100.0%") in text, text
+
+    split = lambda row: {"preference": other(cand[row["case"]]) if row["case"] in ("q5", "q6", "q7", "q8")  # noqa: E731
+                         else cand[row["case"]]}
+    fill(out, project / "ann.csv", lambda row: split(row) | {"rater": "ann"})
+    fill(out, project / "ben.csv", lambda row: split(row) | {"rater": "ben"} | (
+        {"preference": other(cand["q0"])} if row["case"] == "q0" else {}))
+    assert human_import(project / "ann.csv", project / "ben.csv", "--key", out / "key.json") == 0
+    text = capsys.readouterr().out
+    # 11 of 12 agree again, but neither label dominates: p_e = (8x7 + 4x5) / 144, kappa 0.82
+    assert "Cohen's kappa 0.82 over the 12 case(s) all 2 raters rated (raw agreement 91.7%)" in text, text
+    assert "why kappa is" not in text  # kappa above 0.4 says what the raw agreement says
+
+
+def test_chance_agreement_is_the_one_kappa_corrects_for():
+    """p_e, printed to explain a low kappa, against statsmodels' kappa: kappa = (p_o - p_e) / (1 - p_e)."""
+    from pytest_ftgate.human.ratings import Rating, agreement
+
+    rng = random.Random(5)
+    for raters in (2, 3, 4):
+        for _ in range(20):
+            picks = [[rng.choice(["candidate", "candidate", "candidate", "baseline", "tie"]) for _ in range(raters)]
+                     for _ in range(15)]
+            a = agreement([Rating(f"r{j}", "s", f"c{i}", p, "", None, None) for i, row in enumerate(picks)
+                           for j, p in enumerate(row)])
+            # Fleiss' p_o: the share of agreeing rater pairs per case; for two raters, the share of agreeing cases
+            pairs = [sum(row.count(k) * (row.count(k) - 1) for k in set(row)) for row in picks]
+            p_o = sum(pairs) / (len(picks) * raters * (raters - 1))
+            if a.kappa is not None:
+                assert a.kappa == pytest.approx((p_o - a.chance) / (1 - a.chance))
+            flat = [p for row in picks for p in row]
+            most = max(map(flat.count, set(flat)))
+            assert flat.count(a.dominant[0]) == most and a.dominant[1] == pytest.approx(most / len(flat))
+
+
+def test_a_partly_rated_sheet_names_its_unrated_cases(project, capsys):
+    out, key = export(project, "--seed", "7")
+    rate = pro(key)
+    fill(out, project / "alice.csv",
+         lambda row: {} if row["case"] in ("f1", "q3", "q4") else rate(row) | {"rater": "alice"})
+    fill(out, project / "bob.csv", lambda row: rate(row) | {"rater": "bob"} if row["case"] == "q0" else {})
+    capsys.readouterr()
+    assert human_import(project / "alice.csv", project / "bob.csv", "--key", out / "key.json") == 0
+    text = capsys.readouterr().out
+    assert "2 rater(s) (alice, bob), 10 ratings of 9 cases" in text and "; 14 unrated row(s) skipped" in text
+    assert (f"{project / 'alice.csv'}: 3 of 12 rows unrated (fmt/f1, qa/q3, qa/q4): they are not counted "
+            "(rate them and import this file again to add them)") in text, text
+    later = [f"fmt/{c}" for c in ("f0", "f1", "f3")] + [f"qa/q{i}" for i in range(1, 8)]
+    assert f"{project / 'bob.csv'}: 11 of 12 rows unrated ({', '.join(later)}, …): they are not counted" in text, text
+    assert "q3" not in labels(project / "suites/qa.human.jsonl")
+
+
+def test_importing_one_rater_after_another_keeps_both(project, capsys):
+    from types import SimpleNamespace
+
+    from pytest_ftgate.kinds.judge import human_labels
+
+    out, key = export(project, "--seed", "7")
+    fill(out, project / "pro.csv", pro(key))
+    fill(out, project / "con.csv", con(key))  # no rater column: the rater is the file's name, con
+    assert human_import(project / "pro.csv", project / "con.csv", "--key", out / "key.json") == 0
+    together = labels(project / "suites/qa.human.jsonl")
+    for path in project.glob("suites/*.human.jsonl"):
+        path.unlink()
+    # a label written by hand (no rater) on q8, and one the file had before on a case this sheet leaves out
+    (project / "suites/qa.human.jsonl").write_text('{"id": "q8", "human": {"preference": "tie"}}\n'
+                                                   '{"id": "older", "human": {"preference": "tie"}}\n')
+    capsys.readouterr()
+
+    assert human_import(project / "pro.csv", "--key", out / "key.json") == 0
+    text = capsys.readouterr().out
+    qa = project / "suites/qa.human.jsonl"
+    assert f"labels: {qa}: 9 case(s) (8 new): pro's labels 9 added" in text, text
+    assert ("  replaced 1 earlier label(s) that name no rater (q8): written by hand, or by an ftgate that did not "
+            "keep labels per rater") in text, text
+    assert human_import(project / "con.csv", "--key", out / "key.json") == 0
+    text = capsys.readouterr().out
+    assert (f"labels: {qa}: 9 case(s) (0 new): con's labels 9 added; kept pro's on 9 (not rated in this import); "
+            "each case's label is the consensus of its raters") in text, text
+    assert "the win rates and agreement above count this import's files only" in text
+    merged = labels(qa)
+    assert list(merged) == ["q8", "older", *RATED[3:11]]  # the file's order kept, new cases appended
+    assert {k: v for k, v in merged.items() if k != "older"} == together  # as if imported together
+    assert merged["q2"] == {"preference": "candidate", "score_candidate": 5, "score_baseline": 2, "raters": 2}
+    stored = {e["id"]: e for e in map(json.loads, qa.read_text(encoding="utf-8").splitlines())}
+    assert list(stored["q0"]["ratings"]) == ["pro", "con"]
+    assert stored["q0"]["ratings"]["con"]["preference"] == "baseline"
+
+    # pro changes their mind on q0: only pro's label is replaced, con's stays
+    fill(out, project / "pro.csv", lambda row: pro(key)(row) | ({"preference": "tie"} if row["case"] == "q0" else {}))
+    assert human_import(project / "pro.csv", "--key", out / "key.json") == 0
+    text = capsys.readouterr().out
+    assert f"labels: {qa}: 9 case(s) (0 new): pro's labels 9 replaced (rated again); kept con's on 9" in text, text
+    stored = {e["id"]: e for e in map(json.loads, qa.read_text(encoding="utf-8").splitlines())}
+    assert {rater: r["preference"] for rater, r in stored["q0"]["ratings"].items()} == {"pro": "tie", "con": "baseline"}
+
+    # the judge calibrates on one consensus label per case, from the same file
+    judged = human_labels(SimpleNamespace(cases=[], path=project / "suites/qa.yaml"))
+    assert set(judged) == {"q8", "older", *RATED[3:]}
+    assert judged["q0"]["preference"] == "baseline" and judged["q0"]["raters"] == 2  # (1/2 + 0) / 2
+    assert judged["q2"]["preference"] == "candidate" and judged["q2"]["outputs"] == stored["q2"]["human"]["outputs"]
+
+
+def test_labels_of_other_answers_are_dropped_and_named(project, capsys):
+    """A label for an earlier candidate's answer says nothing about this one: it is not merged in."""
+    out, key = export(project, "--seed", "7")
+    fill(out, project / "pro.csv", pro(key))
+    fill(out, project / "con.csv", con(key))
+    assert human_import(project / "con.csv", "--key", out / "key.json") == 0
+    qa = project / "suites/qa.human.jsonl"
+    lines = [json.loads(line) for line in qa.read_text(encoding="utf-8").splitlines()]
+    for e in lines[:2]:
+        e["human"]["outputs"]["candidate"] = "0" * 16  # as if con had rated another candidate on q0, q1
+    qa.write_text("".join(json.dumps(e) + "\n" for e in lines), encoding="utf-8")
+    capsys.readouterr()
+    assert human_import(project / "pro.csv", "--key", out / "key.json") == 0
+    text = capsys.readouterr().out
+    assert ("  dropped con's earlier labels on 2 case(s) (q0, q1): they rate other answers than this sheet's "
+            "(an earlier candidate's or baseline's)") in text, text
+    assert "kept con's on 7" in text
+    stored = {e["id"]: e for e in map(json.loads, qa.read_text(encoding="utf-8").splitlines())}
+    assert list(stored["q0"]["ratings"]) == ["pro"] and stored["q0"]["human"]["raters"] == 1
+    assert list(stored["q2"]["ratings"]) == ["con", "pro"] and stored["q2"]["human"]["raters"] == 2

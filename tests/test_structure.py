@@ -121,3 +121,55 @@ def test_every_package_of_the_tree_is_in_the_distribution():
     shipped = set(find_packages(str(PACKAGE.parent), include=config["include"]))
     on_disk = {_module_name(p.parent / "__init__.py") for p in PACKAGE.rglob("__init__.py")}
     assert on_disk <= shipped
+
+
+# The folder list reads like the architecture: each concept one package, the floor and the faces at the top.
+TOP_LEVEL_MODULES = {
+    "__init__", "errors", "types", "stats", "compare",  # the floor: dataclasses, errors, statistics
+    "options", "config", "extensions",  # one option table, one builder, third-party registries
+    "suite", "gate", "runner", "progress",  # a gate run: load, decide, orchestrate
+    "manifest", "provenance", "quiet",  # records shared by the gate and the trainer
+    "plugin", "startup", "testing", "cli",  # the faces: pytest and the ftgate command
+}
+PACKAGES = {
+    "kinds": "suite kinds", "subjects": "what generates (resolver, hf, endpoint, outputs)",
+    "scoring": "scorers, detectors, perturbations", "judging": "the judge protocol and service",
+    "human": "blind human evaluation", "cost": "pricing and TCO", "stores": "cache and goldens",
+    "report": "view and renderers", "files": "reading users' files", "importers": "files turned into suites",
+    "train": "the trainer (CLI only)",
+}
+
+
+def test_the_layout_shows_the_architecture():
+    modules = {p.stem for p in PACKAGE.glob("*.py")}
+    packages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    assert modules == TOP_LEVEL_MODULES, f"new top-level module(s) {sorted(modules - TOP_LEVEL_MODULES)}: put them in a concept's package"
+    assert packages == set(PACKAGES), sorted(packages ^ set(PACKAGES))
+    for name in PACKAGES:
+        doc = ast.get_docstring(ast.parse((PACKAGE / name / "__init__.py").read_text(encoding="utf-8")))
+        assert doc, f"{name}/__init__.py says in a docstring what the package holds"
+
+
+def test_the_kinds_and_the_suite_loader_are_not_a_circle():
+    """The loader asks the kinds; the kinds know the Suite dataclass from the floor (types), not the loader."""
+    graph = import_graph()
+    assert "pytest_ftgate.suite" in graph["pytest_ftgate.suite"] or "pytest_ftgate.kinds" in graph["pytest_ftgate.suite"]
+    kinds = {m for m in graph if m.startswith("pytest_ftgate.kinds")}
+    assert not any("pytest_ftgate.suite" in graph[m] for m in kinds)
+
+
+def test_only_the_subjects_package_names_a_subject_kind():
+    """No branch on a subject kind outside subjects/ (`kind == "openai"`, `startswith("openai:")`): a provider is one module."""
+    kinds = {"openai", "hf", "outputs"}
+    for path in PACKAGE.rglob("*.py"):
+        if path.parent.name == "subjects":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Compare):
+                sides = [node.left, *node.comparators]
+                named = [x.value for x in sides if isinstance(x, ast.Constant) and x.value in kinds]
+                on_kind = any(isinstance(x, ast.Attribute) and x.attr == "kind" for x in sides)
+                assert not (named and on_kind), f"{path.relative_to(PACKAGE)}:{node.lineno} branches on subject kind {named}"
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("startswith", "removeprefix"):
+                args = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+                assert not any(a.rstrip(":") in kinds for a in args), f"{path.relative_to(PACKAGE)}:{node.lineno} parses a subject spec"

@@ -7,6 +7,17 @@ its raters' votes (candidate 1, tie 1/2, baseline 0). Its interval is the Wilson
 of that tie-split proportion ("wilson, ties half"): a score in [0, 1] with mean p has variance at
 most p(1 - p), the Bernoulli variance Wilson assumes, so counting ties as half keeps the interval
 conservative. Without ties it is exactly pytest_ftgate.stats.wilson_interval.
+
+A partly rated sheet is accepted: a row without a preference counts nowhere (win rate, agreement,
+labels), and the import names each file's unrated cases. A sheet with no rating at all is an error.
+
+The labels are merged per rater. Each line of SUITE.human.jsonl keeps every rater's verdict on the
+case ("ratings", by rater: the rater column, else the file's name without .csv) beside the case's
+consensus ("human": the raters' mean vote and mean scores, as for the win rate), which is the one
+label the judge calibrates on. Importing bob.csv after alice.csv adds bob's labels and keeps
+alice's; importing alice.csv again replaces only hers. Earlier labels of other answers than the
+sheet's (an earlier candidate's) and labels that name no rater (written by hand, or by an ftgate
+that kept no per-rater verdicts) are replaced, and the import says which.
 """
 
 from __future__ import annotations
@@ -31,6 +42,9 @@ REQUIRED_COLUMNS = (*BLIND_COLUMNS, "preference", "sheet")
 VOTE = {"candidate": Fraction(1), "tie": Fraction(1, 2), "baseline": Fraction(0)}
 LABELS = ("candidate", "baseline", "tie")
 MAX_PROBLEMS_SHOWN = 50
+MAX_CASES_SHOWN = 10
+# Kappa below this while the raters agree on at least HIGH_AGREEMENT of the cases: the prevalence effect.
+LOW_KAPPA, HIGH_AGREEMENT = 0.4, 0.7
 
 
 @dataclass(frozen=True)
@@ -70,7 +84,18 @@ class Agreement:
     raters: tuple[str, ...]
     cases: int
     kappa: float | None  # None: undefined (every rating the same label)
-    observed: float  # share of cases on which the raters all agree
+    observed: float  # share of cases on which the raters all agree (p_o)
+    chance: float = math.nan  # agreement expected by chance from each label's share (p_e)
+    dominant: tuple[str, float] | None = None  # the most given label and its share of the ratings
+
+
+@dataclass(frozen=True)
+class Unrated:
+    """A ratings file's rows without a preference: not counted anywhere."""
+
+    path: Path
+    rows: int  # the file's rows, rated or not
+    cases: tuple[str, ...]  # "suite/case" of each unrated row, in file order
 
 
 class _Problems(list):
@@ -149,20 +174,20 @@ def _rating(row: dict[str, str], path: Path, line: int, key: Key, problems: _Pro
     candidate_side = key.candidate_side[(suite, case)]
     preference = "tie" if matched == "tie" else "candidate" if matched == candidate_side else "baseline"
     score_candidate, score_baseline = scores if candidate_side == "A" else scores[::-1]
-    rater = row.get("rater", "").strip() or str(path)
+    rater = row.get("rater", "").strip() or Path(path).stem  # a stable name: the labels are merged by rater
     a, b = (output_digest(row[c]) for c in ("output_a", "output_b"))
     digests = (a, b) if candidate_side == "A" else (b, a)
     return Rating(rater, suite, case, preference, matched, score_candidate, score_baseline, digests)
 
 
-def read_ratings(paths: list[Path], key: Key) -> tuple[list[Rating], int]:
-    """Every rated row of every file, unblinded, and the count of rows left unrated.
+def read_ratings(paths: list[Path], key: Key) -> tuple[list[Rating], list[Unrated]]:
+    """Every rated row of every file, unblinded, and each file's unrated rows (files with none left out).
     Raises HumanEvalError listing every problem found, each with file:line."""
     problems = _Problems()
     ratings: list[Rating] = []
     first_seen: dict[tuple[str, str, str], str] = {}
     given: dict[Path, Path] = {}
-    unrated = 0
+    unrated: list[Unrated] = []
     for path in map(Path, paths):
         if path.resolve() in given:
             problems.add(f"given twice (also as {given[path.resolve()]}): give each rater's file once", path)
@@ -172,7 +197,7 @@ def read_ratings(paths: list[Path], key: Key) -> tuple[list[Rating], int]:
         if opened is None:
             continue
         header, records = opened
-        rated_here, problems_before = 0, len(problems)
+        rated_here, problems_before, unrated_here = 0, len(problems), []
         for line, cells in records:
             if not any(c.strip() for c in cells):
                 continue
@@ -180,21 +205,24 @@ def read_ratings(paths: list[Path], key: Key) -> tuple[list[Rating], int]:
                 problems.add(f"{len(cells)} cells where the header has {len(header)}", path, line)
                 continue
             raw = ("preference", "score_a", "score_b", "sheet")
-            rating = _rating({h: c if h in raw else unguard_cell(c) for h, c in zip(header, cells)}, path, line, key,
-                             problems)
+            row = {h: c if h in raw else unguard_cell(c) for h, c in zip(header, cells)}
+            rating = _rating(row, path, line, key, problems)
             if rating == "unrated":
-                unrated += 1
+                unrated_here.append(f"{row['suite'].strip()}/{row['case'].strip()}")
             elif isinstance(rating, Rating):
                 first = first_seen.setdefault((rating.rater, rating.suite, rating.case), f"{path}:{line}")
                 if first != f"{path}:{line}":
                     problems.add(f"rater {rating.rater!r} rated case {rating.case!r} of suite {rating.suite!r} twice "
-                                 f"(first at {first}); keep one row", path, line)
+                                 f"(first at {first}); keep one row (a rater is named by the rater column, "
+                                 "else by the file's name)", path, line)
                     continue
                 ratings.append(rating)
                 rated_here += 1
         if rated_here == 0 and len(problems) == problems_before:
             problems.add("no row has a preference: fill the preference column (A, B or tie), "
                          "or download the ratings from sheet.html", path)
+        elif unrated_here:
+            unrated.append(Unrated(path, rated_here + len(unrated_here), tuple(unrated_here)))
     if problems:
         shown = "\n".join(f"  {p}" for p in problems[:MAX_PROBLEMS_SHOWN])
         if len(problems) > MAX_PROBLEMS_SHOWN:
@@ -255,16 +283,20 @@ def agreement(ratings: list[Rating]) -> Agreement | None:
         return Agreement(method, raters, 0, None, math.nan)
     observed = sum(len(set(labels.values())) == 1 for labels in common) / len(common)
     index = {label: i for i, label in enumerate(LABELS)}
+    counts = np.array([[list(labels.values()).count(label) for label in LABELS] for labels in common])
     with np.errstate(invalid="ignore", divide="ignore"):  # one label throughout: chance agreement 1, kappa 0/0
         if method == "cohen":
             table = np.zeros((3, 3))
             for labels in common:
                 table[index[labels[raters[0]]], index[labels[raters[1]]]] += 1
             kappa = float(cohens_kappa(table, return_results=False))
+            chance = float(table.sum(axis=1) @ table.sum(axis=0)) / len(common) ** 2  # each rater's own shares
         else:
-            counts = np.array([[list(labels.values()).count(label) for label in LABELS] for labels in common])
             kappa = float(fleiss_kappa(counts, method="fleiss"))
-    return Agreement(method, raters, len(common), kappa if math.isfinite(kappa) else None, observed)
+            chance = float(((counts.sum(axis=0) / counts.sum()) ** 2).sum())  # the pooled shares
+    totals = counts.sum(axis=0)
+    dominant = (LABELS[int(totals.argmax())], float(totals.max() / totals.sum()))
+    return Agreement(method, raters, len(common), kappa if math.isfinite(kappa) else None, observed, chance, dominant)
 
 
 def case_labels(ratings: list[Rating]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -316,17 +348,76 @@ def read_labels(path: Path) -> dict[str, dict[str, Any]]:
     return entries
 
 
-def write_labels(path: Path, labels: dict[str, dict[str, Any]]) -> tuple[int, int]:
-    """Merge labels (case id -> human label) into a SUITE.human.jsonl: replace the ids it has, append the rest.
-    Returns (added, replaced)."""
+def _stored(line: dict[str, Any], suite: str, case: str) -> list[tuple[Rating, dict[str, Any]]] | None:
+    """The per-rater verdicts a label line keeps, each with its record; None when it names no rater
+    (written by hand, or by an ftgate that kept only the consensus) or its records are not readable."""
+    records, human = line.get("ratings"), line.get("human")
+    outputs = human.get("outputs") if isinstance(human, dict) else None
+    if not (isinstance(records, dict) and records and isinstance(outputs, dict)):
+        return None
+    digests = (str(outputs.get("candidate", "")), str(outputs.get("baseline", "")))
+    out = []
+    for rater, rec in records.items():
+        scores = [rec.get(f"score_{s}") if isinstance(rec, dict) else None for s in ("candidate", "baseline")]
+        if not (isinstance(rec, dict) and rec.get("preference") in VOTE
+                and all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in scores)):
+            return None
+        out.append((Rating(str(rater), suite, case, rec["preference"], "", *scores, digests), rec))
+    return out
+
+
+@dataclass(frozen=True)
+class Written:
+    """What an import did to one SUITE.human.jsonl, counted in (rater, case) labels."""
+
+    path: Path
+    cases: int  # cases this import labels
+    new: int  # of them, cases the file held no label for
+    added: dict[str, int]  # rater -> labels on cases the rater had not labelled
+    replaced: dict[str, int]  # rater -> their earlier labels, replaced (rated again)
+    kept: dict[str, int]  # rater -> their earlier labels on these cases, kept (not rated in this import)
+    stale: dict[str, list[str]]  # rater -> cases whose earlier label rated other answers: dropped
+    unattributed: list[str]  # cases whose earlier label named no rater: replaced
+
+
+def write_labels(path: Path, suite: str, ratings: list[Rating], sheet: str) -> Written:
+    """Merge one suite's ratings into its SUITE.human.jsonl, per rater and case: a rater's new verdict
+    replaces only their own; other raters' verdicts on the same answers stay. Each line's "human" is
+    the consensus of the verdicts it keeps, in the format the judge kind calibrates on."""
     entries = read_labels(path)
-    replaced = sum(case_id in entries for case_id in labels)
-    for case_id, human in labels.items():
-        entries[case_id] = {"id": case_id, "human": human}
+    by_case: dict[str, list[Rating]] = defaultdict(list)
+    for r in ratings:
+        by_case[r.case].append(r)
+    added, replaced, kept = Counter[str](), Counter[str](), Counter[str]()
+    stale: dict[str, list[str]] = defaultdict(list)
+    unattributed: list[str] = []
+    new = 0
+    for case, fresh in by_case.items():
+        old = entries.get(case)
+        earlier = _stored(old, suite, case) if old is not None else []
+        if earlier is None:
+            unattributed.append(case)
+        new += old is None
+        rating_now = {r.rater for r in fresh}
+        keep: list[tuple[Rating, dict[str, Any]]] = []
+        for r, rec in earlier or ():
+            if r.rater in rating_now:
+                replaced[r.rater] += 1
+            elif r.digests != fresh[0].digests:
+                stale[r.rater].append(case)
+            else:
+                kept[r.rater] += 1
+                keep.append((r, rec))
+        added.update(r.rater for r in fresh if r.rater not in {e.rater for e, _ in earlier or ()})
+        records = [(r, rec) for r, rec in keep] + [
+            (r, {"preference": r.preference, "score_candidate": r.score_candidate,
+                 "score_baseline": r.score_baseline, "sheet": sheet}) for r in fresh]
+        human = case_labels([r for r, _ in records])[(suite, case)]
+        entries[case] = {"id": case} | (old or {}) | {"human": human, "ratings": {r.rater: rec for r, rec in records}}
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries.values()), encoding="utf-8")
     os.replace(tmp, path)
-    return len(labels) - replaced, replaced
+    return Written(path, len(by_case), new, dict(added), dict(replaced), dict(kept), dict(stale), unattributed)
 
 
 @dataclass(frozen=True)
@@ -336,7 +427,8 @@ class ImportResult:
     unrated: int
     win_rates: list[WinRate]
     agreement: Agreement | None
-    written: list[tuple[Path, int, int]]  # (file, added, replaced)
+    written: list[Written]
+    unrated_rows: tuple[Unrated, ...] = ()  # per file, those with rows left unrated
 
 
 def import_ratings(paths: list[Path], key_path: Path, suites_dir: Path | None = None) -> ImportResult:
@@ -348,20 +440,61 @@ def import_ratings(paths: list[Path], key_path: Path, suites_dir: Path | None = 
                              "installed: pip install 'pytest-ftgate[human]'") from None
     key = read_key(key_path)
     ratings, unrated = read_ratings(paths, key)
-    labels = case_labels(ratings)
-    suites = list(dict.fromkeys(suite for suite, _ in labels))
+    suites = list(dict.fromkeys(r.suite for r in ratings))
     files = label_files(key, suites, suites_dir)  # every file found before any is written
     for path in files.values():  # and every existing one readable
         read_labels(path)
-    written = []
-    for suite in suites:
-        added, replaced = write_labels(files[suite], {case: v for (s, case), v in labels.items() if s == suite})
-        written.append((files[suite], added, replaced))
-    return ImportResult(key, ratings, unrated, win_rates(ratings), agreement(ratings), written)
+    written = [write_labels(files[suite], suite, [r for r in ratings if r.suite == suite], key.sheet_id)
+               for suite in suites]
+    return ImportResult(key, ratings, sum(len(u.cases) for u in unrated), win_rates(ratings), agreement(ratings),
+                        written, tuple(unrated))
 
 
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
+
+
+def _listed(names: list[str] | tuple[str, ...]) -> str:
+    return ", ".join(names[:MAX_CASES_SHOWN]) + (", …" if len(names) > MAX_CASES_SHOWN else "")
+
+
+def _agreement_lines(a: Agreement) -> list[str]:
+    kappa = "undefined (every rating has the same label)" if a.kappa is None else f"{a.kappa:.2f}"
+    name = "Cohen's" if a.method == "cohen" else "Fleiss'"
+    observed = f" (raw agreement {_pct(a.observed)})" if a.cases else ""
+    lines = [f"agreement: {name} kappa {kappa} over the {a.cases} case(s) all {len(a.raters)} raters rated{observed}"]
+    if a.cases and a.dominant and a.kappa is None:
+        lines.append(f"  why kappa is undefined: every rating is {a.dominant[0]!r}, so agreement expected by chance is "
+                     f"p_e = {_pct(a.chance)} and kappa = (p_o - p_e) / (1 - p_e) is 0/0; rate cases where the "
+                     "answers differ more to measure agreement")
+    elif a.cases and a.dominant and a.kappa < LOW_KAPPA and a.observed >= HIGH_AGREEMENT:
+        lines.append(f"  why kappa is low: one label dominates ({a.dominant[0]!r} in {_pct(a.dominant[1])} of the "
+                     f"ratings), so agreement expected by chance is already high (p_e = {_pct(a.chance)}); kappa "
+                     "counts only agreement beyond chance, (p_o - p_e) / (1 - p_e), so it is low although the raters "
+                     "mostly agree")
+    return lines
+
+
+def _written_lines(w: Written) -> list[str]:
+    changes = []
+    for rater in dict.fromkeys([*w.added, *w.replaced]):
+        done = []
+        if rater in w.added:
+            done.append(f"{w.added[rater]} added")
+        if rater in w.replaced:
+            done.append(f"{w.replaced[rater]} replaced (rated again)")
+        changes.append(f"{rater}'s labels {', '.join(done)}")
+    if w.kept:
+        kept = ", ".join(f"{rater}'s on {n}" for rater, n in w.kept.items())
+        changes.append(f"kept {kept} (not rated in this import); each case's label is the consensus of its raters")
+    lines = [f"labels: {w.path}: {w.cases} case(s) ({w.new} new): {'; '.join(changes)}"]
+    lines += [f"  dropped {rater}'s earlier labels on {len(cases)} case(s) ({_listed(cases)}): they rate other answers "
+              "than this sheet's (an earlier candidate's or baseline's)" for rater, cases in w.stale.items()]
+    if w.unattributed:
+        lines.append(f"  replaced {len(w.unattributed)} earlier label(s) that name no rater "
+                     f"({_listed(w.unattributed)}): written by hand, or by an ftgate that did not keep labels "
+                     "per rater")
+    return lines
 
 
 def import_lines(result: ImportResult) -> list[str]:
@@ -379,6 +512,8 @@ def import_lines(result: ImportResult) -> list[str]:
         (f"human ratings: {len(raters)} rater(s) ({', '.join(raters)}), {len(ratings)} ratings of {overall.cases} "
          f"cases; sheet {key.sheet_id}, seed {key.data.get('seed')}{skipped}"),
         f"  candidate {subject('candidate')} vs baseline {subject('baseline')}",
+        *(f"{u.path}: {len(u.cases)} of {u.rows} rows unrated ({_listed(u.cases)}): they are not counted (rate them "
+          "and import this file again to add them)" for u in result.unrated_rows),
         f"{'suite':<22} {'cases':>5} {'ratings':>7} {'cand':>5} {'tie':>5} {'base':>5} {'win rate':>9}  95% CI",
         "-" * 84,
     ]
@@ -394,20 +529,19 @@ def import_lines(result: ImportResult) -> list[str]:
         verdict = "no preference shown at 95% (the interval contains 50%)"
     lines.append(f"human win rate of the candidate: {_pct(overall.rate)} = (wins + ties/2) / cases, raters averaged "
                  f"per case: {verdict}")
-    a = result.agreement
-    if a is None:
+    if result.agreement is None:
         lines.append("agreement: one rater; give several raters' files to measure it (Cohen's or Fleiss' kappa)")
     else:
-        kappa = "undefined (every rating has the same label)" if a.kappa is None else f"{a.kappa:.2f}"
-        name = "Cohen's" if a.method == "cohen" else "Fleiss'"
-        observed = f" (raw agreement {_pct(a.observed)})" if a.cases else ""
-        lines.append(f"agreement: {name} kappa {kappa} over the {a.cases} case(s) all {len(a.raters)} raters rated"
-                     f"{observed}")
+        lines += _agreement_lines(result.agreement)
     decisive = [r for r in ratings if r.chose != "tie"]
     if decisive:
         chose_a = sum(r.chose == "A" for r in decisive)
         lines.append(f"position: answer A chosen in {chose_a} of {len(decisive)} decisive ratings "
                      f"({_pct(chose_a / len(decisive))}); the candidate was A in "
                      f"{key.data.get('order', {}).get('candidate_as_a')} of {key.data['sheet'].get('rows')} cases")
-    lines += [f"labels: {path} ({added} new, {replaced} replaced)" for path, added, replaced in result.written]
+    for w in result.written:
+        lines += _written_lines(w)
+    if any(w.kept for w in result.written):
+        lines.append("  the win rates and agreement above count this import's files only; to count every rater, "
+                     "import all their files together")
     return lines

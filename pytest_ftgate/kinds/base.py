@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import IncompleteDataError
+from ..extensions import load_group
 from ..stats import wilson_interval
 from ..types import Comparison, GateDecision, Interval, Output, SubjectInfo, Suite, SuiteResult
 
@@ -174,10 +175,14 @@ def register_kind(kind: SuiteKind) -> SuiteKind:
 
 
 def get_kind(name: str) -> SuiteKind:
+    if name not in _KINDS:
+        load_group("ftgate.kinds")
     return _KINDS[name]
 
 
 def kind_names() -> tuple[str, ...]:
+    """Every registered kind: ours, then those of installed `ftgate.kinds` entry points."""
+    load_group("ftgate.kinds")
     return tuple(_KINDS)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .detectors import canary_list, canary_scorer, classify_refusal, leak_scorer
+from ..extensions import load_group
 from ..types import Case, Score
 
 ScoreFn = Callable[[Case, str], Score]
@@ -65,6 +66,8 @@ def register_scorer(name: str) -> Callable[[Factory], Factory]:
 
 
 def scorer_names() -> list[str]:
+    """Every registered scorer: ours, then those of installed `ftgate.scorers` entry points."""
+    load_group("ftgate.scorers")
     return sorted(_REGISTRY)
 
 
@@ -78,7 +81,7 @@ def build_scorer(spec: Any, suite_dir: Path) -> Scorer:
         raise ValueError(
             f"a scorer is a name or a one-key mapping like {{regex: '^yes'}}, got {spec!r}"
         )
-    if name not in _REGISTRY:
+    if name not in scorer_names():
         raise ValueError(f"unknown scorer {name!r}; known scorers: {', '.join(scorer_names())}")
     return _REGISTRY[name](args, suite_dir)
 

@@ -1,0 +1,106 @@
+"""Third parties extend ftgate as they extend pytest: a package with entry points in the groups
+`ftgate.scorers`, `ftgate.kinds` and `ftgate.subjects`, found at start-up. No file of ours is edited."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from pytest_ftgate.errors import EXIT_USAGE
+
+EXTENSION = '''
+from pytest_ftgate.cost.pricing import ServingCost
+from pytest_ftgate.options import Option
+from pytest_ftgate.scoring.scorers import Scorer, register_scorer
+from pytest_ftgate.subjects import Subject, register_subject
+from pytest_ftgate.types import Output, Score, SubjectInfo
+
+
+@register_scorer("shouted")
+def shouted(args, suite_dir):
+    def score(case, output):
+        ok = output.isupper()
+        return Score(ok, float(ok), "" if ok else f"not shouted: {output!r}", "shouted")
+    return Scorer("shouted", score)
+
+
+@register_subject
+class Echo(Subject):
+    """echo:upper or echo:lower answers with the question, shouted or not."""
+
+    kind = "echo"
+    options = (Option("--ftgate-echo-suffix", "ftgate_echo_suffix", field="echo_suffix", metavar="TEXT", default="",
+                      help="appended to every echo. Default: nothing"),)
+
+    @classmethod
+    def claims(cls, spec):
+        return spec.startswith("echo:")
+
+    @classmethod
+    def build(cls, spec, role, ctx):
+        return cls(spec.removeprefix("echo:"), role, ctx.options.echo_suffix)
+
+    @classmethod
+    def serving_cost(cls, info, usage, pricing):
+        return ServingCost.unknown("an echo costs nothing we can price")
+
+    def __init__(self, mode, role, suffix):
+        self.mode, self.suffix = mode, suffix
+        self.info = SubjectInfo(role, self.kind, f"echo:{mode}", f"echo-{mode}-{suffix}")
+
+    def run(self, jobs, on_batch, progress=None):
+        said = [j.case.messages[-1]["content"] for j in jobs]
+        on_batch([(i, Output((s.upper() if self.mode == "upper" else s.lower()) + self.suffix)) for i, s in enumerate(said)])
+'''
+
+
+def install(site: Path, name: str, module: str, entry_points: str) -> None:
+    """A distribution on sys.path as pip would leave it: the module and its dist-info with entry points."""
+    (site / f"{name}.py").write_text(module)
+    info = site / f"{name.replace('_', '-')}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name.replace('_', '-')}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(entry_points)
+
+
+@pytest.fixture
+def site(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
+    site = pytester.path / "site"
+    site.mkdir()
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p))
+    return site
+
+
+def test_an_installed_package_adds_a_scorer_and_a_subject_kind_and_gates_with_them(pytester, site):
+    install(site, "ftgate_echo", EXTENSION, "[ftgate.scorers]\nshouted = ftgate_echo\n\n[ftgate.subjects]\necho = ftgate_echo\n")
+    (pytester.path / "suites").mkdir()
+    (pytester.path / "suites/loud.yaml").write_text(
+        "kind: format\ncases:\n  - {id: a, input: 'Where is my order?'}\n  - {id: b, input: 'Refund please'}\n"
+        "scorers: [shouted]\ngate: {min_pass_rate: 1.0}\n")
+    helped = pytester.runpytest_subprocess("--help", "-p", "no:cacheprovider")
+    assert "--ftgate-echo-suffix" in helped.stdout.str(), helped.stderr.str()
+    result = pytester.runpytest_subprocess("--baseline=echo:lower", "--candidate=echo:upper", "--ftgate-echo-suffix=!",
+                                           "-p", "no:cacheprovider")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["candidate: echo:upper [[]echo *", "*loud::pass_rate: PASS candidate 2/2*",
+                                 "verdict: PROMOTED"])
+    report = json.loads((pytester.path / ".ftgate/report/report.json").read_text())
+    cases = report["suites"][0]["cases"]
+    assert [c["candidate"]["output"] for c in cases] == ["WHERE IS MY ORDER?!", "REFUND PLEASE!"]  # its own option
+    assert [c["baseline"]["scores"][0]["detail"] for c in cases][0] == "not shouted: 'where is my order?!'"
+    blocked = pytester.runpytest_subprocess("--baseline=echo:upper", "--candidate=echo:lower", "-p", "no:cacheprovider")
+    assert blocked.ret == 1
+
+
+def test_a_broken_extension_is_named_not_a_traceback(pytester, site):
+    install(site, "ftgate_broken", "raise ImportError('needs torch-nightly')\n", "[ftgate.scorers]\nbroken = ftgate_broken\n")
+    (pytester.path / "suites").mkdir()
+    (pytester.path / "suites/s.yaml").write_text("kind: format\ncases: [{id: a, input: x}]\nscorers: [json_valid]\n")
+    result = pytester.runpytest_subprocess("--baseline=echo:x", "-p", "no:cacheprovider")
+    assert result.ret == EXIT_USAGE
+    result.stderr.fnmatch_lines(["*the ftgate.scorers extension broken = ftgate_broken (from ftgate-broken 0.1) failed to "
+                                 "load: ImportError: needs torch-nightly*"])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
