@@ -92,7 +92,8 @@ def build_run_config(
         if option.layered:  # both apply, ini first (thresholds)
             value: Any = (tuple(from_ini or ()), tuple(given or ()))
         else:
-            value = given if given not in (None, [], False, "") else from_ini if from_ini is not None else option.default
+            unset = given is None or given is False or (isinstance(given, (list, str)) and not given)  # 0 is a value
+            value = from_ini if unset and from_ini is not None else option.default if unset else given
             if option.convert is not None:
                 value = option.convert(value, root)
         target = subject_fields if option.field not in run_fields and option.field != "no_cache" else chosen

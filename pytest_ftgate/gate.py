@@ -146,22 +146,28 @@ def decide_perturbation(ctx: DecisionContext) -> GateDecision:
     shown = cand if cand is not None else base
     text = "; ".join(_rate_text(s) for s in (base, cand) if s is not None) + f" (invariant {spec.invariant})"
     empty = [s for s in (base, cand) if s is not None and s.counted == 0]
-    # Nothing measured is not a pass: a candidate compared with a baseline that counted no example (or
-    # that counted none itself) could break on every input and still read green. Only an absolute
-    # limit the suite asked for (max_break_rate) can decide a candidate whose baseline counted nothing.
+    # Nothing measured is not a pass. A baseline that counted no example leaves the candidate's rate
+    # nothing to be compared with: the criterion could not be evaluated (an error, not a verdict),
+    # unless the suite asked for an absolute limit (max_break_rate), which then decides alone. A
+    # candidate that counted none fails every case unperturbed: the suite's own criteria block it,
+    # and this one says it checked nothing (the run is never a promotion).
     alone = cand is not None and empty == [base] and spec.max_break_rate is not None
-    if empty and not alone:
-        why = ("its original outputs fail the scorers on every case, so no perturbation of them can break anything"
-               if spec.invariant == "scorers" else "no label could be read from its original outputs")
-        who = " and ".join(f"the {s.role}" for s in empty)
-        if cand is None:
-            return GateDecision(name, "perturbation", "skipped", f"no perturbed example of {who} counted: {why}", figures)
-        hint = ("set perturb.max_break_rate to gate the candidate on its own, " if empty == [base] else "")
+    why = {s.role: ("its original outputs fail the scorers on every case, so no perturbation of them can break anything"
+                    if spec.invariant == "scorers" else "no label could be read from its original outputs") for s in empty}
+    if cand is None and empty:
+        return GateDecision(name, "perturbation", "skipped", f"no perturbed example of the baseline counted: "
+                            f"{why['baseline']}", figures)
+    if base in empty and not alone:
+        hint = "set perturb.max_break_rate to gate the candidate on its own, " if cand not in empty else ""
         return GateDecision(
             name, "perturbation", "error",
-            f"the perturbation criterion could not be evaluated: no perturbed example of {who} counted ({why}); "
-            f"{text}. A rate compared with nothing is not a pass: {hint}fix the suite so its cases pass "
-            "unperturbed (the prompt, the scorers), or drop `perturb:` from it", figures)
+            f"the perturbation criterion could not be evaluated: no perturbed example of the baseline counted "
+            f"({why['baseline']}); {text}. A rate compared with nothing is not a pass: {hint}fix the suite so its cases "
+            "pass unperturbed (the prompt, the scorers), or drop `perturb:` from it", figures)
+    if cand in empty:
+        return GateDecision(name, "perturbation", "skipped",
+                            f"checked nothing: no perturbed example of the candidate counted ({why['candidate']}); the "
+                            "suite's own criteria decide on its unperturbed answers", figures)
     if alone:
         text += (f"; the baseline counted no example, so only the {pct(spec.max_break_rate)} limit (max_break_rate) "
                  "decides")

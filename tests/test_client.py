@@ -325,6 +325,6 @@ def test_bad_endpoint_option_values_are_usage_errors(pytester):
     bad_ini.stderr.fnmatch_lines(["*ini key ftgate_openai_concurrency: 'lots' is not an integer*"])
     assert bad_flag.ret == EXIT_USAGE
     bad_flag.stderr.fnmatch_lines(["*--ftgate-openai-retries: must be 0 or more, got -1*"])
-    helped.stdout.fnmatch_lines(["*--ftgate-openai-concurrency=N*", "*--ftgate-openai-timeout=S*",
-                                 "*--ftgate-openai-retries=N*", "*--ftgate-judge=SUBJECT", "*judge for `kind: judge` suites*",
-                                 "*ftgate_openai_concurrency (string):*"])
+    helped.stdout.fnmatch_lines(["*--ftgate-judge=SUBJECT", "*judge for `kind: judge` suites*",
+                                 "*--ftgate-openai-concurrency=N*", "*--ftgate-openai-timeout=S*",
+                                 "*--ftgate-openai-retries=N*", "*ftgate_openai_concurrency (string):*"])

@@ -343,7 +343,7 @@ def test_a_judge_spec_that_cannot_judge_names_the_judge_option(tmp_path):
     from pytest_ftgate.subjects import Resolver
 
     resolver = Resolver(SubjectOptions(), Cache(None))
-    with pytest.raises(SubjectError, match=r"--ftgate-judge '\./nope': no such directory"):
+    with pytest.raises(SubjectError, match=r"--ftgate-judge=\./nope: no such directory"):
         resolver.judge("./nope")
     outputs = write(tmp_path / "o.jsonl", '{"id": "a", "output": "x"}\n')
     with pytest.raises(SubjectError, match=r"--ftgate-judge=.*o\.jsonl: a outputs subject cannot judge.*hf, openai"):

@@ -109,7 +109,6 @@ def test_a_rubric_judge_suite_runs_on_the_server_with_its_weighting_and_cache(py
 def test_pairwise_sends_both_orders(pytester, proxy):
     project(pytester, "pairwise", "{min_win_rate: 0.0}")
     result = gate(pytester, proxy)
-    assert result.ret == 0, result.stdout.str()
     pairs = []
     for body in chats(proxy):
         user = body["messages"][-1]["content"]
@@ -121,10 +120,14 @@ def test_pairwise_sends_both_orders(pytester, proxy):
         b, c = BASE[case["id"]], CAND[case["id"]].replace("</answer>", "[/answer]")
         assert (b, c) in pairs and (c, b) in pairs  # baseline as A, then candidate as A
     s = report(pytester)["suites"][0]
-    figures = s["decisions"][0]["figures"]
-    assert figures["wins"] + figures["ties"] + figures["losses"] + figures["unscored"] == 3
+    outcomes = {"win": 0, "tie": 0, "loss": 0, "unscored": 0, **s["state"]["outcomes"]}
+    assert sum(outcomes.values()) == 3
     # a verdict the order changed is a tie, unless each order named the answer in one position (unscored)
-    assert s["state"]["inconsistent"] - s["state"]["position_driven"] <= figures["ties"]
+    assert s["state"]["inconsistent"] - s["state"]["position_driven"] <= outcomes["tie"]
+    # whether this small judge follows the position depends on the CPU; what follows from it does not:
+    # a position-driven case is unscored, and above max_unscored (5%) the suite cannot gate
+    assert outcomes["unscored"] >= s["state"]["position_driven"]
+    assert result.ret == (EXIT_GATE_ERROR if outcomes["unscored"] > 0.05 * 3 else 0), result.stdout.str()
 
 
 def test_replies_that_cannot_be_read_are_asked_again_then_unscored_never_passed(pytester, proxy):

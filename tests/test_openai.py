@@ -79,11 +79,12 @@ def test_a_served_model_is_gated_against_its_own_frozen_answers(pytester, server
     result.assert_outcomes(passed=2)  # accuracy 100% and not below the baseline
     result.stdout.fnmatch_lines(["*candidate 2/2 = 100.0%*", "*0 fixed, 0 regressed*"])
     # no api price for a self-hosted model: its cost is shown unknown, with the fix, never as $0
-    result.stdout.fnmatch_lines(["candidate    unknown    unknown*(unpriced: add api.smollm2 (usd_per_1m_input, usd_per_1m_output) to *",
+    result.stdout.fnmatch_lines(["candidate    unknown    unknown*(unpriced: write your prices with `ftgate pricing > "
+                                 "pricing.yaml`, add api.smollm2: *--ftgate-pricing=pricing.yaml*",
                                  "break-even: unknown: no serving cost for the baseline and the candidate"])
     for name in ("report.md", "report.html"):
         text = (pytester.path / "out" / name).read_text()
-        assert "candidate: unpriced: add api.smollm2" in text and "unknown" in text, name
+        assert "candidate: unpriced: write your prices" in text and "api.smollm2" in text and "unknown" in text, name
     report = _report(pytester)
     assert report["subjects"]["candidate"]["kind"] == "openai"
     assert report["suites"][0]["comparison"]["pass_to_fail"] == 0

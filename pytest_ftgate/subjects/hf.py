@@ -349,7 +349,7 @@ class HFSubject(Subject):
         path = Path(spec).expanduser()
         if not path.is_dir():
             path = resolve_model_dir(
-                spec, what=flag,
+                spec, what=f"{flag}={spec}",
                 hint="Give a PEFT adapter directory, a model directory, a Hub id in your Hugging Face cache, "
                      "openai:MODEL or an outputs .jsonl",
             )

@@ -41,7 +41,8 @@ def resolve_model_dir(name: str, *, what: str, hint: str, revision: str | None =
     if path.is_dir():
         return path.resolve()
     if path.is_absolute() or not looks_like_hub_id(name):
-        raise SubjectError(f"{what} {name!r}: no such directory. {hint}")
+        named = what if what.endswith(f"={name}") else f"{what} {name!r}"  # `--candidate=x`, or a description and x
+        raise SubjectError(f"{named}: no such directory. {hint}")
     try:
         from huggingface_hub import snapshot_download
         from huggingface_hub.errors import (

@@ -20,6 +20,10 @@ class Resolver:
     def cache(self) -> Cache:
         return self.context.cache
 
+    def add(self, spec: str, role: Role, subject: Subject) -> None:
+        """Use an already built subject for `spec` in `role` (a subject made in code, e.g. in a test)."""
+        self._built[(spec, role)] = subject
+
     def build(self, spec: str, role: Role) -> Subject:
         key = (spec, role)
         if key not in self._built:
