@@ -19,8 +19,7 @@ from .errors import IncompleteDataError, OptionError
 from .kinds import get_kind, kind_names
 from .kinds.base import Criterion, DecisionContext, check_complete, pct
 from .scoring.perturb import PerturbResult, SubjectPerturbation
-from .types import Suite
-from .types import Comparison, GateDecision, SuiteResult
+from .types import Comparison, GateDecision, Suite, SuiteResult
 
 
 @dataclass(frozen=True)

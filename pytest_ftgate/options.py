@@ -107,7 +107,7 @@ class Option:
 
     def argparse_kwargs(self) -> dict[str, Any]:
         # argparse's default says only "not given": the run's default is resolved with the ini key
-        kwargs: dict[str, Any] = {"dest": self.dest, "help": self.help}
+        kwargs: dict[str, Any] = {"dest": self.dest, "help": self.help_text}
         kwargs["default"] = [] if self.action == "append" else False if self.action == "store_true" else None
         if self.action:
             kwargs["action"] = self.action
@@ -116,6 +116,11 @@ class Option:
         if self.type:
             kwargs["type"] = self.type
         return kwargs
+
+    @property
+    def help_text(self) -> str:
+        """The help, with `{default}` filled from the one place the default is written."""
+        return self.help.replace("{default}", f"{self.default:g}" if isinstance(self.default, float) else str(self.default))
 
     @property
     def ini_converter(self) -> Callable[[Any], Any] | None:

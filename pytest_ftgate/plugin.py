@@ -28,7 +28,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for option in _options():
         group.addoption(option.flag, **option.argparse_kwargs())
         if option.ini:
-            parser.addini(option.ini, option.ini_help or option.help, type=option.ini_type, default=None)
+            parser.addini(option.ini, option.ini_help or option.help_text, type=option.ini_type, default=None)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -15,15 +15,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .stores.cache import Cache, cache_key
 from .config import RunConfig
 from .errors import GateRunError, GenerationError, IncompleteDataError, JudgeRefused
 from .gate import check_targets, criteria, decide, effective_gate
 from .kinds import get_kind
 from .provenance import git_commit, library_versions, machine
+from .stores.cache import Cache, cache_key
 from .subjects import Job, Resolver, Subject
-from .types import Suite
-from .types import CaseResult, Comparison, GateDecision, Output, Request, Score, SubjectInfo, SuiteResult
+from .types import CaseResult, Comparison, GateDecision, Output, Request, Score, SubjectInfo, Suite, SuiteResult
 
 Subjects = tuple[Subject, Subject | None]  # (baseline, candidate)
 

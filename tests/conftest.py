@@ -7,11 +7,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 # pytester's inline runs drop modules first imported inside them; C extensions such as numpy
 # cannot be imported twice in one process, so load what the plugin imports lazily up front.
 import numpy  # noqa: F401
+import pytest
 import scipy.stats  # noqa: F401
 import tqdm.auto  # noqa: F401
 

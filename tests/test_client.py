@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_ftgate.subjects.client import MASK, EndpointClient, _Limiter, redact, strip_credentials
 from pytest_ftgate.config import build_run_config
 from pytest_ftgate.errors import EXIT_GATE_ERROR, EXIT_USAGE, EndpointError, GenerationError
+from pytest_ftgate.subjects.client import MASK, EndpointClient, _Limiter, redact, strip_credentials
 from tests.fault_proxy import Fault, FaultProxy, openai_error
 
 CHAT = [{"role": "user", "content": "Say one word."}]  # the same prompt each time: llama.cpp reuses its cache

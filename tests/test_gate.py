@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from pytest_ftgate.gate import decide, effective_gate, parse_threshold, parse_thresholds
-from pytest_ftgate.stores.goldens import read_goldens, write_goldens
 from pytest_ftgate.kinds.golden import GoldenState
+from pytest_ftgate.stores.goldens import read_goldens, write_goldens
 from pytest_ftgate.suite import load_suite
 from pytest_ftgate.types import CaseResult, Output, Score, SubjectInfo, SuiteResult
 from tests.conftest import write

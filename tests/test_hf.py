@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 
 from pytest_ftgate import AdapterMismatchError, RunConfig, SubjectError, UnsafeWeightsError, load_suite, run_gate
-from pytest_ftgate.stores.cache import Cache
-from pytest_ftgate.subjects.hf import HFEngine
-from pytest_ftgate.subjects import resolve_subjects
 from pytest_ftgate.config import SubjectOptions
-from pytest_ftgate.subjects.hf import HFSubject
+from pytest_ftgate.stores.cache import Cache
+from pytest_ftgate.subjects import resolve_subjects
+from pytest_ftgate.subjects.hf import HFEngine, HFSubject
 from tests.conftest import write
 
 ROOT = Path(__file__).resolve().parents[1]

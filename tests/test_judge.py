@@ -13,9 +13,22 @@ import pytest
 
 from pytest_ftgate import RunConfig, load_suite, parse_threshold, run_gate
 from pytest_ftgate.errors import SuiteError
+from pytest_ftgate.judging.protocol import (
+    JudgeReply,
+    ReplyToken,
+    Rubric,
+    TokenChoice,
+    agreement,
+    judge_pair,
+    judge_rubric,
+    neutralise,
+    parse_score,
+    parse_winner,
+    rubric_messages,
+    self_test,
+    weighted_score,
+)
 from pytest_ftgate.types import SubjectInfo
-from pytest_ftgate.judging.protocol import (JudgeReply, ReplyToken, Rubric, TokenChoice, agreement, judge_pair, judge_rubric,
-                                 neutralise, parse_score, parse_winner, rubric_messages, self_test, weighted_score)
 from tests.conftest import write
 
 

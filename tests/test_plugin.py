@@ -158,10 +158,12 @@ def test_bad_suite_is_a_usage_error_without_traceback(project):
 
 
 def test_missing_outputs_are_an_error_not_a_pass(project):
-    outputs(project.path / "partial.jsonl", {"q0": "a0"})
+    outputs(project.path / "partial.jsonl", {"q0": "a0", "q-old-1": "x", "f-renamed": "y"})
     result = project.runpytest("--baseline", "base.jsonl", "--candidate", "partial.jsonl")
     assert result.ret == EXIT_GATE_ERROR
-    result.stdout.fnmatch_lines(["*partial.jsonl has no output for 61 case(s)*a gate on missing outputs would lie*"])
+    # the missing ids, and the ids the file holds that no case asks for (renamed cases?)
+    result.stdout.fnmatch_lines(["*partial.jsonl has no output for 61 case(s)*It holds 2 id(s) that no case asks for: "
+                                 "q-old-1, f-renamed*a gate on missing outputs would lie*"])
     assert "Traceback" not in result.stdout.str()
 
 

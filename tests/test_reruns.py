@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from pytest_ftgate.cli import main
-from pytest_ftgate.errors import EXIT_GATE_ERROR
 from pytest_ftgate.cost.pricing import ServingCost
+from pytest_ftgate.errors import EXIT_GATE_ERROR
 from pytest_ftgate.subjects import Subject, register_subject
 from pytest_ftgate.types import Output, SubjectInfo
 
@@ -107,6 +107,11 @@ def test_a_nondeterministic_stack_is_an_infrastructure_error(tmp_path, capsys, f
                                         "generate: {max_new_tokens: 4}\nscorers: [{regex: '.*'}]\n")
     assert main(["gate", str(root / "suites"), f"--baseline={tiny_base}", "--ftgate-rerun-check=2",
                  f"--ftgate-report-dir={root / 'r'}", "--ftgate-no-cache"]) in (0, 1)
+    # and the check leaves its trace: what it checked, in the terminal and every report
+    said = "rerun check: 2 greedy case(s) of"
+    assert said in capsys.readouterr().out
+    assert any(n.startswith(said) for n in json.loads((root / "r/report.json").read_text())["notices"])
+    assert said in (root / "r/report.md").read_text() and said in (root / "r/report.html").read_text()
 
 
 def test_the_rerun_check_as_a_fixture(pytester, tiny_base):

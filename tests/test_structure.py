@@ -114,7 +114,6 @@ def test_the_gate_never_imports_the_trainer():
 def test_every_package_of_the_tree_is_in_the_distribution():
     """pyproject's package list once named only two packages: a wheel then lacked kinds/, subjects/, report/."""
     import tomllib
-
     from setuptools import find_packages
 
     config = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from pytest_ftgate.errors import PricingError
 from pytest_ftgate.cost.tco import DAYS_PER_MONTH, compute_tco, load_pricing, subject_cost
+from pytest_ftgate.errors import PricingError
 from pytest_ftgate.types import Case, CaseResult, Output, Score, SubjectInfo, SuiteResult, TrainingCost
 from tests.conftest import write
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..kinds import get_kind
-from .pricing import DAYS_PER_MONTH, Pricing, Usage, load_pricing  # noqa: F401  (re-exported)
 from ..subjects import cost_model
 from ..types import SubjectInfo, SuiteResult
+from .pricing import DAYS_PER_MONTH, Pricing, Usage, load_pricing  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)

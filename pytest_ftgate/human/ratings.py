@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import HumanEvalError
-from .export import BLIND_COLUMNS, COLUMNS, PREFERENCES, SCORE_RANGE, Key, SheetRow, read_key, unguard_cell
 from ..files.jsonl import iter_jsonl
 from ..types import Interval
+from .export import BLIND_COLUMNS, COLUMNS, PREFERENCES, SCORE_RANGE, Key, SheetRow, read_key, unguard_cell
 
 REQUIRED_COLUMNS = (*BLIND_COLUMNS, "preference", "sheet")
 VOTE = {"candidate": Fraction(1), "tie": Fraction(1, 2), "baseline": Fraction(0)}

@@ -16,7 +16,6 @@ from ..extensions import load_group
 from ..stats import wilson_interval
 from ..types import Comparison, GateDecision, Interval, Output, SubjectInfo, Suite, SuiteResult
 
-
 _NO_DEFAULT = object()
 
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from ..errors import IncompleteDataError, SuiteError
 from ..files.paths import beside
-from ..stores.goldens import GoldenSet, read_goldens, split_goldens, write_goldens
 from ..stats import exact_interval, exact_upper_bound, max_passing_regressions, min_n_to_resolve, wilson_interval
+from ..stores.goldens import GoldenSet, read_goldens, split_goldens, write_goldens
 from ..types import GateDecision, Interval, SuiteResult
 from .base import (
     Criterion,

@@ -28,10 +28,34 @@ from typing import Any
 
 from ..errors import JudgeRefused, OptionError
 from ..human.ratings import output_digest, read_labels
-from ..judging.protocol import Agreement, PairVerdict, Rubric, RubricVerdict, SelfTest, agreement, judge_pair, judge_rubric, self_test
+from ..judging.protocol import (
+    Agreement,
+    PairVerdict,
+    Rubric,
+    RubricVerdict,
+    SelfTest,
+    agreement,
+    judge_pair,
+    judge_rubric,
+    self_test,
+)
 from ..types import CaseResult, GateDecision, Interval, Score, SuiteResult
-from .base import (Criterion, DecisionContext, GateKey, Headline, ReportSection, Scored, ScoringContext, SuiteKey,
-                   SuiteKind, boolean, fraction, pct, rate_headline, register_kind)
+from .base import (
+    Criterion,
+    DecisionContext,
+    GateKey,
+    Headline,
+    ReportSection,
+    Scored,
+    ScoringContext,
+    SuiteKey,
+    SuiteKind,
+    boolean,
+    fraction,
+    pct,
+    rate_headline,
+    register_kind,
+)
 from .task import rate_and_baseline_criteria
 
 JUDGE_KEYS = ("mode", "criteria", "steps", "scale", "pass_score", "model", "max_unscored", "self_test", "min_kappa")

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field, replace
 from random import Random
 from typing import Any
 
-from .perturb_strategies import STRATEGIES, Draw, describe_change
 from ..stats import wilson_interval
 from ..types import Case, Interval, content_hash
+from .perturb_strategies import STRATEGIES, Draw, describe_change
 
 INVARIANTS = ("scorers", "label_unchanged")
 
@@ -249,8 +249,8 @@ def search(case_: Case, names: Sequence[str], examples: int, seed: int, conditio
     strategies: the smallest that meets `condition` within `examples` drawn ones, or None.
 
     Seeded, quiet, no database, no deadline, no health checks; no-op perturbations are not drawn."""
-    from hypothesis import HealthCheck, Phase, Verbosity, find, settings
     import hypothesis.strategies as st
+    from hypothesis import HealthCheck, Phase, Verbosity, find, settings
     from hypothesis.errors import NoSuchExample, Unsatisfiable
 
     text = case_.messages[-1]["content"]

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .detectors import canary_list, canary_scorer, classify_refusal, leak_scorer
 from ..extensions import load_group
 from ..types import Case, Score
+from .detectors import canary_list, canary_scorer, classify_refusal, leak_scorer
 
 ScoreFn = Callable[[Case, str], Score]
 

@@ -17,14 +17,16 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..cost.pricing import Pricing, ServingCost, Usage, api_cost
 from ..errors import GenerationError, SubjectError
 from ..options import Option, count_arg, positive_int_arg, seconds_arg
 from ..types import JudgeReply, Output, ReplyToken, SubjectInfo, TokenChoice
 from .base import BuildContext, Job, OnBatch, Role, Subject, flag_of, register_subject
-from .client import EndpointClient
+
+if TYPE_CHECKING:  # imported where used: loading the plugin stays light
+    from ..cost.pricing import Pricing, ServingCost, Usage
+    from .client import EndpointClient
 
 PREFIX = "openai:"
 FORMS = ("json_schema", "json_object+schema", "prompt")
@@ -59,12 +61,12 @@ class OpenAISubject(Subject):
                type=positive_int_arg, default=8, ini="ftgate_openai_concurrency",
                ini_help="requests in flight at once to each OpenAI-compatible endpoint (--ftgate-openai-concurrency)",
                help="requests in flight at once to each OpenAI-compatible endpoint (candidate, baseline, judge). "
-                    "Default: ini ftgate_openai_concurrency or 8"),
+                    "Default: ini ftgate_openai_concurrency or {default}"),
         Option("--ftgate-openai-timeout", "ftgate_openai_timeout", field="openai_timeout_s", metavar="S", type=seconds_arg,
-               default=120.0, help="seconds to wait for one endpoint reply before it counts as failed and is retried. Default: 120"),
+               default=120.0, help="seconds to wait for one endpoint reply before it counts as failed and is retried. Default: {default}"),
         Option("--ftgate-openai-retries", "ftgate_openai_retries", field="openai_retries", metavar="N", type=count_arg,
                default=5, help="retries of a request after a 429, 5xx, timeout or connection error, with backoff and "
-                               "jitter (Retry-After honoured). Default: 5"),
+                               "jitter (Retry-After honoured). Default: {default}"),
         Option("--ftgate-judge-base-url", "ftgate_judge_base_url", field="judge_base_url", metavar="URL",
                help="base URL of the judge's OpenAI-compatible endpoint. Default: $FTGATE_JUDGE_BASE_URL, else the "
                     "openai: subjects' endpoint (--ftgate-openai-base-url, $OPENAI_BASE_URL)"),
@@ -87,6 +89,8 @@ class OpenAISubject(Subject):
     def serving_cost(cls, info: SubjectInfo, usage: Usage, pricing: Pricing) -> ServingCost:
         # An unpriced endpoint (a self-hosted server, an `ft:` model) leaves its cost unknown and
         # says how to price it; the quality gates do not depend on prices.
+        from ..cost.pricing import api_cost
+
         return api_cost(pricing, info.name, usage)
 
     def __init__(self, model: str, role: Role, base_url: str | None = None, *, concurrency: int = 8,
@@ -97,6 +101,8 @@ class OpenAISubject(Subject):
             import openai  # noqa: F401
         except ImportError:
             raise SubjectError("the openai: subject needs the openai package: pip install 'pytest-ftgate[judge]'") from None
+        from .client import EndpointClient
+
         self.model = model
         self.concurrency = concurrency
         self.client = EndpointClient(base_url, concurrency=concurrency, timeout_s=timeout_s, max_retries=retries)

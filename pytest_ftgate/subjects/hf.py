@@ -17,16 +17,17 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..stores.cache import Cache
 from ..errors import AdapterMismatchError, GenerationError, SubjectError, UnsafeWeightsError
-from .hub import resolve_model_dir
-from ..manifest import base_fingerprint, read_manifest
-from ..cost.pricing import Pricing, ServingCost, Usage, compute_cost
 from ..options import Option, positive_int_arg
 from ..types import GenerationParams, JudgeReply, Output, ReplyToken, Request, SubjectInfo, TokenChoice, TrainingCost
 from .base import BuildContext, Job, OnBatch, Role, Subject, flag_of, register_subject
+from .hub import resolve_model_dir
+
+if TYPE_CHECKING:  # imported where used: loading the plugin stays light
+    from ..cost.pricing import Pricing, ServingCost, Usage
+    from ..stores.cache import Cache
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "tokenizer.model")
@@ -88,6 +89,8 @@ class HFEngine:
         return h.hexdigest()[:24]
 
     def base_weights_hash(self) -> str:
+        from ..manifest import base_fingerprint
+
         return base_fingerprint(self.base_dir, self.cache.file_sha256)
 
     def weights_identity(self) -> str:
@@ -141,6 +144,8 @@ class HFEngine:
     def _check_adapter_fits(self, model: Any) -> None:
         """Compare the adapter's tensor shapes and recorded base hash with the loaded base."""
         assert self.adapter_dir is not None
+        from ..manifest import read_manifest
+
         manifest = read_manifest(self.adapter_dir)
         if manifest is not None:
             recorded = manifest.base_model.fingerprint
@@ -336,7 +341,7 @@ class HFSubject(Subject):
         Option("--ftgate-batch-size", "ftgate_batch_size", field="batch_size", metavar="N", type=positive_int_arg, default=16,
                ini="ftgate_batch_size", ini_help="generation batch size for local models (--ftgate-batch-size)",
                help="generation batch size for local models; latency and cost are measured at it. "
-                    "Default: ini ftgate_batch_size or 16"),
+                    "Default: ini ftgate_batch_size or {default}"),
     )
 
     @classmethod
@@ -372,6 +377,8 @@ class HFSubject(Subject):
 
     @classmethod
     def serving_cost(cls, info: SubjectInfo, usage: Usage, pricing: Pricing) -> ServingCost:
+        from ..cost.pricing import compute_cost
+
         return compute_cost(pricing, usage)
 
     def __init__(self, engine: HFEngine, role: Role, adapter_enabled: bool):
@@ -383,6 +390,8 @@ class HFSubject(Subject):
         training = None
         if adapter_enabled and engine.adapter_dir is not None:
             details["adapter"] = str(engine.adapter_dir)
+            from ..manifest import read_manifest
+
             manifest = read_manifest(engine.adapter_dir)
             if manifest is not None:
                 details["manifest"] = manifest.to_dict()

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import IncompleteDataError, SubjectError
 from ..files.jsonl import iter_jsonl
-from ..cost.pricing import Pricing, ServingCost, Usage, compute_cost
 from ..types import Output, SubjectInfo
 from .base import BuildContext, OnBatch, Role, Subject, flag_of, register_subject
+
+if TYPE_CHECKING:  # imported where used: loading the plugin stays light
+    from ..cost.pricing import Pricing, ServingCost, Usage
 
 ROW = '{"id": "t-001", "output": "..."} (optional "suite", "tokens_in", "tokens_out", "latency_s")'
 
@@ -33,6 +35,8 @@ class OutputsSubject(Subject):
 
     @classmethod
     def serving_cost(cls, info: SubjectInfo, usage: Usage, pricing: Pricing) -> ServingCost:
+        from ..cost.pricing import ServingCost, compute_cost
+
         if not usage.throughput_rps:
             return ServingCost.unknown("no latency_s in the outputs file, so the compute cost is unknown")
         return compute_cost(pricing, usage)

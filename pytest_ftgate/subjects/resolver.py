@@ -4,9 +4,13 @@ same weights, one model load (a judge on the baseline's model uses the baseline'
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..errors import SubjectError
-from ..stores.cache import Cache
 from .base import BuildContext, Role, Subject, SubjectOptions, flag_of, subject_kinds
+
+if TYPE_CHECKING:
+    from ..stores.cache import Cache
 
 
 class Resolver:

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..scoring.scorers import normalize
 from ..errors import DataError
+from ..scoring.scorers import normalize
 from .data import Row, known_format, scan_jsonl, validate_row
 
 PII_PATTERNS = {

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..stores.cache import sha256_file
 from ..errors import ConfigError, DataError, SubjectError, TrainConfigError
-from ..subjects.hub import resolve_model_dir
 from ..manifest import BaseModel, Manifest, base_fingerprint, read_manifest, write_manifest
 from ..quiet import library_deprecations, quiet_kernels_notice
+from ..stores.cache import sha256_file
+from ..subjects.hub import resolve_model_dir
 from .config import Recipe, bf16_supported
 from .data import load_rows
 from .manifest import Cost, build_manifest, device_info, read_cost, write_cost

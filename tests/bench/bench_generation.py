@@ -68,10 +68,10 @@ def one_at_a_time(base: Path, suite) -> float:
 
 
 def plugin(base: Path, suite, batch_size: int) -> float:
-    from pytest_ftgate import RunConfig, SubjectOptions, run_gate
-
     # the model load is excluded, as in the two loops above: warm it with a one-case run first
     from pytest_ftgate.hf import HFEngine
+
+    from pytest_ftgate import RunConfig, SubjectOptions, run_gate
 
     loaded: dict = {}
     original = HFEngine.load
