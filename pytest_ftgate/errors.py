@@ -127,3 +127,13 @@ class GateBlocked(Exception):
 
 class FtgateWarning(UserWarning):
     """A gate passed but something about it deserves attention (e.g. too few goldens)."""
+
+
+def internal_error(exc: BaseException) -> GateRunError:
+    """A fault that is neither the user's input nor the subject's (a bug of ours or an extension's): the gate
+    could not run (exit 6), never the exit of a verdict; the message carries where it happened."""
+    import traceback
+
+    where = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-4:]).rstrip()
+    return GateRunError(f"internal error ({type(exc).__name__}: {exc}); this is a bug in pytest-ftgate or an "
+                        f"extension, not a verdict on the candidate. Please report it with this trace:\n{where}")

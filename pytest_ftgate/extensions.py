@@ -4,8 +4,9 @@
     [project.entry-points."ftgate.kinds"]     a module that calls register_kind
     [project.entry-points."ftgate.subjects"]  a module that calls register_subject
 
-Each group is loaded once, the first time its registry is asked. A broken extension stops the run
-with a message naming its entry point and distribution, not a traceback.
+Each group is loaded once, the first time its registry is asked. A broken extension stops a gate
+when it starts (exit 4), with a message naming its entry point and distribution, not a traceback;
+a project's ordinary test runs go on without it.
 """
 
 from __future__ import annotations
@@ -22,10 +23,9 @@ def entry_points(group: str) -> list[metadata.EntryPoint]:
 
 
 def load_group(group: str) -> None:
-    """Import every module of an entry point group (they register themselves), once; a failure is
-    raised again on every later call, so whoever asks next hears of it."""
-    if group in _failed:
-        raise _failed[group]
+    """Import every module of an entry point group (they register themselves), once. A module that fails
+    is recorded, not raised here: the registries keep working for a project's ordinary test runs, and a
+    gate hears of it from `load_all()` when it starts."""
     if group in _loaded:
         return
     _loaded.add(group)
@@ -36,13 +36,15 @@ def load_group(group: str) -> None:
             from .errors import OptionError
 
             dist = f" (from {ep.dist.name} {ep.dist.version})" if ep.dist is not None else ""
-            _failed[group] = OptionError(
+            _failed.setdefault(group, OptionError(
                 f"the {group} extension {ep.name} = {ep.value}{dist} failed to load: {type(exc).__name__}: {exc}. "
-                "Fix or uninstall that package")
-            raise _failed[group] from None
+                "Fix or uninstall that package"))
 
 
 def load_all() -> None:
-    """Every group: what a gate run does at start-up, so a broken extension stops it before any work."""
+    """Every group, raising the first failure: what a gate does at start-up, so that a broken extension
+    stops it before any work, named."""
     for group in GROUPS:
         load_group(group)
+        if group in _failed:
+            raise _failed[group]

@@ -104,6 +104,7 @@ class Option:
     field: str = ""
     convert: Callable[[Any, Path], Any] | None = None
     layered: bool = False
+    ini_relative: bool = False  # an ini value naming a path that exists beside the ini file is taken from there
 
     def argparse_kwargs(self) -> dict[str, Any]:
         # argparse's default says only "not given": the run's default is resolved with the ini key
@@ -133,7 +134,7 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option("--candidate", "ftgate_candidate", field="candidate", metavar="SPEC",
            help="candidate to gate: PEFT adapter dir, model dir or Hub id, openai:MODEL or outputs .jsonl. Default: none (baseline only)"),
-    Option("--baseline", "ftgate_baseline", field="baseline", metavar="SPEC", ini="ftgate_baseline",
+    Option("--baseline", "ftgate_baseline", field="baseline", metavar="SPEC", ini="ftgate_baseline", ini_relative=True,
            ini_help="default baseline spec (--baseline)",
            help="baseline: model dir or Hub id, openai:MODEL or outputs .jsonl. Default: ini ftgate_baseline, else the "
                 "candidate adapter's base model"),
@@ -147,9 +148,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("--ftgate-update-goldens", "ftgate_update_goldens", field="update_goldens", action="store_true", default=False,
            help="freeze the cases the baseline passes as each golden suite's golden file. Default: off"),
     Option("--ftgate-allow-partial", "ftgate_allow_partial", field="allow_partial", action="store_true", default=False,
-           ini="ftgate_allow_partial", ini_type="bool", ini_help="exit 0 on a partial run (--ftgate-allow-partial)",
-           help="exit 0, not 7, when the run is partial (criteria deselected with -k/-m, or that checked nothing): for "
-                "a selection made on purpose. The verdict still says partial. Default: off"),
+           ini="ftgate_allow_partial", ini_help="true: exit 0 on a run partial by selection (--ftgate-allow-partial)",
+           help="exit 0, not 7, when the run is partial because criteria were deselected (-k, -m) or suites left out: for "
+                "a selection made on purpose (a criterion that checked nothing still exits 7). The verdict still says "
+                "partial. Default: off"),
     Option("--ftgate-report-dir", "ftgate_report_dir", field="report_dir", metavar="DIR", ini="ftgate_report_dir",
            default=".ftgate/report", convert=as_path, ini_help="report directory (--ftgate-report-dir)",
            help="where report.json, report.md and report.html go. Default: ini ftgate_report_dir or .ftgate/report"),
@@ -182,8 +184,8 @@ def unknown_ini_keys(present: Iterable[str], options: Iterable[Option], prefix: 
     known = ini_keys(options)
     problems = []
     for key in sorted(present):
-        if key.startswith(prefix) and key not in known:
-            near = difflib.get_close_matches(key, list(known), n=1, cutoff=0.5)
+        if key.lower().startswith(prefix) and key not in known:
+            near = difflib.get_close_matches(key.lower(), list(known), n=1, cutoff=0.5)
             hint = f"did you mean {near[0]}?" if near else f"ftgate's ini keys are: {', '.join(sorted(known))}"
             problems.append(f"unknown ini key {key!r}: {hint} An unknown key is ignored by pytest, so a misspelled "
                             "threshold would gate nothing")

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from .config import RunConfig, all_options, build_run_config
-from .errors import EXIT_BLOCKED, EXIT_GATE_ERROR, EXIT_PARTIAL, FtgateError, FtgateWarning, GateBlocked, SuiteError
+from .errors import EXIT_PARTIAL, FtgateError, FtgateWarning, GateBlocked, SuiteError, internal_error
 from .options import unknown_ini_keys
 
 CONFIG = pytest.StashKey[RunConfig]()
@@ -25,7 +25,7 @@ STATE = pytest.StashKey["GateState"]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ftgate", "pytest-ftgate: gate a fine-tuned candidate against its baseline")
-    for option in _options():
+    for option in all_options():
         group.addoption(option.flag, **option.argparse_kwargs())
         if option.ini:
             parser.addini(option.ini, option.ini_help or option.help_text, type=option.ini_type, default=None)
@@ -35,7 +35,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ftgate: a pytest-ftgate gate criterion (one per suite and criterion)")
     # Relative paths are taken from the ini file's directory, else from where pytest was invoked.
     root = config.inipath.parent if config.inipath else config.invocation_params.dir
-    options = _options()
+    options = all_options()
     _refuse_unknown_ini_keys(config, options)
     values = {o.dest: config.getoption(o.dest) for o in options}
     try:
@@ -63,17 +63,6 @@ def pytest_configure(config: pytest.Config) -> None:
         # `pytest --candidate=x` with no paths: gate the suites even if testpaths does not name them
         if not any(_is_under(run_config.suites_dir, Path(a)) for a in config.args):
             config.args.append(str(run_config.suites_dir))
-
-
-def _options() -> Any:
-    """The option table; with a broken subjects extension, ours alone (the gate then stops, naming it)."""
-    try:
-        return all_options()
-    except FtgateError:
-        from .options import OPTIONS
-        from .subjects import subject_kinds
-
-        return OPTIONS + tuple(o for cls in subject_kinds(extensions=False).values() for o in cls.options)
 
 
 def _refuse_unknown_ini_keys(config: pytest.Config, options: Any) -> None:
@@ -217,6 +206,7 @@ class GateState:
         self.error: FtgateError | None = None
         self.view: Any = None  # the report view, built once per run
         self.named_files = _named_files(config)
+        self.left_out: tuple[Path, ...] = ()  # suite files the paths given left out (nothing gated)
         self.report_paths: list[Path] = []
         self._subjects: Any = None
         self._resolver: Any = None
@@ -254,6 +244,8 @@ class GateState:
                     self.report_paths = write_reports(self.view, self.config.report_dir)
             except FtgateError as exc:
                 self.error = exc
+            except Exception as exc:  # noqa: BLE001 - a fault of ours or an extension's is never the exit of a verdict
+                self.error = internal_error(exc)
         if self.error is not None:
             raise self.error
         return self.run
@@ -284,8 +276,17 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     tr = session.config.pluginmanager.getplugin("terminalreporter")
     if not state.suites:
         others = [i for i in session.items if not isinstance(i, GateItem)]
-        message = (f"no suites found in {state.config.suites_dir} (nor in the paths given): a gate that checks "
-                   "nothing cannot promote. Point --ftgate-suites at your suite directory, or pass suite files.")
+        suites_dir = state.config.suites_dir
+        left = sorted(suites_dir.rglob("*.y*ml")) if suites_dir.is_dir() else []
+        left = [f for f in left if f.suffix in (".yaml", ".yml")]
+        if left:  # the paths given left the suites out: the tests ran, but no gate did
+            state.left_out = tuple(left)
+            message = (f"no suite collected: the paths given leave out the {len(left)} suite file(s) in {suites_dir}, so "
+                       "nothing is gated and this run is partial (exit 7). Add the suites to the paths (or run without "
+                       "paths), or pass --ftgate-allow-partial for a run of hand-written tests on purpose.")
+        else:
+            message = (f"no suites found in {suites_dir} (nor in the paths given): a gate that checks "
+                       "nothing cannot promote. Point --ftgate-suites at your suite directory, or pass suite files.")
         if not others:
             raise pytest.UsageError(message)
         if tr:
@@ -305,12 +306,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if state.error is not None:  # bad input found late (exit 4), or the gate could not run (exit 6)
         session.exitstatus = state.error.exit_code
-    elif state.run is not None and state.run.errored:
-        session.exitstatus = EXIT_GATE_ERROR  # the gate could not run: never the exit of a verdict
-    elif state.run is not None and state.run.blocked:
-        session.exitstatus = EXIT_BLOCKED
-    elif state.run is not None and state.run.verdict == "partial" and not state.config.allow_partial:
-        session.exitstatus = EXIT_PARTIAL  # CI that reads only the exit status must not merge a partial run
+    elif state.run is not None:
+        status = state.run.exit_status(state.config.allow_partial)
+        if status:  # 6 could not run, 1 blocked, 7 partial: never the exit of another outcome
+            session.exitstatus = status
+    elif (state.suites or state.left_out) and not state.config.allow_partial:
+        session.exitstatus = EXIT_PARTIAL  # every criterion deselected, or every suite left out: nothing gated
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -322,9 +323,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         if state.error is not None:
             tr.write_sep("=", "ftgate")
             tr.write_line(f"verdict: ERROR — the gate could not run: {state.error}")
-        elif state.suites:
+        elif state.suites or state.left_out:
             tr.write_sep("=", "ftgate")
-            tr.write_line("verdict: NOTHING GATED — every gate criterion was deselected; this is not a promotion")
+            why = ("every gate criterion was deselected" if state.suites
+                   else f"the paths given left out the suites in {state.config.suites_dir}")
+            tr.write_line(f"verdict: PARTIAL — nothing gated: {why}; this is not a promotion")
         return
     from .report import terminal_lines
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from .config import RunConfig
-from .errors import GateRunError, GenerationError, IncompleteDataError, JudgeRefused
+from .errors import (EXIT_BLOCKED, EXIT_GATE_ERROR, EXIT_PARTIAL, GateRunError, GenerationError,
+                     IncompleteDataError, JudgeRefused)
 from .gate import check_targets, criteria, decide, effective_gate
 from .kinds import get_kind
 from .provenance import git_commit, library_versions, machine
@@ -80,6 +81,17 @@ class GateRun:
         if self.candidate is None:
             return []
         return [f"{d.suite}::{d.criterion}" for d in self.decisions if d.status == "skipped"]
+
+    def exit_status(self, allow_partial: bool = False) -> int:
+        """6 could not run, 1 blocked, 7 partial, else 0. `allow_partial` forgives criteria deselected on purpose,
+        never a criterion that checked nothing."""
+        if self.errored:
+            return EXIT_GATE_ERROR
+        if self.blocked:
+            return EXIT_BLOCKED
+        if self.verdict == "partial" and (self.unchecked or not allow_partial):
+            return EXIT_PARTIAL
+        return 0
 
     @property
     def verdict(self) -> str:
@@ -214,6 +226,14 @@ class Services:
     def usage(self) -> tuple[Any, ...]:
         return tuple(j.usage for j in self._judges.values())
 
+    def judge_notices(self, candidate: Subject | None) -> list[str]:
+        """A judge with the candidate's own weights grades its own answers: said in every report."""
+        if candidate is None:
+            return []
+        return [f"the judge {spec} is the candidate itself (fingerprint {candidate.info.fingerprint[:12]}): it grades its "
+                "own answers, which judges are known to favour; prefer an independent judge"
+                for spec, j in self._judges.items() if j.subject.info.fingerprint == candidate.info.fingerprint]
+
 
 def _score_suite(s: Suite, generated: dict[str, Generated], infos: dict[str, SubjectInfo], services: Services) -> Any:
     from .kinds.base import Scored, ScoringContext
@@ -288,7 +308,7 @@ def run_gate(
     if config.rerun_check:
         info["rerun_check"] = {"cases": min(config.rerun_check, len(_jobs(gated, "baseline"))), "differing": 0,
                                "subject": baseline.info.name}
-    notices = (same,) if same else ()
+    notices = tuple(n for n in (same, *services.judge_notices(candidate)) if n)
     run = GateRun(tuple(outcomes), baseline.info, candidate.info if candidate else None, info, not_run=tuple(not_run),
                   evaluation=services.usage, notices=notices)
     return replace(run, tco=compute_tco(run, pricing))

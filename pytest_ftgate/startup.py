@@ -51,6 +51,7 @@ def ini_keys_in(path: Path | None) -> set[str]:
             keys = {k for k in table if k != "ini_options"}
             return keys | set(table.get("ini_options", {}))
         parser = configparser.ConfigParser(interpolation=None, strict=False)
+        parser.optionxform = str  # type: ignore[assignment,method-assign]  (keep the case: pytest's keys are case-sensitive)
         parser.read(path, encoding="utf-8")
         for section in ("pytest", "tool:pytest"):
             if parser.has_section(section):

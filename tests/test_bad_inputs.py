@@ -94,6 +94,17 @@ OTHER: list[tuple[str, list[str], str, int]] = [
     ("pricing file broken", ["--baseline=good.jsonl", "--ftgate-pricing=price.yaml"], "price.yaml:1: `requests_per_day`", EXIT_USAGE),
     ("pricing file missing", ["--baseline=good.jsonl", "--ftgate-pricing=gone.yaml"], "pricing file not found", EXIT_USAGE),
     ("judge spec empty", ["--baseline=good.jsonl", "--candidate=good.jsonl", "--ftgate-judge=openai:"], "", EXIT_GATE_ERROR),
+    ("judge missing", ["--baseline=good.jsonl", "--candidate=other.jsonl"], "has no judge: set judge.model", EXIT_USAGE),
+    ("judge cannot judge", ["--baseline=good.jsonl", "--candidate=other.jsonl", "--ftgate-judge=good.jsonl"],
+     "--ftgate-judge=good.jsonl: a outputs subject cannot judge", EXIT_GATE_ERROR),
+    ("outputs latency not a number", ["--baseline=lat.jsonl", "--candidate=good.jsonl"],
+     "lat.jsonl:1: `latency_s` must be a number of seconds >= 0 or absent, got 'fast'", EXIT_GATE_ERROR),
+    ("pricing serving not a mapping", ["--baseline=good.jsonl", "--ftgate-pricing=serving.yaml"],
+     "serving.yaml:2: `serving` must be a mapping", EXIT_USAGE),
+    ("report dir under a file", ["--baseline=good.jsonl", "--ftgate-report-dir=good.jsonl/r"],
+     "--ftgate-report-dir=", EXIT_USAGE),
+    ("cache dir under a file", ["--baseline=good.jsonl", "--ftgate-cache-dir=good.jsonl/c"],
+     "--ftgate-cache-dir=", EXIT_USAGE),
 ]
 
 
@@ -105,6 +116,9 @@ def test_bad_subjects_and_options_are_clear_errors(pytester, name, args, needle,
         (pytester.path / "suites/j.yaml").write_text("kind: judge\ncases: [{id: a, input: x}]\n"
                                                      "judge: {mode: rubric, criteria: c, self_test: false}\n")
     (pytester.path / "good.jsonl").write_text(json.dumps({"id": "a", "output": "y"}) + "\n")
+    (pytester.path / "other.jsonl").write_text(json.dumps({"id": "a", "output": "z"}) + "\n")
+    (pytester.path / "lat.jsonl").write_text(json.dumps({"id": "a", "output": "y", "latency_s": "fast"}) + "\n")
+    (pytester.path / "serving.yaml").write_text("requests_per_day: 10\nserving: 3\n")
     (pytester.path / "bin.jsonl").write_bytes(bytes(range(256)))
     (pytester.path / "partial.jsonl").write_text(json.dumps({"id": "zz", "output": "y"}) + "\n")
     (pytester.path / "price.yaml").write_text("requests_per_day: -1\nserving: {usd_per_hour: 1}\n")

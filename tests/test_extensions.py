@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,9 @@ def test_a_broken_extension_is_named_not_a_traceback(pytester, site):
     result.stderr.fnmatch_lines(["*the ftgate.scorers extension broken = ftgate_broken (from ftgate-broken 0.1) failed to "
                                  "load: ImportError: needs torch-nightly*"])
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
+    # a project's ordinary tests never hear of it; `ftgate check` names it as the gate does
+    pytester.makepyfile(test_ok="def test_ok():\n    pass\n")
+    assert pytester.runpytest_subprocess("test_ok.py", "-p", "no:cacheprovider").ret == 0
+    check = pytester.run(sys.executable, "-m", "pytest_ftgate.cli", "check", "suites")
+    assert check.ret == EXIT_USAGE
+    check.stderr.fnmatch_lines(["*the ftgate.scorers extension broken = ftgate_broken*failed to load*"])

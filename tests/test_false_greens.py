@@ -312,3 +312,81 @@ def test_a_suite_file_named_on_the_command_line_is_gated_wherever_it_is(pytester
     result = pytester.runpytest("other/bad.yaml", "--baseline=base.jsonl")
     assert result.ret == EXIT_USAGE
     result.stderr.fnmatch_lines(["*other/bad.yaml*unknown scorer 'nosuch'*"])
+
+
+def test_a_pairwise_judge_that_ties_everything_measured_nothing(tmp_path, monkeypatch):
+    from pytest_ftgate import RunConfig, load_suite, run_gate
+    from pytest_ftgate.subjects import Resolver
+    from pytest_ftgate.types import JudgeReply, SubjectInfo
+
+    class Leaning:  # "A" when the baseline is shown first, a tie when the candidate is: no signal at all
+        kind, form, concurrency = "openai", "prompt", 1
+        info = SubjectInfo("judge", "openai", "leaning", "leaning-1")
+
+        def judge_reply(self, messages, *, schema, max_tokens, where):
+            first_is_baseline = "baseline answer" in messages[1]["content"].split("<answer_b>")[0]
+            return JudgeReply(json.dumps({"reasoning": "r", "winner": "A" if first_is_baseline else "tie"}))
+
+    monkeypatch.setattr(Resolver, "judge", lambda self, spec: Leaning())
+    suite = _pairwise_project(tmp_path)
+    config = RunConfig(candidate=str(tmp_path / "cand.jsonl"), baseline=str(tmp_path / "base.jsonl"), cache_dir=None,
+                       report_dir=None, progress=False)
+    run = run_gate([load_suite(suite)], config)
+    assert run.verdict == "error" and "the judge decided no case" in run.decisions[0].summary
+
+
+def test_criteria_that_measured_nothing_never_promote(pytester):
+    (pytester.path / "suites").mkdir()
+    (pytester.path / "suites/task.yaml").write_text(TASK.replace("gate: {min_accuracy: 0.5}\n", ""))
+    outputs(pytester.path / "base.jsonl", {"t0": "b", "t1": "a"})  # both fail every case
+    outputs(pytester.path / "cand.jsonl", {"t0": "b", "t1": "b-ish"})
+    result = pytester.runpytest("--baseline=base.jsonl", "--candidate=cand.jsonl")
+    assert result.ret == EXIT_PARTIAL
+    result.stdout.fnmatch_lines(["*task::vs_baseline: SKIP nothing compared: neither subject passed any of the 2 cases*"])
+    # a gate with no floor and no comparison is refused when the suite loads
+    (pytester.path / "suites/task.yaml").write_text(TASK.replace("gate: {min_accuracy: 0.5}", "gate: {not_below_baseline: false}"))
+    result = pytester.runpytest("--baseline=base.jsonl", "--candidate=cand.jsonl")
+    assert result.ret == EXIT_USAGE
+    result.stderr.fnmatch_lines(["*task.yaml:*this gate checks nothing*min_accuracy*min_gain*"])
+
+
+def test_a_run_whose_paths_leave_the_suites_out_is_partial(pytester):
+    (pytester.path / "suites").mkdir()
+    (pytester.path / "suites/task.yaml").write_text(TASK)
+    outputs(pytester.path / "base.jsonl", {"t0": "a", "t1": "b"})
+    outputs(pytester.path / "cand.jsonl", {"t0": "b", "t1": "a"})  # regresses every case
+    pytester.makepyfile(test_ok="def test_ok():\n    pass\n")
+    result = pytester.runpytest("test_ok.py", "--baseline=base.jsonl", "--candidate=cand.jsonl")
+    assert result.ret == EXIT_PARTIAL
+    result.stdout.fnmatch_lines(["*no suite collected: the paths given leave out the 1 suite file(s)*",
+                                 "verdict: PARTIAL — nothing gated*"])
+    result = pytester.runpytest("test_ok.py", "suites", "-m", "not ftgate", "--baseline=base.jsonl", "--candidate=cand.jsonl")
+    assert result.ret == EXIT_PARTIAL
+    result.stdout.fnmatch_lines(["verdict: PARTIAL — nothing gated: every gate criterion was deselected*"])
+    assert pytester.runpytest("test_ok.py", "--baseline=base.jsonl", "--candidate=cand.jsonl",
+                              "--ftgate-allow-partial").ret == 0
+
+
+def test_an_upper_case_ini_key_is_checked_too_and_an_ini_baseline_is_read_beside_its_ini(pytester, monkeypatch):
+    (pytester.path / "suites").mkdir()
+    (pytester.path / "suites/task.yaml").write_text(TASK)
+    outputs(pytester.path / "base.jsonl", {"t0": "b", "t1": "a"})
+    outputs(pytester.path / "cand.jsonl", {"t0": "a", "t1": "a"})
+    pytester.makeini("[pytest]\nFTGATE_FAIL = task:99%\n")
+    result = pytester.runpytest("--candidate=cand.jsonl", "--baseline=base.jsonl")
+    assert result.ret == EXIT_USAGE
+    result.stderr.fnmatch_lines(["*unknown ini key 'FTGATE_FAIL': did you mean ftgate_fail?*"])
+    pytester.makeini("[pytest]\nftgate_baseline = base.jsonl\n")
+    (pytester.path / "sub").mkdir()
+    monkeypatch.chdir(pytester.path / "sub")
+    result = pytester.runpytest(f"--candidate={pytester.path / 'cand.jsonl'}", str(pytester.path / "suites"))
+    assert result.ret == 0, result.stdout.str()  # base.jsonl was found beside the ini file, not in sub/
+
+
+def test_ftgate_gate_exits_as_pytest_does_in_the_red_phase(tmp_path):
+    (tmp_path / "suites").mkdir()
+    (tmp_path / "suites/task.yaml").write_text(TASK)
+    outputs(tmp_path / "base.jsonl", {"t0": "b", "t1": "a"})  # 0/2 against min_accuracy 0.5: red
+    code = main(["gate", str(tmp_path / "suites"), f"--baseline={tmp_path / 'base.jsonl'}", "--ftgate-no-cache",
+                 f"--ftgate-report-dir={tmp_path / 'r'}"])
+    assert code == 1  # as `pytest --baseline=...` exits: the red phase fails

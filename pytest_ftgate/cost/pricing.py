@@ -109,6 +109,10 @@ def load_pricing(path: Path | None = None) -> Pricing:
     billing = data.get("billing", "utilization")
     if billing not in ("utilization", "always_on"):
         raise PricingError(f"{path}:{line_of(lines, 'billing')}: billing must be utilization or always_on, got {billing!r}")
+    for key in ("serving", "training", "api"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            raise PricingError(f"{path}:{line_of(lines, key)}: `{key}` must be a mapping (see `ftgate pricing`), "
+                               f"got {data[key]!r}")
     api = {}
     for model, prices in (data.get("api") or {}).items():
         if not isinstance(prices, dict):

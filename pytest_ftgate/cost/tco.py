@@ -108,7 +108,7 @@ def subject_cost(info: SubjectInfo, results: list[SuiteResult], pricing: Pricing
     model = cost_model(info.kind)
     cost = model.serving_cost(info, usage, pricing)
     iqr = None
-    if cost.usd_per_request is not None and len(compute_s) >= 2:
+    if cost.usd_per_request is not None and len(compute_s) >= 2 and not pricing.serving_rps:  # else a fixed rate
         quartiles = [model.serving_cost(info, replace(usage, throughput_rps=1 / q), pricing).usd_per_request
                      for q in (_percentile(compute_s, 0.25), _percentile(compute_s, 0.75)) if q]
         if len(quartiles) == 2 and None not in quartiles:

@@ -224,8 +224,9 @@ def decide_min_rate(ctx: DecisionContext, criterion: str, threshold: float | Non
     figures["subject"] = result.subject.role
     low, high = figures["wilson"]
     rate_text = f"{result.subject.role} {k}/{n} = {pct(k / n)} (95% Wilson {pct(low)}–{pct(high)})"
-    if threshold is None:
-        return GateDecision(ctx.suite.name, criterion, "passed", f"{rate_text}; no threshold set", figures)
+    if threshold is None:  # nothing to decide on: shown, never a pass (the red phase has nothing to promote anyway)
+        return GateDecision(ctx.suite.name, criterion, "skipped", f"{rate_text}; no threshold set, so nothing checked",
+                            figures)
     figures["threshold"] = threshold
     if k / n >= threshold:
         return GateDecision(ctx.suite.name, criterion, "passed", f"{rate_text} >= {pct(threshold)}", figures)
@@ -254,6 +255,14 @@ def decide_vs_baseline(ctx: DecisionContext) -> GateDecision:
         f"candidate {pct(cmp.candidate_rate)} vs baseline {pct(cmp.baseline_rate)} "
         f"({len(cmp.fixes)} fixed, {len(cmp.regressions)} regressed, McNemar p={cmp.mcnemar_p:.3g})"
     )
+    if cmp.both_pass == 0 and not cmp.fixes and not cmp.regressions and min_gain <= 0:
+        # neither subject passed a case: "not below" holds for a candidate that fails everything
+        floor = next((k for k in ("min_accuracy", "min_pass_rate") if k in ctx.gate), None)
+        if floor is None:
+            return GateDecision(ctx.suite.name, "vs_baseline", "skipped",
+                                f"nothing compared: neither subject passed any of the {cmp.n} cases ({text}). Set a "
+                                "floor (gate.min_accuracy or min_pass_rate) to require the candidate to pass some", figures)
+        text = f"nothing compared: neither subject passed any of the {cmp.n} cases; {floor} decides ({text})"
     gain = cmp.candidate_rate - cmp.baseline_rate
     if gain >= min_gain - 1e-12:
         return GateDecision(ctx.suite.name, "vs_baseline", "passed", text, figures)

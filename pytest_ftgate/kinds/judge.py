@@ -56,7 +56,7 @@ from .base import (
     rate_headline,
     register_kind,
 )
-from .task import rate_and_baseline_criteria
+from .task import gates_something, rate_and_baseline_criteria
 
 JUDGE_KEYS = ("mode", "criteria", "steps", "scale", "pass_score", "model", "max_unscored", "self_test", "min_kappa")
 RUBRIC_GATE, PAIRWISE_GATE = {"min_pass_rate", "not_below_baseline"}, {"min_win_rate"}
@@ -125,6 +125,8 @@ def check(data: dict[str, Any]) -> list[tuple[str, tuple[Any, ...]]]:
     right = RUBRIC_GATE if mode == "rubric" else PAIRWISE_GATE
     problems = [(f"gate key {key!r} does not apply to a {mode} judge suite; use {', '.join(sorted(right))}", ("gate", key))
                 for key in sorted(wrong)]
+    if mode == "rubric":
+        problems += gates_something("min_pass_rate")(data)
     if "scorers" in data:
         problems.append(("a judge suite is scored by its judge, so `scorers:` would be ignored; put format checks in "
                          "a format suite of their own", ("scorers",)))
@@ -348,6 +350,11 @@ def decide_win_rate(ctx: DecisionContext) -> GateDecision:
                "n": n, "rate": rate, "wilson": [iv.low, iv.high], "threshold": threshold}
     text = (f"win rate {pct(rate)} = ({labels['win']} won + {labels['tie']} tied / 2) / {n} "
             f"(95% Wilson {pct(iv.low)}–{pct(iv.high)}; unscored count as lost)")
+    if labels["win"] + labels["loss"] == 0:  # every verdict a tie (or unscored): the judge told the answers apart nowhere
+        return GateDecision(ctx.suite.name, "win_rate", "error",
+                            f"the judge decided no case: {text}. A judge that ties everything (or whose verdicts the "
+                            "order changed) has measured nothing; use a stronger judge, or check it with "
+                            "judge.self_test: true", figures)
     if rate >= threshold:
         return GateDecision(ctx.suite.name, "win_rate", "passed", f"{text} >= {pct(threshold)}", figures)
     reason = f"{text} < required {pct(threshold)}"

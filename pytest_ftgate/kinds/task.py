@@ -23,6 +23,19 @@ def gain(value: Any) -> str | None:
     return None
 
 
+def gates_something(rate_key: str):
+    """A `check`: a gate with no floor and no comparison (not_below_baseline: false, no min_gain) would gate nothing."""
+
+    def check(data: dict[str, Any]) -> list[tuple[str, tuple[Any, ...]]]:
+        gate = data.get("gate") if isinstance(data.get("gate"), dict) else {}
+        if gate.get("not_below_baseline", True) is False and rate_key not in gate and "min_gain" not in gate:
+            return [(f"this gate checks nothing: with not_below_baseline: false it needs {rate_key} (a floor) or "
+                     "min_gain (a margin over the baseline)", ("gate", "not_below_baseline"))]
+        return []
+
+    return check
+
+
 def rate_and_baseline_criteria(rate_name: str, rate_key: str):
     """`rate_name` when the gate sets a floor; `vs_baseline` when it compares; the floor alone otherwise."""
     floor = Criterion(rate_name, lambda ctx: decide_min_rate(ctx, rate_name, ctx.gate.get(rate_key)))
@@ -50,5 +63,6 @@ TASK = register_kind(SuiteKind(
     main_key="min_accuracy",
     criteria=rate_and_baseline_criteria("accuracy", "min_accuracy"),
     headline=rate_headline("accuracy"),
+    check=gates_something("min_accuracy"),
     quality=True,
 ))

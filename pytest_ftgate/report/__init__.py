@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from ..runner import GateRun
+from ..errors import OptionError
 from .view import ReportView, build_view
 
 __all__ = ["ReportView", "build_view", "terminal_lines", "write_reports"]
@@ -27,7 +28,11 @@ def write_reports(view: ReportView, directory: Path) -> list[Path]:
     from .json_report import to_json
     from .markdown import to_markdown
 
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OptionError(f"--ftgate-report-dir={directory}: cannot create it ({exc.strerror}); point it at a "
+                          "writable directory") from None
     json_path, md_path = directory / "report.json", directory / "report.md"
     json_path.write_text(json.dumps(to_json(view), indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
     md = to_markdown(view)

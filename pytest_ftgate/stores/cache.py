@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..errors import OptionError
 from ..types import Output
 
 T = TypeVar("T")
@@ -69,11 +70,17 @@ class Cache:
         self._lock = threading.Lock()  # judge calls run on a thread pool: one statement at a time
         if directory is not None:
             directory = Path(directory)
-            directory.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(directory / "cache-v2.sqlite", timeout=60, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(directory / "cache-v2.sqlite", timeout=60, isolation_level=None,
+                                           check_same_thread=False)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(_SCHEMA)
+            except (OSError, sqlite3.Error) as exc:
+                raise OptionError(f"--ftgate-cache-dir={directory}: cannot open the cache there "
+                                  f"({getattr(exc, 'strerror', None) or exc}); point it at a writable directory, "
+                                  "or pass --ftgate-no-cache") from None
 
     @property
     def enabled(self) -> bool:

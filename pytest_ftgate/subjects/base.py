@@ -144,10 +144,9 @@ def register_subject(cls: type[Subject]) -> type[Subject]:
     return cls
 
 
-def subject_kinds(extensions: bool = True) -> dict[str, type[Subject]]:
+def subject_kinds() -> dict[str, type[Subject]]:
     """Every registered subject kind: ours, then those of installed `ftgate.subjects` entry points."""
-    if extensions:
-        load_group("ftgate.subjects")
+    load_group("ftgate.subjects")
     return dict(_KINDS)
 
 

@@ -52,6 +52,12 @@ class OutputsSubject(Subject):
                 raise SubjectError(f"{path}:{line.number}: each line must be a JSON object like {ROW}")
             if not isinstance(row["output"], str):
                 raise SubjectError(f"{path}:{line.number}: `output` must be a string")
+            for key in ("tokens_in", "tokens_out", "latency_s"):
+                value = row.get(key)
+                if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
+                                          or (key != "latency_s" and not float(value).is_integer())):
+                    kind = "a number of seconds" if key == "latency_s" else "a whole number"
+                    raise SubjectError(f"{path}:{line.number}: `{key}` must be {kind} >= 0 or absent, got {value!r}")
             out = Output(row["output"], row.get("tokens_in"), row.get("tokens_out"), row.get("latency_s"))
             key = (row.get("suite"), str(row["id"]))
             if key in first_line:
