@@ -24,14 +24,15 @@ _EXPORTS = {
     "Threshold": "gate", "parse_threshold": "gate",
     "RunConfig": "config", "SubjectOptions": "config", "build_run_config": "config",
     "GateRun": "runner", "SuiteOutcome": "runner", "run_gate": "runner",
-    "Scorer": "scorers", "register_scorer": "scorers",
+    "Scorer": "scoring.scorers", "register_scorer": "scoring.scorers",
     "SuiteKind": "kinds", "register_kind": "kinds",
-    "Subject": "subjects", "register_subject": "subjects",
+    "Subject": "subjects", "register_subject": "subjects", "Resolver": "subjects", "Option": "options",
     "Suite": "suite", "load_suite": "suite",
-    "EndpointClient": "client", "redact": "client",
+    "EndpointClient": "subjects.client", "redact": "subjects.client",
     "Case": "types", "CaseResult": "types", "Comparison": "types", "GateDecision": "types",
     "GenerationParams": "types", "Output": "types", "Score": "types", "SuiteResult": "types",
-    "HumanEvalError": "errors", "export_sheet": "human", "import_ratings": "human_ratings", "read_labels": "human_ratings",
+    "HumanEvalError": "errors", "export_sheet": "human.export", "import_ratings": "human.ratings",
+    "read_labels": "human.ratings",
 }
 __all__ = sorted(_EXPORTS)
 
@@ -62,6 +63,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .kinds import SuiteKind, register_kind  # noqa: F401
     from .runner import GateRun, SuiteOutcome, run_gate  # noqa: F401
     from .scoring.scorers import Scorer, register_scorer  # noqa: F401
-    from .subjects import Subject, register_subject  # noqa: F401
+    from .options import Option  # noqa: F401
+    from .subjects import Resolver, Subject, register_subject  # noqa: F401
     from .suite import Suite, load_suite  # noqa: F401
     from .types import Case, CaseResult, Comparison, GateDecision, GenerationParams, Output, Score, SuiteResult  # noqa: F401

@@ -172,3 +172,11 @@ def test_only_the_subjects_package_names_a_subject_kind():
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("startswith", "removeprefix"):
                 args = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
                 assert not any(a.rstrip(":") in kinds for a in args), f"{path.relative_to(PACKAGE)}:{node.lineno} parses a subject spec"
+
+
+def test_every_public_name_resolves():
+    """`pytest_ftgate.__all__` names are imported on first use: each must still be where it says."""
+    import pytest_ftgate
+
+    for name in pytest_ftgate.__all__:
+        assert getattr(pytest_ftgate, name) is not None, name
