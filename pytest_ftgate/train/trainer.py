@@ -151,7 +151,7 @@ def _args(recipe: Recipe, device: str, eval_enabled: bool) -> dict[str, Any]:
         "per_device_train_batch_size": t.per_device_batch_size,
         "per_device_eval_batch_size": t.per_device_batch_size,
         "gradient_accumulation_steps": accumulation,
-        "gradient_checkpointing": t.gradient_checkpointing,
+        checkpointing_key(): t.gradient_checkpointing,
         "optim": optim,
         "bf16": bf16,
         "fp16": False,
@@ -169,6 +169,17 @@ def _args(recipe: Recipe, device: str, eval_enabled: bool) -> dict[str, Any]:
     if eval_enabled:
         args.update(eval_strategy="epoch", load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False)
     return args
+
+
+def checkpointing_key() -> str:
+    """transformers 5.25 renamed `gradient_checkpointing` to `activation_checkpointing` (the old name warns):
+    the name the installed version takes, so our own call is never the deprecated one."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
 
 
 def check_rows(tokenizer: Any, rows: list[dict[str, Any]], lines: list[int], source: str, max_length: int) -> dict[str, Any]:
