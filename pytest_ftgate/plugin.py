@@ -162,6 +162,9 @@ class GateItem(pytest.Item):
             pytest.fail(f"the gate could not run: {error}", pytrace=False)
         if decision.status == "error":  # an error outcome, not a failure: no verdict was reached
             pytest.fail(f"the gate could not run: {decision.summary}", pytrace=False)
+        for check in state.run.checks:  # about the run as a whole (leakage): every suite's items hear of it
+            if check.status == "error":
+                pytest.fail(f"the gate could not run: {check.criterion}: {check.summary}", pytrace=False)
 
     def decision(self, run: Any) -> Any:
         return next(d for d in run.outcome(self.path).decisions if d.criterion == self.name)
@@ -175,6 +178,10 @@ class GateItem(pytest.Item):
         self.user_properties.append((f"ftgate.{self.suite.name}.{self.name}.status", decision.status))
         for w in decision.warnings:  # shown whether the gate passes or blocks
             self.warn(FtgateWarning(f"{self.suite.name}::{self.name}: {w}"))
+        run = self.config.stash[STATE].run
+        for check in run.checks:
+            if check.blocks and self.suite.name in check.figures.get("suites", ()):
+                raise GateBlocked(f"{check.status.upper()} ({check.criterion}): {check.summary}")
         if decision.status == "skipped":
             raise pytest.skip.Exception(decision.summary, _use_item_location=True)
         if decision.blocks:
@@ -223,7 +230,10 @@ class GateState:
     def subjects(self) -> Any:
         """(baseline, candidate), built once per session for the gate and the fixtures alike."""
         if self._subjects is None:
-            self._subjects = self.resolver().pair(self.config.candidate, self.config.baseline)
+            from .runner import pick_subjects
+
+            baseline, candidate, _ = pick_subjects(self.config, self.resolver())
+            self._subjects = (baseline, candidate)
         return self._subjects
 
     def ensure_run(self) -> Any:
@@ -231,7 +241,7 @@ class GateState:
         if self.run is None and self.error is None:
             from contextlib import nullcontext
 
-            from .report import build_view, write_reports
+            from .report import publish
             from .runner import run_gate
 
             capman = self.pytest_config.pluginmanager.getplugin("capturemanager")
@@ -239,9 +249,7 @@ class GateState:
                 with capman.global_and_fixture_disabled() if capman else nullcontext():
                     suites = list(self.suites.values())
                     self.run = run_gate(suites, self.config, self.resolver(), self.selection)
-                self.view = build_view(self.run)
-                if self.config.report_dir is not None:
-                    self.report_paths = write_reports(self.view, self.config.report_dir)
+                self.view, self.report_paths = publish(self.run, self.config)
             except FtgateError as exc:
                 self.error = exc
             except Exception as exc:  # noqa: BLE001 - a fault of ours or an extension's is never the exit of a verdict

@@ -17,7 +17,7 @@ from typing import Any
 
 from .config import RunConfig
 from .errors import (EXIT_BLOCKED, EXIT_GATE_ERROR, EXIT_PARTIAL, GateRunError, GenerationError,
-                     IncompleteDataError, JudgeRefused)
+                     IncompleteDataError, JudgeRefused, OptionError, SubjectError)
 from .gate import check_targets, criteria, decide, effective_gate
 from .kinds import get_kind
 from .provenance import git_commit, library_versions, machine
@@ -55,6 +55,7 @@ class GateRun:
     not_run: tuple[str, ...] = ()  # "suite::criterion" of criteria deselected (-k, -m, --deselect)
     evaluation: tuple[Any, ...] = ()  # judging.service.JudgeUsage of each judge used: an evaluation cost
     notices: tuple[str, ...] = ()  # what every report must say about the run as a whole
+    checks: tuple[GateDecision, ...] = ()  # decisions about the run as a whole (leakage), beside the suites' own
 
     def outcome(self, suite_path: Path) -> SuiteOutcome:
         for o in self.outcomes:
@@ -64,7 +65,7 @@ class GateRun:
 
     @property
     def decisions(self) -> list[GateDecision]:
-        return [d for o in self.outcomes for d in o.decisions]
+        return [*self.checks, *(d for o in self.outcomes for d in o.decisions)]
 
     @property
     def blocked(self) -> bool:
@@ -277,12 +278,17 @@ def run_gate(
     resolver = resolver or Resolver(config.subject_options, Cache(config.cache_dir))
     cache = resolver.cache
     try:
-        baseline, candidate = resolver.pair(config.candidate, config.baseline)
+        baseline, candidate, origin = pick_subjects(config, resolver)
         services = Services(config, resolver)
         for s in gated:  # what a suite needs besides the subjects (a judge) is found before anything generates
             kind = get_kind(s.kind)
             if kind.preflight is not None:
                 kind.preflight(s, services)
+        leakage = None
+        if candidate is not None:  # before anything generates: a candidate trained on its eval cases would lie
+            from .leakage import check_leakage
+
+            leakage = check_leakage(candidate, gated, config.train_data, [Path.cwd(), config.suites_dir.parent])
         same = _same_subject(baseline, candidate)
         if config.rerun_check:
             check_determinism(baseline, _jobs(gated, "baseline"), config.rerun_check)
@@ -308,10 +314,38 @@ def run_gate(
     if config.rerun_check:
         info["rerun_check"] = {"cases": min(config.rerun_check, len(_jobs(gated, "baseline"))), "differing": 0,
                                "subject": baseline.info.name}
-    notices = tuple(n for n in (same, *services.judge_notices(candidate)) if n)
+    unchecked = leakage.summary if leakage is not None and not leakage.checked else ""
+    notices = tuple(n for n in (origin, same, unchecked, *services.judge_notices(candidate)) if n)
+    check = leakage.decision(config.require_leakage_check) if leakage is not None else None
     run = GateRun(tuple(outcomes), baseline.info, candidate.info if candidate else None, info, not_run=tuple(not_run),
-                  evaluation=services.usage, notices=notices)
+                  evaluation=services.usage, notices=notices, checks=(check,) if check is not None else ())
     return replace(run, tco=compute_tco(run, pricing))
+
+
+def pick_subjects(config: RunConfig, resolver: Resolver) -> tuple[Subject, Subject | None, str]:
+    """(baseline, candidate, what to say about the baseline). With a promotion record beside the suites and
+    no --baseline, the baseline is the promoted model; `--baseline=base` is the adapter's base model,
+    `--baseline=promoted` the record's model. A promoted model whose files changed is an error."""
+    from .stores.promotion import BASE, PROMOTED, read_promotion, record_path
+
+    wanted = config.baseline
+    promotion = read_promotion(config.suites_dir) if wanted == PROMOTED or (wanted is None and config.candidate) else None
+    if wanted == PROMOTED and promotion is None:
+        where = record_path(config.suites_dir)
+        raise OptionError(f"--baseline=promoted: there is no promotion record at {where}. Promote a gated run first "
+                          "(`ftgate promote REPORT.json`), or name the baseline")
+    if wanted == BASE or promotion is None:
+        baseline, candidate = resolver.pair(config.candidate, None if wanted == BASE else wanted)
+        return baseline, candidate, ""
+    where = record_path(config.suites_dir)
+    baseline, candidate = resolver.pair(config.candidate, promotion.resolved_spec(where.parent))
+    if baseline.info.fingerprint != promotion.fingerprint:
+        raise SubjectError(f"the promoted model {promotion.name} ({where}) is not the one that was promoted: its "
+                           f"fingerprint is {baseline.info.fingerprint[:12]} now, {promotion.fingerprint[:12]} then "
+                           "(weights, tokenizer or 4-bit changed). Restore it, or promote again")
+    said = (f"baseline: the promoted model {promotion.name} (promoted {promotion.promoted_at}, {where}); "
+            "--baseline=base gates against the adapter's base model instead")
+    return baseline, candidate, said
 
 
 SAME_PROMPT = "the candidate and the baseline are the same model and this suite gives both the same prompt"
