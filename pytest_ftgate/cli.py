@@ -7,6 +7,7 @@
     ftgate pricing > pricing.yaml                the bundled prices, to edit and pass as --ftgate-pricing
     ftgate promote REPORT.json                   record what ships: later gates compare against it
     ftgate history / ftgate compare A B          the runs so far; the cases that flipped between two reports
+    ftgate logs import LOGS --format F --out D   production logs in: a shadow run, failures, failure modes
 
 `ftgate gate` takes the same options as the pytest plugin (pytest_ftgate.options), and exits as
 pytest does: 0 promoted, 1 blocked, 4 bad suites or options, 6 the gate could not run, 7 partial. The
@@ -159,6 +160,15 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _logs_import(args: argparse.Namespace) -> int:
+    from .importers.logs import import_lines, import_logs
+
+    result = import_logs(args.logs, args.format, args.out, train_out=args.train_out, field_name=args.field,
+                         low_confidence=args.low_confidence, clusters=args.clusters, seed=args.seed, force=args.force)
+    print("\n".join(import_lines(result, Path(args.logs))))
+    return 0
+
+
 def _pricing(args: argparse.Namespace) -> int:
     from .cost.pricing import DEFAULT_PRICING
 
@@ -224,6 +234,25 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("b", help="report.json of another run")
     compare.add_argument("--json", action="store_true", help="print the differences as JSON")
     compare.set_defaults(func=_compare)
+    logs = sub.add_parser("logs", help="production logs in: a shadow run, failures as cases, failure modes")
+    logs_sub = logs.add_subparsers(dest="logs_command", required=True)
+    from .importers.logs import __doc__ as logs_doc
+
+    limport = logs_sub.add_parser("import", help="write a shadow suite, production's outputs, failures and failure modes",
+                                  description=(logs_doc or "").split("\n\n")[1],
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    limport.add_argument("logs", help="the JSONL of logged requests")
+    limport.add_argument("--format", required=True, choices=("openai", "generic"), help="how each line is written")
+    limport.add_argument("--out", required=True, help="the directory to write the suites and production.jsonl to")
+    limport.add_argument("--train-out", help="also write the corrections as training rows (half of them; the other half "
+                                             "are eval cases, kept apart by a leakage check)")
+    limport.add_argument("--field", help="the JSON field to agree on (default: found in production's answers, else the text)")
+    limport.add_argument("--low-confidence", type=float, default=0.5,
+                         help="rows below this confidence join the failure modes (default 0.5)")
+    limport.add_argument("--clusters", type=int, help="number of failure-mode clusters (default: from the number of rows)")
+    limport.add_argument("--seed", type=int, default=0, help="seed of the train/eval split and the clustering (default 0)")
+    limport.add_argument("--force", action="store_true", help="write into --out even if it holds files")
+    limport.set_defaults(func=_logs_import)
     pricing = sub.add_parser("pricing", help="print the bundled pricing file, to copy, edit and pass as --ftgate-pricing")
     pricing.set_defaults(func=_pricing)
     human = sub.add_parser("human", help="blind human evaluation: export an A/B sheet for raters, import their ratings")

@@ -100,6 +100,15 @@ def _named_files(config: pytest.Config) -> frozenset[Path]:
     return frozenset((p if p.is_absolute() else base / p).resolve() for p in paths if p.suffix in (".yaml", ".yml"))
 
 
+def _named_dirs(config: pytest.Config) -> tuple[Path, ...]:
+    """Directories named on the command line (other than the suites directory): their suites are gated too."""
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        return ()
+    base = config.invocation_params.dir
+    paths = ((p if p.is_absolute() else base / p) for p in (Path(a.split("::")[0]) for a in config.args))
+    return tuple(p.resolve() for p in paths if p.is_dir())
+
+
 def _is_under(path: Path, parent: Path) -> bool:
     try:
         path.resolve().relative_to(parent.resolve())
@@ -116,7 +125,23 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     state = parent.config.stash[STATE]
     if _is_under(file_path, state.config.suites_dir) or file_path.resolve() in state.named_files:
         return SuiteFile.from_parent(parent, path=file_path)
+    if any(_is_under(file_path, d) for d in state.named_dirs) and _looks_like_suite(file_path):
+        return SuiteFile.from_parent(parent, path=file_path)  # a directory of suites named on the command line
     return None
+
+
+def _looks_like_suite(path: Path) -> bool:
+    """A YAML file whose top level says `kind: <a suite kind>` (a directory given may hold CI configs too)."""
+    import re
+
+    from .kinds import kind_names
+
+    try:
+        head = path.read_text(encoding="utf-8", errors="replace")[:20000]
+    except OSError:
+        return False
+    match = re.search(r"^kind:\s*['\"]?([\w-]+)", head, flags=re.MULTILINE)
+    return match is not None and match.group(1) in kind_names()
 
 
 class SuiteFile(pytest.File):
@@ -213,6 +238,7 @@ class GateState:
         self.error: FtgateError | None = None
         self.view: Any = None  # the report view, built once per run
         self.named_files = _named_files(config)
+        self.named_dirs = _named_dirs(config)
         self.left_out: tuple[Path, ...] = ()  # suite files the paths given left out (nothing gated)
         self.report_paths: list[Path] = []
         self._subjects: Any = None

@@ -157,7 +157,8 @@ class HFEngine:
         for adapter_dir, name in self.adapters.items():
             if name in self._loaded:
                 continue
-            self._check_adapter_fits(self._model, adapter_dir)
+            base = self._model.get_base_model() if hasattr(self._model, "get_base_model") else self._model
+            self._check_adapter_fits(base, adapter_dir)
             with library_deprecations():
                 from peft import PeftModel
 
