@@ -353,7 +353,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if state is None or not state.config.active:
         return
     tr = terminalreporter
-    if state.run is None:
+    if state.run is None or state.view is None:
         if state.error is not None:
             tr.write_sep("=", "ftgate")
             tr.write_line(f"verdict: ERROR — the gate could not run: {state.error}")

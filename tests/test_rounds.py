@@ -58,7 +58,7 @@ def _golden_project(root: Path, n: int = 6) -> Path:
 
 
 def test_a_promoted_run_becomes_the_default_baseline_and_goldens_follow_production(pytester, tiny_base, tiny_adapter,
-                                                                                     tmp_path):
+                                                                                     tmp_path, own_history, capsys):
     from fixtures.tiny_models import build_tiny_adapter
 
     suites = _golden_project(pytester.path)
@@ -105,10 +105,14 @@ def test_a_promoted_run_becomes_the_default_baseline_and_goldens_follow_producti
     finally:
         shutil.copy(backup, weights)
     # the history holds every gate run, the promotion marked
-    assert main(["history", "--history", str(pytester.path / ".ftgate/history.sqlite"), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["history", "--history", str(own_history), "--json"]) == 0
+    runs = json.loads(capsys.readouterr().out)
+    assert [r["promoted"] for r in runs if r["report_path"] == str(pytester.path / "r1/report.json")] == [True]
+    assert len(runs) >= 5 and any(s["suite"] == "qa" for r in runs for s in r["suites"])
 
 
-def test_history_lists_runs_and_compare_names_the_flipped_cases(pytester, capsys):
+def test_history_lists_runs_and_compare_names_the_flipped_cases(pytester, capsys, own_history):
     (pytester.path / "suites").mkdir()
     (pytester.path / "suites/qa.yaml").write_text(
         "kind: format\ncases: [{id: a, input: x}, {id: b, input: y}]\nscorers: [json_valid]\ngate: {min_pass_rate: 0.5}\n")
@@ -117,7 +121,7 @@ def test_history_lists_runs_and_compare_names_the_flipped_cases(pytester, capsys
     outputs(pytester.path / "c2.jsonl", {"a": "no", "b": "{}"})
     for n, cand in enumerate(("c1", "c2")):
         pytester.runpytest("--baseline=base.jsonl", f"--candidate={cand}.jsonl", f"--ftgate-report-dir=r{n}")
-    history = str(pytester.path / ".ftgate/history.sqlite")
+    history = str(own_history)
     assert main(["history", "--history", history]) == 0
     out = capsys.readouterr().out
     assert out.count("qa pass rate") == 2 and "c2.jsonl" in out
