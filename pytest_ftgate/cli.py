@@ -139,7 +139,8 @@ def _history(args: argparse.Namespace) -> int:
         cells = ", ".join(f"{s['suite']} {_measure(s)} {s['decision']}" + (f" ({s['regressions']} regressed)" if s["regressions"] else "")
                           for s in r["suites"])
         mark = "*" if r["promoted"] else " "
-        cand = (r["candidate"] or f"(baseline) {r['baseline']}")[-34:]
+        who, name = ("", r["candidate"]) if r["candidate"] else ("baseline ", r["baseline"])
+        cand = who + (name if len(who + name) <= 34 else "…" + name[-(33 - len(who)):])
         print(f"{r['id']:>4}{mark} {r['finished_at']:<25} {r['verdict']:<13} {cand:<34} {cells}")
     print("* promoted (ftgate promote)")
     return 0

@@ -258,8 +258,8 @@ class GateState:
         if self._subjects is None:
             from .runner import pick_subjects
 
-            baseline, candidate, _ = pick_subjects(self.config, self.resolver())
-            self._subjects = (baseline, candidate)
+            picked = pick_subjects(self.config, self.resolver())
+            self._subjects = (picked.baseline, picked.candidate)
         return self._subjects
 
     def ensure_run(self) -> Any:

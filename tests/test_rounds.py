@@ -8,7 +8,6 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
 
 from pytest_ftgate.cli import main
 from pytest_ftgate.errors import EXIT_GATE_ERROR, EXIT_USAGE
