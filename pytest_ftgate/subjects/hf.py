@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import SubjectError
 from ..options import Option, positive_int_arg
-from ..types import JudgeReply, ReplyToken, SubjectInfo, TokenChoice, TrainingCost
 from .base import BuildContext, Job, OnBatch, Role, Subject, flag_of, register_subject
-from .hf_engine import TOKENIZER_FILES, HFEngine, dir_fingerprint, refuse_pickles, tokenizer_dir
 from .hub import resolve_model_dir
 
 if TYPE_CHECKING:  # imported where used: loading the plugin stays light
     from ..cost.pricing import Pricing, ServingCost, Usage
+    from ..types import JudgeReply, SubjectInfo
+    from .hf_engine import HFEngine
 
 
 @register_subject
@@ -49,6 +49,8 @@ class HFSubject(Subject):
 
     @classmethod
     def build(cls, spec: str, role: Role, ctx: BuildContext) -> Subject:
+        from .hf_engine import refuse_pickles, tokenizer_dir
+
         flag = flag_of(role)
         path = Path(spec).expanduser()
         if not path.is_dir():
@@ -77,6 +79,8 @@ class HFSubject(Subject):
         return compute_cost(pricing, usage)
 
     def __init__(self, engine: HFEngine, role: Role, adapter: Path | None):
+        from ..types import SubjectInfo, TrainingCost
+
         self.engine = engine
         self.adapter = adapter
         name = str(adapter or engine.base_dir)
@@ -110,6 +114,8 @@ class HFSubject(Subject):
     def judge_reply(self, messages: Sequence[dict[str, str]], *, schema: dict[str, Any], max_tokens: int,
                     where: str) -> JudgeReply:
         """Greedy, constrained by the prompt alone; the log-probabilities come from the model's own logits."""
+        from ..types import JudgeReply, ReplyToken, TokenChoice
+
         text, tokens, n_in, n_out = self.engine.complete_with_logprobs(list(messages), max_tokens, TOP_LOGPROBS,
                                                                        adapter=self.adapter)
         return JudgeReply(text, tuple(ReplyToken(t, tuple(TokenChoice(c, lp) for c, lp in top)) for t, top in tokens),
@@ -119,6 +125,8 @@ class HFSubject(Subject):
 def _engine_for(engines: list[HFEngine], base: Path, tok_dir: Path, ctx: BuildContext) -> HFEngine:
     """The engine on this base whose tokenizer has the same files (two adapters saved with the same tokenizer
     share one load), else a new one."""
+    from .hf_engine import TOKENIZER_FILES, HFEngine, dir_fingerprint
+
     wanted = json.dumps(dir_fingerprint(tok_dir, ctx.cache, TOKENIZER_FILES), sort_keys=True)
     for engine in engines:
         if engine.base_dir == base and engine.tokenizer_fingerprint == wanted:
