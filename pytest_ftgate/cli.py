@@ -5,6 +5,9 @@
     ftgate human export|import ...               blind human evaluation (pytest_ftgate.human.export)
     ftgate suite import FILE --format F --out S  an attack set you hold, as a suite (pytest_ftgate.importers.attack_sets)
     ftgate pricing > pricing.yaml                the bundled prices, to edit and pass as --ftgate-pricing
+    ftgate promote REPORT.json                   record what ships: later gates compare against it
+    ftgate history / ftgate compare A B          the runs so far; the cases that flipped between two reports
+    ftgate logs import LOGS --format F --out D   production logs in: a shadow run, failures, failure modes
 
 `ftgate gate` takes the same options as the pytest plugin (pytest_ftgate.options), and exits as
 pytest does: 0 promoted, 1 blocked, 4 bad suites or options, 6 the gate could not run, 7 partial. The
@@ -41,20 +44,130 @@ def _check(args: argparse.Namespace) -> int:
 
 def _gate(args: argparse.Namespace) -> int:
     from .config import build_run_config
-    from .report import build_view, terminal_lines, write_reports
+    from .report import publish, terminal_lines
     from .runner import run_gate
     from .suite import find_suite_files, load_suite
 
     config = build_run_config(vars(args), Path.cwd())
     suites = [load_suite(f) for f in find_suite_files(args.paths)]
     run = run_gate(suites, config)
-    view = build_view(run)
+    view, paths = publish(run, config)
     for line in terminal_lines(view, verbose=args.verbose):
         print(line)
-    if config.report_dir is not None:
-        for p in write_reports(view, config.report_dir):
-            print(f"report: {p}")
+    for p in paths:
+        print(f"report: {p}")
     return run.exit_status(config.allow_partial)
+
+
+def _promote(args: argparse.Namespace) -> int:
+    """Record the candidate of a promoted run as what ships; later gates compare against it by default."""
+    import hashlib
+    import json
+
+    from .errors import OptionError, SubjectError
+    from .provenance import git_commit
+    from .stores.cache import Cache
+    from .stores.promotion import Promotion, now, read_promotion, relative_spec, write_promotion
+    from .subjects import Resolver, SubjectOptions, subject_option_fields
+
+    report = Path(args.report)
+    try:
+        data = json.loads(report.read_text(encoding="utf-8"))
+        verdict, candidate = data["verdict"], data["subjects"]["candidate"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise OptionError(f"{report}: not a readable report.json of a gate run ({exc}); give the report.json that "
+                          "`pytest --candidate=...` wrote in its --ftgate-report-dir") from None
+    if verdict != "promoted" or candidate is None:
+        raise OptionError(f"{report}: its verdict is {verdict!r}, not 'promoted': only a run that gated every criterion "
+                          "and passed may be promoted (a blocked, partial, error or baseline-only run may not)")
+    suites = Path(args.suites)
+    if not suites.is_dir():
+        raise OptionError(f"--suites={suites}: no such directory; the record is written beside the suites it gated")
+    details = candidate.get("details") or {}
+    fields = subject_option_fields()
+    options = {k: details[d] for k, d in (("base", "base_model"), ("load_in_4bit", "load_in_4bit"))
+               if k in fields and d in details}
+    spec = candidate.get("spec") or candidate["name"]
+    try:
+        now_fp = Resolver(SubjectOptions(options), Cache(None)).build(spec, "candidate").info.fingerprint
+    except SubjectError as exc:
+        raise OptionError(f"{report}: its candidate cannot be found again ({exc}); promote from where it was gated") from None
+    if now_fp != candidate["fingerprint"]:
+        raise OptionError(f"{report}: the candidate {candidate['name']} changed since it was gated (fingerprint "
+                          f"{candidate['fingerprint'][:12]} then, {now_fp[:12]} now): gate it again, then promote that run")
+    earlier = read_promotion(suites)
+    previous = ([{k: v for k, v in earlier.to_json().items() if k != "previous"}, *earlier.previous] if earlier else [])
+    record = Promotion(
+        spec=relative_spec(spec, suites.resolve()), kind=candidate["kind"], name=candidate["name"],
+        fingerprint=candidate["fingerprint"],
+        report={"path": relative_spec(str(report.resolve()), suites.resolve()),
+                "sha256": hashlib.sha256(report.read_bytes()).hexdigest(), "verdict": verdict,
+                "finished_at": (data.get("run") or {}).get("finished_at")},
+        promoted_at=now(), git_commit=git_commit(), base_model=details.get("base_model"), previous=previous)
+    path = write_promotion(suites, record)
+    from .stores.history import mark_promoted
+
+    mark_promoted(args.history, report, record)
+    print(f"promoted {candidate['name']} (fingerprint {candidate['fingerprint'][:12]}); wrote {path}")
+    if earlier:
+        print(f"  it replaces {earlier.name}, promoted {earlier.promoted_at} (kept in the record's `previous`)")
+    print("next:")
+    print(f"  git add {path}        # later gates compare against it by default (--baseline=base: the base model)")
+    print(f"  pytest {suites} --baseline=promoted --ftgate-update-goldens   # goldens follow production: re-freeze them")
+    print("     on the promoted model (the first frozen goldens stay in the golden file, to bound drift), review and commit")
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    import json
+
+    from .stores.history import history_path, runs
+
+    path = history_path(args.history)
+    if path is None:
+        print("ftgate: the history store is off (FTGATE_HISTORY=off)", file=sys.stderr)
+        return EXIT_USAGE
+    found = runs(path, args.suite, args.limit)
+    if args.json:
+        print(json.dumps(found, indent=1))
+        return 0
+    if not found:
+        print(f"no gate runs recorded in {path}" + (f" for suite {args.suite}" if args.suite else ""))
+        return 0
+    print(f"{'run':>4}  {'finished':<25} {'verdict':<13} {'candidate':<34} suites")
+    for r in found:
+        cells = ", ".join(f"{s['suite']} {_measure(s)} {s['decision']}" + (f" ({s['regressions']} regressed)" if s["regressions"] else "")
+                          for s in r["suites"])
+        mark = "*" if r["promoted"] else " "
+        who, name = ("", r["candidate"]) if r["candidate"] else ("baseline ", r["baseline"])
+        cand = who + (name if len(who + name) <= 34 else "…" + name[-(33 - len(who)):])
+        print(f"{r['id']:>4}{mark} {r['finished_at']:<25} {r['verdict']:<13} {cand:<34} {cells}")
+    print("* promoted (ftgate promote)")
+    return 0
+
+
+def _measure(s: dict) -> str:
+    value = s["candidate"] if s["candidate"] is not None else s["baseline"]
+    return f"{s['measure']} {'—' if value is None else f'{100 * value:.1f}%'}"
+
+
+def _compare(args: argparse.Namespace) -> int:
+    import json
+
+    from .report.diff import compare_reports, diff_json, diff_lines
+
+    diffs = compare_reports(Path(args.a), Path(args.b))
+    print(json.dumps(diff_json(diffs), indent=1) if args.json else "\n".join(diff_lines(diffs, Path(args.a), Path(args.b))))
+    return 0
+
+
+def _logs_import(args: argparse.Namespace) -> int:
+    from .importers.logs import import_lines, import_logs
+
+    result = import_logs(args.logs, args.format, args.out, train_out=args.train_out, field_name=args.field,
+                         low_confidence=args.low_confidence, clusters=args.clusters, seed=args.seed, force=args.force)
+    print("\n".join(import_lines(result, Path(args.logs))))
+    return 0
 
 
 def _pricing(args: argparse.Namespace) -> int:
@@ -104,6 +217,43 @@ def main(argv: list[str] | None = None) -> int:
         gate.add_argument(option.flag, **option.argparse_kwargs())
     gate.add_argument("-v", "--verbose", action="count", default=0, help="show every flipped case")
     gate.set_defaults(func=_gate)
+    promote = sub.add_parser("promote", help="record a promoted run's candidate as what ships (suites/ftgate.promoted.json)")
+    promote.add_argument("report", help="report.json of a gate run whose verdict was promoted")
+    promote.add_argument("--suites", default="suites", help="the suites directory the record goes in. Default: suites")
+    promote.add_argument("--history", default=None,
+                         help="the history store to mark the promotion in. Default: $FTGATE_HISTORY or .ftgate/history.sqlite")
+    promote.set_defaults(func=_promote)
+    history = sub.add_parser("history", help="the gate runs recorded so far, newest first")
+    history.add_argument("--suite", help="only runs of this suite, with its measure")
+    history.add_argument("--json", action="store_true", help="print the runs as JSON")
+    history.add_argument("--limit", type=int, default=50, help="at most this many runs (default 50)")
+    history.add_argument("--history", default=None,
+                         help="the history store. Default: $FTGATE_HISTORY or .ftgate/history.sqlite")
+    history.set_defaults(func=_history)
+    compare = sub.add_parser("compare", help="the cases whose verdict differs between two gate reports, per suite")
+    compare.add_argument("a", help="report.json of one run")
+    compare.add_argument("b", help="report.json of another run")
+    compare.add_argument("--json", action="store_true", help="print the differences as JSON")
+    compare.set_defaults(func=_compare)
+    logs = sub.add_parser("logs", help="production logs in: a shadow run, failures as cases, failure modes")
+    logs_sub = logs.add_subparsers(dest="logs_command", required=True)
+    from .importers.logs import __doc__ as logs_doc
+
+    limport = logs_sub.add_parser("import", help="write a shadow suite, production's outputs, failures and failure modes",
+                                  description=(logs_doc or "").split("\n\n")[1],
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    limport.add_argument("logs", help="the JSONL of logged requests")
+    limport.add_argument("--format", required=True, choices=("openai", "generic"), help="how each line is written")
+    limport.add_argument("--out", required=True, help="the directory to write the suites and production.jsonl to")
+    limport.add_argument("--train-out", help="also write the corrections as training rows (half of them; the other half "
+                                             "are eval cases, kept apart by a leakage check)")
+    limport.add_argument("--field", help="the JSON field to agree on (default: found in production's answers, else the text)")
+    limport.add_argument("--low-confidence", type=float, default=0.5,
+                         help="rows below this confidence join the failure modes (default 0.5)")
+    limport.add_argument("--clusters", type=int, help="number of failure-mode clusters (default: from the number of rows)")
+    limport.add_argument("--seed", type=int, default=0, help="seed of the train/eval split and the clustering (default 0)")
+    limport.add_argument("--force", action="store_true", help="write into --out even if it holds files")
+    limport.set_defaults(func=_logs_import)
     pricing = sub.add_parser("pricing", help="print the bundled pricing file, to copy, edit and pass as --ftgate-pricing")
     pricing.set_defaults(func=_pricing)
     human = sub.add_parser("human", help="blind human evaluation: export an A/B sheet for raters, import their ratings")

@@ -44,6 +44,9 @@ class RunConfig:
     rerun_check: int = 0  # greedy baseline cases generated twice before the gate: outputs must not differ
     pricing: Path | None = None  # None: the bundled defaults (pytest_ftgate/data/pricing.yaml)
     judge: str | None = None  # the judge of `kind: judge` suites: a subject spec (openai:MODEL, a model dir)
+    history: Path | None = None  # the history store gate runs append to (the plugin and `ftgate gate`); None: off
+    train_data: Path | None = None  # the candidate's training data, when its manifest does not name it
+    require_leakage_check: bool = False  # leakage that cannot be checked is an error, not a note
 
     @property
     def active(self) -> bool:

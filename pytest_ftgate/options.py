@@ -74,6 +74,13 @@ def bool_arg(text: str | bool) -> bool:
     raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
 
 
+def history_arg(value: Any, root: Path) -> Path | None:
+    """--ftgate-history: a path (relative to the run's root), $FTGATE_HISTORY, the default, or off."""
+    from .stores.history import history_path
+
+    return history_path(value, root)
+
+
 def as_path(value: Any, root: Path) -> Path | None:
     """A path relative to `root` (the ini file's directory, else where the run started)."""
     if value in (None, ""):
@@ -160,9 +167,21 @@ OPTIONS: tuple[Option, ...] = (
            help="generation cache directory. Default: ini ftgate_cache_dir or .ftgate/cache"),
     Option("--ftgate-no-cache", "ftgate_no_cache", field="no_cache", action="store_true", default=False,
            help="regenerate everything and store nothing. Default: off"),
+    Option("--ftgate-history", "ftgate_history", field="history", metavar="FILE", ini="ftgate_history", convert=history_arg,
+           ini_help="the history store every gate run appends to (--ftgate-history)",
+           help="the SQLite history store every gate run appends to (`ftgate history` lists it; the HTML report plots "
+                "its trend); `off` for none. Default: ini ftgate_history, $FTGATE_HISTORY or .ftgate/history.sqlite"),
     Option("--ftgate-judge", "ftgate_judge", field="judge", metavar="SUBJECT",
            help="judge for `kind: judge` suites: openai:MODEL or a local model dir (the baseline's own model is loaded "
                 "once). Default: the suite's judge.model"),
+    Option("--ftgate-train-data", "ftgate_train_data", field="train_data", metavar="FILE", convert=as_path,
+           help="the candidate's training data (JSONL), checked against the suites for leakage before anything "
+                "generates. Default: the data its ftgate.json manifest names"),
+    Option("--ftgate-require-leakage-check", "ftgate_require_leakage_check", field="require_leakage_check",
+           action="store_true", default=False, ini="ftgate_require_leakage_check",
+           ini_help="true: a candidate whose training data cannot be checked for leakage is an error",
+           help="make a candidate whose training data cannot be checked for leakage (no manifest, the file missing or "
+                "changed) an error (exit 6), not a note in the reports. Default: off"),
     Option("--ftgate-pricing", "ftgate_pricing", field="pricing", metavar="FILE", ini="ftgate_pricing", convert=as_path,
            ini_help="pricing YAML for the TCO report (--ftgate-pricing)",
            help="pricing YAML for the TCO report (copy the bundled one with `ftgate pricing > pricing.yaml` and edit "

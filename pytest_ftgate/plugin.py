@@ -100,6 +100,15 @@ def _named_files(config: pytest.Config) -> frozenset[Path]:
     return frozenset((p if p.is_absolute() else base / p).resolve() for p in paths if p.suffix in (".yaml", ".yml"))
 
 
+def _named_dirs(config: pytest.Config) -> tuple[Path, ...]:
+    """Directories named on the command line (other than the suites directory): their suites are gated too."""
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        return ()
+    base = config.invocation_params.dir
+    paths = ((p if p.is_absolute() else base / p) for p in (Path(a.split("::")[0]) for a in config.args))
+    return tuple(p.resolve() for p in paths if p.is_dir())
+
+
 def _is_under(path: Path, parent: Path) -> bool:
     try:
         path.resolve().relative_to(parent.resolve())
@@ -116,7 +125,23 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     state = parent.config.stash[STATE]
     if _is_under(file_path, state.config.suites_dir) or file_path.resolve() in state.named_files:
         return SuiteFile.from_parent(parent, path=file_path)
+    if any(_is_under(file_path, d) for d in state.named_dirs) and _looks_like_suite(file_path):
+        return SuiteFile.from_parent(parent, path=file_path)  # a directory of suites named on the command line
     return None
+
+
+def _looks_like_suite(path: Path) -> bool:
+    """A YAML file whose top level says `kind: <a suite kind>` (a directory given may hold CI configs too)."""
+    import re
+
+    from .kinds import kind_names
+
+    try:
+        head = path.read_text(encoding="utf-8", errors="replace")[:20000]
+    except OSError:
+        return False
+    match = re.search(r"^kind:\s*['\"]?([\w-]+)", head, flags=re.MULTILINE)
+    return match is not None and match.group(1) in kind_names()
 
 
 class SuiteFile(pytest.File):
@@ -162,6 +187,9 @@ class GateItem(pytest.Item):
             pytest.fail(f"the gate could not run: {error}", pytrace=False)
         if decision.status == "error":  # an error outcome, not a failure: no verdict was reached
             pytest.fail(f"the gate could not run: {decision.summary}", pytrace=False)
+        for check in state.run.checks:  # about the run as a whole (leakage): every suite's items hear of it
+            if check.status == "error":
+                pytest.fail(f"the gate could not run: {check.criterion}: {check.summary}", pytrace=False)
 
     def decision(self, run: Any) -> Any:
         return next(d for d in run.outcome(self.path).decisions if d.criterion == self.name)
@@ -175,6 +203,10 @@ class GateItem(pytest.Item):
         self.user_properties.append((f"ftgate.{self.suite.name}.{self.name}.status", decision.status))
         for w in decision.warnings:  # shown whether the gate passes or blocks
             self.warn(FtgateWarning(f"{self.suite.name}::{self.name}: {w}"))
+        run = self.config.stash[STATE].run
+        for check in run.checks:
+            if check.blocks and self.suite.name in check.figures.get("suites", ()):
+                raise GateBlocked(f"{check.status.upper()} ({check.criterion}): {check.summary}")
         if decision.status == "skipped":
             raise pytest.skip.Exception(decision.summary, _use_item_location=True)
         if decision.blocks:
@@ -206,6 +238,7 @@ class GateState:
         self.error: FtgateError | None = None
         self.view: Any = None  # the report view, built once per run
         self.named_files = _named_files(config)
+        self.named_dirs = _named_dirs(config)
         self.left_out: tuple[Path, ...] = ()  # suite files the paths given left out (nothing gated)
         self.report_paths: list[Path] = []
         self._subjects: Any = None
@@ -223,7 +256,10 @@ class GateState:
     def subjects(self) -> Any:
         """(baseline, candidate), built once per session for the gate and the fixtures alike."""
         if self._subjects is None:
-            self._subjects = self.resolver().pair(self.config.candidate, self.config.baseline)
+            from .runner import pick_subjects
+
+            picked = pick_subjects(self.config, self.resolver())
+            self._subjects = (picked.baseline, picked.candidate)
         return self._subjects
 
     def ensure_run(self) -> Any:
@@ -231,7 +267,7 @@ class GateState:
         if self.run is None and self.error is None:
             from contextlib import nullcontext
 
-            from .report import build_view, write_reports
+            from .report import publish
             from .runner import run_gate
 
             capman = self.pytest_config.pluginmanager.getplugin("capturemanager")
@@ -239,9 +275,7 @@ class GateState:
                 with capman.global_and_fixture_disabled() if capman else nullcontext():
                     suites = list(self.suites.values())
                     self.run = run_gate(suites, self.config, self.resolver(), self.selection)
-                self.view = build_view(self.run)
-                if self.config.report_dir is not None:
-                    self.report_paths = write_reports(self.view, self.config.report_dir)
+                self.view, self.report_paths = publish(self.run, self.config)
             except FtgateError as exc:
                 self.error = exc
             except Exception as exc:  # noqa: BLE001 - a fault of ours or an extension's is never the exit of a verdict
@@ -319,7 +353,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if state is None or not state.config.active:
         return
     tr = terminalreporter
-    if state.run is None:
+    if state.run is None or state.view is None:
         if state.error is not None:
             tr.write_sep("=", "ftgate")
             tr.write_line(f"verdict: ERROR — the gate could not run: {state.error}")

@@ -13,11 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .config import RunConfig
 from .errors import (EXIT_BLOCKED, EXIT_GATE_ERROR, EXIT_PARTIAL, GateRunError, GenerationError,
-                     IncompleteDataError, JudgeRefused)
+                     IncompleteDataError, JudgeRefused, OptionError, SubjectError)
 from .gate import check_targets, criteria, decide, effective_gate
 from .kinds import get_kind
 from .provenance import git_commit, library_versions, machine
@@ -55,6 +55,7 @@ class GateRun:
     not_run: tuple[str, ...] = ()  # "suite::criterion" of criteria deselected (-k, -m, --deselect)
     evaluation: tuple[Any, ...] = ()  # judging.service.JudgeUsage of each judge used: an evaluation cost
     notices: tuple[str, ...] = ()  # what every report must say about the run as a whole
+    checks: tuple[GateDecision, ...] = ()  # decisions about the run as a whole (leakage), beside the suites' own
 
     def outcome(self, suite_path: Path) -> SuiteOutcome:
         for o in self.outcomes:
@@ -64,7 +65,7 @@ class GateRun:
 
     @property
     def decisions(self) -> list[GateDecision]:
-        return [d for o in self.outcomes for d in o.decisions]
+        return [*self.checks, *(d for o in self.outcomes for d in o.decisions)]
 
     @property
     def blocked(self) -> bool:
@@ -167,8 +168,9 @@ def check_determinism(subject: Subject, jobs: Sequence[Job], n: int) -> None:
         )
 
 
-def _jobs(suites: Sequence[Suite], role: str) -> list[Job]:
-    return [Job(s.name, c, Request(s.prompts[role].render(c), s.params)) for s in suites for c in s.cases]
+def _jobs(suites: Sequence[Suite], prompt: str) -> list[Job]:
+    """One job per case, its chat rendered with the suite's `prompt` ("baseline" or "candidate")."""
+    return [Job(s.name, c, Request(s.prompts[prompt].render(c), s.params)) for s in suites for c in s.cases]
 
 
 def _perplexities(subject: Subject, suites: Sequence[Suite], jobs: list[Job]) -> dict[tuple[str, str], float | None]:
@@ -185,8 +187,8 @@ def _perplexities(subject: Subject, suites: Sequence[Suite], jobs: list[Job]) ->
 Generated = dict[Path, tuple[list[Output], dict[str, float | None]]]  # suite -> outputs in case order, perplexities
 
 
-def _generate(suites: Sequence[Suite], subject: Subject, role: str, cache: Cache, progress: bool) -> Generated:
-    jobs = _jobs(suites, role)
+def _generate(suites: Sequence[Suite], subject: Subject, prompt: str, cache: Cache, progress: bool) -> Generated:
+    jobs = _jobs(suites, prompt)
     outputs = generate_all(subject, jobs, cache, progress)
     ppl = _perplexities(subject, suites, jobs)
     it = iter(outputs)
@@ -277,19 +279,25 @@ def run_gate(
     resolver = resolver or Resolver(config.subject_options, Cache(config.cache_dir))
     cache = resolver.cache
     try:
-        baseline, candidate = resolver.pair(config.candidate, config.baseline)
+        baseline, candidate, origin, served_with = pick_subjects(config, resolver)
+        prompts = {"baseline": served_with, "candidate": "candidate"}
         services = Services(config, resolver)
         for s in gated:  # what a suite needs besides the subjects (a judge) is found before anything generates
             kind = get_kind(s.kind)
             if kind.preflight is not None:
                 kind.preflight(s, services)
+        leakage = None
+        if candidate is not None:  # before anything generates: a candidate trained on its eval cases would lie
+            from .leakage import check_leakage
+
+            leakage = check_leakage(candidate, gated, config.train_data, [Path.cwd(), config.suites_dir.parent])
         same = _same_subject(baseline, candidate)
         if config.rerun_check:
-            check_determinism(baseline, _jobs(gated, "baseline"), config.rerun_check)
-        generated = {"baseline": _generate(gated, baseline, "baseline", cache, config.progress)}
+            check_determinism(baseline, _jobs(gated, prompts["baseline"]), config.rerun_check)
+        generated = {"baseline": _generate(gated, baseline, prompts["baseline"], cache, config.progress)}
         infos = {"baseline": baseline.info}
         if candidate is not None:
-            generated["candidate"] = _generate(gated, candidate, "candidate", cache, config.progress)
+            generated["candidate"] = _generate(gated, candidate, prompts["candidate"], cache, config.progress)
             infos["candidate"] = candidate.info
         roles = {"baseline": baseline, **({"candidate": candidate} if candidate is not None else {})}
         outcomes = []
@@ -297,8 +305,8 @@ def run_gate(
             scored = _score_suite(s, generated, infos, services)
             perturbed = None
             if s.perturb is not None and (selection is None or "perturbation" in selection[s.path]):
-                perturbed = _perturb(s, roles, scored, cache, config)
-            outcome, skipped = _decide_suite(s, config, selection, scored, perturbed, same)
+                perturbed = _perturb(s, roles, scored, cache, config, prompts)
+            outcome, skipped = _decide_suite(s, config, selection, scored, perturbed, same, prompts)
             outcomes.append(outcome)
             not_run += skipped
     finally:
@@ -306,12 +314,50 @@ def run_gate(
             cache.close()
     info = run_info(config, time.time() - started)
     if config.rerun_check:
-        info["rerun_check"] = {"cases": min(config.rerun_check, len(_jobs(gated, "baseline"))), "differing": 0,
+        info["rerun_check"] = {"cases": min(config.rerun_check, len(_jobs(gated, prompts["baseline"]))), "differing": 0,
                                "subject": baseline.info.name}
-    notices = tuple(n for n in (same, *services.judge_notices(candidate)) if n)
+    unchecked = leakage.summary if leakage is not None and not leakage.checked else ""
+    notices = tuple(n for n in (origin, same, unchecked, *services.judge_notices(candidate)) if n)
+    check = leakage.decision(config.require_leakage_check) if leakage is not None else None
     run = GateRun(tuple(outcomes), baseline.info, candidate.info if candidate else None, info, not_run=tuple(not_run),
-                  evaluation=services.usage, notices=notices)
+                  evaluation=services.usage, notices=notices, checks=(check,) if check is not None else ())
     return replace(run, tco=compute_tco(run, pricing))
+
+
+class Picked(NamedTuple):
+    """The run's subjects, what the reports say of the baseline, and the prompt it answers with."""
+
+    baseline: Subject
+    candidate: Subject | None
+    said: str = ""
+    baseline_prompt: str = "baseline"  # "candidate" for a promoted model: it shipped with the candidate's prompt
+
+
+def pick_subjects(config: RunConfig, resolver: Resolver) -> Picked:
+    """The baseline and candidate of a run. With a promotion record beside the suites and
+    no --baseline, the baseline is the promoted model; `--baseline=base` is the adapter's base model,
+    `--baseline=promoted` the record's model. A promoted model whose files changed is an error. The
+    promoted model is served as it was promoted: with the suites' candidate prompts (see `baseline_prompt`)."""
+    from .stores.promotion import BASE, PROMOTED, read_promotion, record_path
+
+    wanted = config.baseline
+    promotion = read_promotion(config.suites_dir) if wanted == PROMOTED or (wanted is None and config.candidate) else None
+    if wanted == PROMOTED and promotion is None:
+        where = record_path(config.suites_dir)
+        raise OptionError(f"--baseline=promoted: there is no promotion record at {where}. Promote a gated run first "
+                          "(`ftgate promote REPORT.json`), or name the baseline")
+    if wanted == BASE or promotion is None:
+        return Picked(*resolver.pair(config.candidate, None if wanted == BASE else wanted))
+    where = record_path(config.suites_dir)
+    baseline, candidate = resolver.pair(config.candidate, promotion.resolved_spec(where.parent))
+    if baseline.info.fingerprint != promotion.fingerprint:
+        raise SubjectError(f"the promoted model {promotion.name} ({where}) is not the one that was promoted: its "
+                           f"fingerprint is {baseline.info.fingerprint[:12]} now, {promotion.fingerprint[:12]} then "
+                           "(weights, tokenizer or 4-bit changed). Restore it, or promote again")
+    said = (f"baseline: the promoted model {promotion.name} (promoted {promotion.promoted_at}, {where}), answering "
+            "with the suites' candidate prompts, as it was promoted; --baseline=base gates against the adapter's base "
+            "model instead")
+    return Picked(baseline, candidate, said, "candidate")
 
 
 SAME_PROMPT = "the candidate and the baseline are the same model and this suite gives both the same prompt"
@@ -326,7 +372,8 @@ def _same_subject(baseline: Subject, candidate: Subject | None) -> str:
             "same prompt cannot gate (its criteria error). Did you mean another --candidate, or --baseline?")
 
 
-def _perturb(s: Suite, subjects: dict[str, Subject], scored: Any, cache: Cache, config: RunConfig) -> Any:
+def _perturb(s: Suite, subjects: dict[str, Subject], scored: Any, cache: Cache, config: RunConfig,
+             prompts: dict[str, str]) -> Any:
     """The suite's perturbation search for each subject, its generations batched and cached like the others."""
     from .scoring.perturb import Invariant, PerturbResult, SubjectPerturbation, plan, run_subject
 
@@ -335,7 +382,7 @@ def _perturb(s: Suite, subjects: dict[str, Subject], scored: Any, cache: Cache, 
     invariant = Invariant(s.perturb.invariant, s.scorers)
     rates = {}
     for role, subject in subjects.items():
-        prompt = s.prompts[role]
+        prompt = s.prompts[prompts[role]]
 
         def generate(probes: Sequence[Any], subject: Subject = subject, prompt: Any = prompt) -> list[str]:
             jobs = [Job(s.name, p.perturbed_case, Request(prompt.render(p.perturbed_case), s.params)) for p in probes]
@@ -352,13 +399,15 @@ def _perturb(s: Suite, subjects: dict[str, Subject], scored: Any, cache: Cache, 
 
 
 def _decide_suite(s: Suite, config: RunConfig, selection: Mapping[Path, frozenset[str]] | None,
-                  scored: Any, perturbed: Any = None, same: str = "") -> tuple[SuiteOutcome, list[str]]:
+                  scored: Any, perturbed: Any = None, same: str = "",
+                  prompts: Mapping[str, str] | None = None) -> tuple[SuiteOutcome, list[str]]:
     kind = get_kind(s.kind)
     gate = effective_gate(s, *config.thresholds)
     b, c = scored.baseline, scored.candidate
     state = (kind.prepare(s, b, config.update_goldens) if kind.prepare
              else kind.summary(s, b, c) if kind.summary else scored.state)
-    if same and s.prompts["baseline"] == s.prompts["candidate"]:
+    prompts = prompts or {"baseline": "baseline", "candidate": "candidate"}
+    if same and s.prompts[prompts["baseline"]] == s.prompts[prompts["candidate"]]:
         why = (f"suite {s.name}: {SAME_PROMPT} ({b.subject.name}): a gate of a model against itself measures nothing. "
                "Pass the candidate you mean with --candidate, or give it its own prompt (prompt.candidate)")
         decisions, cmp = [GateDecision(s.name, name, "error", why) for name in criteria(s, gate)], None

@@ -135,7 +135,7 @@ class TrainingCost:
 class SubjectInfo:
     """Provenance of a subject: goes into every report."""
 
-    role: Literal["baseline", "candidate"]
+    role: Literal["baseline", "candidate", "judge"]
     kind: str  # a registered subject kind: hf, openai, outputs, ...
     name: str
     fingerprint: str
@@ -144,6 +144,7 @@ class SubjectInfo:
     # what model this is, whatever its tokenizer files or prompt: for a local base model the hash of
     # its weights; elsewhere the fingerprint. Goldens record it, so they are never used on another base.
     identity: str = ""
+    spec: str = ""  # what names it again (--baseline=SPEC): an existing path made absolute, else as given
 
     @property
     def model_identity(self) -> str:

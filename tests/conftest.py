@@ -15,6 +15,14 @@ import scipy.stats  # noqa: F401
 import tqdm.auto  # noqa: F401
 
 
+@pytest.fixture(autouse=True)
+def own_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test's gate runs append to a history store of its own, never to the checkout's .ftgate/."""
+    path = tmp_path / "history.sqlite"
+    monkeypatch.setenv("FTGATE_HISTORY", str(path))
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from fixtures.tiny_models import build_tiny_llama

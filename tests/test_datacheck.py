@@ -7,7 +7,7 @@ import json
 import pytest
 
 from pytest_ftgate.cli import main
-from pytest_ftgate.train.datacheck import find_pii, luhn_ok
+from pytest_ftgate.files.datacheck import find_pii, luhn_ok
 from tests.conftest import write
 
 
@@ -105,7 +105,7 @@ def test_bad_lines_are_rejected_with_their_reason_and_the_check_goes_on(tmp_path
 
 def test_the_trainer_stops_at_the_first_bad_line_and_points_at_data_check(tmp_path):
     from pytest_ftgate.errors import DataError
-    from pytest_ftgate.train.data import read_jsonl
+    from pytest_ftgate.files.training import read_jsonl
 
     data = write(tmp_path / "t.jsonl", chat("fine") + "\n{broken\n[1]\n")
     with pytest.raises(DataError, match=r"t.jsonl:2: not valid JSON .*1 more such lines: `ftgate data check .*t.jsonl` lists"):

@@ -14,7 +14,8 @@ from pytest_ftgate import AdapterMismatchError, RunConfig, SubjectError, UnsafeW
 from pytest_ftgate.config import SubjectOptions
 from pytest_ftgate.stores.cache import Cache
 from pytest_ftgate.subjects import resolve_subjects
-from pytest_ftgate.subjects.hf import HFEngine, HFSubject
+from pytest_ftgate.subjects.hf import HFSubject
+from pytest_ftgate.subjects.hf_engine import HFEngine
 from tests.conftest import write
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,7 +99,7 @@ def test_a_killed_run_resumes_from_what_it_had(tmp_path, tiny_base):
         import os, sys
         sys.path.insert(0, {str(ROOT)!r})
         from pytest_ftgate import RunConfig, SubjectOptions, load_suite, run_gate
-        from pytest_ftgate.subjects.hf import HFEngine
+        from pytest_ftgate.subjects.hf_engine import HFEngine
         calls = []
         original = HFEngine._generate_batch
         def dying(self, prompts, indices, params):

@@ -118,6 +118,7 @@ def _gate(root: Path, name: str, suites: Path, *args: str) -> int:
     return ftgate([
         "gate", str(suites), "--baseline", str(root / "base.jsonl"), *args,
         "--ftgate-cache-dir", str(root / ".ftgate/cache"), "--ftgate-report-dir", str(root / "out" / name),
+        "--ftgate-history", str(root / ".ftgate/history.sqlite"),  # the module's runs, one history
     ])
 
 
@@ -189,8 +190,9 @@ def _check_page(driver: Any, page: Path, report: dict[str, Any]) -> list[list[st
     assert [row[-1] for row in suites] == [STATUS_MARK[s["summary"]["decision"]] for s in report["suites"]]
 
     plots = _plots(driver)
-    # the subjects report tokens and latency, so all three plots are due
-    assert len(plots) == 3, f"expected the pass rate, latency and cost plots, found {plots}"
+    # the subjects report tokens and latency, and the history holds the run that froze the goldens: four plots
+    assert len(plots) == 4, f"expected the pass rate, latency, trend and cost plots, found {plots}"
+    assert any(p["caption"].startswith("Trend:") for p in plots)
     for plot in plots:
         assert plot["svg"], f"a plot figure has no inline <svg>: {plot}"
         assert plot["width"] > MIN_PLOT_PX and plot["height"] > MIN_PLOT_PX, f"plot rendered too small: {plot}"
@@ -216,6 +218,20 @@ def test_blocked_report_shows_its_regressions(browser, project):
     regressions = [row for row in flips if row[2] == "pass → fail"]
     assert [row[1] for row in regressions] == ["q0", "q1", "q2"]
     assert all(row[4].startswith("it is a") and row[5].startswith("wrong") for row in regressions)
+
+
+def test_the_trend_marks_a_promotion(browser, project):
+    """`ftgate promote` marks its run in the history; the next report's trend stars it."""
+    from selenium.webdriver.common.by import By
+
+    _, report = _report(project, "good.jsonl", expected_exit=0)
+    assert ftgate(["promote", str(project / "out/good/report.json"), "--suites", str(project / "suites"),
+                   "--history", str(project / ".ftgate/history.sqlite")]) == 0
+    page, _ = _report(project, "bad.jsonl", expected_exit=1)
+    _load(browser, page)
+    trend = browser.find_element(By.ID, "plot-trend")
+    assert int(trend.get_attribute("data-promoted")) == 1 and int(trend.get_attribute("data-runs")) >= 3
+    (project / "suites/ftgate.promoted.json").unlink()  # later tests in this module gate against the base
 
 
 def test_the_check_sees_a_remote_asset(browser, tmp_path):

@@ -126,7 +126,7 @@ def test_every_package_of_the_tree_is_in_the_distribution():
 TOP_LEVEL_MODULES = {
     "__init__", "errors", "types", "stats", "compare",  # the floor: dataclasses, errors, statistics
     "options", "config", "extensions",  # one option table, one builder, third-party registries
-    "suite", "gate", "runner", "progress",  # a gate run: load, decide, orchestrate
+    "suite", "gate", "runner", "progress", "leakage",  # a gate run: load, decide, orchestrate, leakage first
     "manifest", "provenance", "quiet",  # records shared by the gate and the trainer
     "plugin", "startup", "testing", "cli",  # the faces: pytest and the ftgate command
 }

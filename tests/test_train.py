@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pytest_ftgate.train.config import TrainConfigError, load_recipe
-from pytest_ftgate.train.data import DataError
+from pytest_ftgate.files.training import DataError
 from tests.conftest import write
 
 ROOT = Path(__file__).resolve().parents[1]

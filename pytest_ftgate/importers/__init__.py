@@ -1,1 +1,1 @@
-"""Importers: files users hold (attack sets) turned into suites."""
+"""Importers: files users hold (attack sets, production logs) turned into suites."""

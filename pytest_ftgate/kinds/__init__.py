@@ -7,7 +7,7 @@ names a kind.
 
 from __future__ import annotations
 
-from . import format, golden, task, adversarial, judge  # noqa: F401, I001  (each registers itself, in this order)
+from . import format, golden, task, adversarial, judge, shadow  # noqa: F401, I001  (each registers itself, in this order)
 from .base import (Criterion, DecisionContext, GateKey, Headline, SuiteKey, SuiteKind, get_kind, kind_names,
                    register_kind)
 

@@ -153,6 +153,11 @@ def decide_goldens(suite_name: str, gate: dict[str, Any], baseline: SuiteResult,
         f"exact {pct(e.low)}–{pct(e.high)}); at most {figures['max_passing_regressions']} may regress "
         f"at {pct(threshold)}"
     )
+    drift = _drift(golden, baseline, cand, float(gate.get("max_drift", 0.10)))
+    if drift is not None:
+        figures.update(drift)
+        text += (f"; drift since the first frozen goldens ({drift['drift_origin'] or 'the first model'}): "
+                 f"{drift['drift_k']}/{drift['drift_n']} = {pct(drift['drift_rate'])} (at most {pct(drift['max_drift'])})")
     confidence = gate.get("confidence")
     if confidence is None:
         status = "passed" if rate <= threshold else "blocked"
@@ -162,7 +167,23 @@ def decide_goldens(suite_name: str, gate: dict[str, Any], baseline: SuiteResult,
         text += f"; one-sided {pct(float(confidence))} upper bound {pct(upper)}"
         status = "passed" if upper <= threshold else "blocked" if rate > threshold else "inconclusive"
     breaches = (f"{text}: above the {pct(threshold)} limit",) if status == "blocked" else ()
+    if drift is not None and drift["drift_rate"] > drift["max_drift"] + 1e-12:
+        status = "blocked"
+        breaches = (*breaches, f"{text}: the drift since the first frozen goldens is above the {pct(drift['max_drift'])} "
+                               "max_drift: each round lost little, together they lost too much")
     return GateDecision(suite_name, "regressions", status, text, figures, tuple(warnings), breaches)
+
+
+def _drift(golden: GoldenSet, baseline: SuiteResult, cand: dict[str, Any], max_drift: float) -> dict[str, Any] | None:
+    """Across promotions: the share of the first frozen model's goldens the candidate fails (None before any)."""
+    origin = golden.origin
+    if origin is None or origin.identity == golden.identity:
+        return None
+    current = {r.case.id: r.case.content_hash for r in baseline.results}
+    ids = [i for i, h in origin.hashes.items() if current.get(i) == h and cand.get(i) is not None and cand[i].passed is not None]
+    failed = [i for i in ids if cand[i].passed is False]
+    return {"drift_k": len(failed), "drift_n": len(ids), "drift_rate": len(failed) / len(ids) if ids else 0.0,
+            "max_drift": max_drift, "drift_origin": origin.name, "drift_ids": failed}
 
 
 def headline(outcome: Any) -> Headline:
@@ -188,6 +209,8 @@ GOLDEN = register_kind(SuiteKind(
         GateKey("max_regression", fraction, "most share of frozen goldens the candidate may fail", 0.05),
         GateKey("confidence", _confidence, "strict mode: pass only when the exact one-sided upper bound is under the limit"),
         GateKey("inconclusive", _inconclusive, "strict mode: what an inconclusive result does (block or pass)"),
+        GateKey("max_drift", fraction, "most share of the first frozen model's goldens the candidate may fail, across "
+                "promotions (goldens follow production; each round may lose max_regression)", 0.10),
     ),
     main_key="max_regression",
     criteria=lambda gate, suite: (Criterion("regressions", decide_regressions),),

@@ -8,12 +8,25 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from ..runner import GateRun
 from ..errors import OptionError
 from .view import ReportView, build_view
 
-__all__ = ["ReportView", "build_view", "terminal_lines", "write_reports"]
+__all__ = ["ReportView", "build_view", "publish", "terminal_lines", "write_reports"]
+
+
+def publish(run: GateRun, config: Any) -> tuple[ReportView, list[Path]]:
+    """What every face does after a run: the view (with the history's trend), the report files, and the run
+    appended to the history store. The view is built once."""
+    from ..stores.history import record_run, trend
+
+    past = trend(config.history, [o.suite.name for o in run.outcomes])
+    view = build_view(run, past)
+    paths = write_reports(view, config.report_dir) if config.report_dir is not None else []
+    record_run(config.history, view, paths[0] if paths else None)
+    return view, paths
 
 
 def terminal_lines(run: GateRun | ReportView, verbose: int = 0) -> list[str]:

@@ -101,6 +101,32 @@ def _cost(view: ReportView) -> str | None:
     return _svg(fig)
 
 
+def _trend(view: ReportView) -> str | None:
+    """Each suite's main measure over the last runs in the history store, promotions starred, this run ringed."""
+    import matplotlib.pyplot as plt
+
+    series = {name: points for name, points in view.trend.items() if len(points) > 1}
+    if not series:
+        return None
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    longest = max(len(p) for p in series.values())
+    for name, points in series.items():
+        xs = list(range(longest - len(points), longest))  # every series ends at this run
+        ys = [None if p.value is None else 100 * p.value for p in points]
+        line = ax.plot(xs, [y if y is not None else float("nan") for y in ys], marker="o", markersize=3, label=name)[0]
+        for x, y, p in zip(xs, ys, points):
+            if y is not None and p.promoted:
+                ax.plot([x], [y], marker="*", markersize=12, color=line.get_color(), linestyle="none")
+            if y is not None and p.current:
+                ax.plot([x], [y], marker="o", markersize=9, markerfacecolor="none", color=line.get_color(), linestyle="none")
+    ax.set_xticks(range(longest), [str(i - longest + 1) if i < longest - 1 else "this run" for i in range(longest)], fontsize=7)
+    ax.set_xlabel("gate runs (the history store), oldest first; ★ promoted")
+    ax.set_ylabel("each suite's main measure, %")
+    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(1.0, 0.0), frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _svg(fig)
+
+
 def render_html(view: ReportView) -> str:
     import jinja2
     import matplotlib
@@ -116,7 +142,7 @@ def render_html(view: ReportView) -> str:
         mark=STATUS_MARK,
         delta_text=delta_text,
         interval_text=interval_text,
-        plots={"rates": _measures(view), "latency": _latency(view), "cost": _cost(view)},
+        plots={"rates": _measures(view), "latency": _latency(view), "cost": _cost(view), "trend": _trend(view)},
     )
 
 

@@ -60,6 +60,7 @@ def to_json(view: ReportView) -> dict[str, Any]:
         "notices": list(view.notices),
         "not_run": list(view.not_run),
         "unchecked": list(view.unchecked),
+        "checks": [asdict(c) for c in view.checks],
         "suite_files": list(view.suite_files),
         "run": view.info,
         "tco": tco,

@@ -24,6 +24,8 @@ def to_markdown(view: ReportView, max_flips: int = 50) -> str:
         out.append(f"| {r.suite} | {r.kind} | {r.measure} | {pct(r.baseline)} | {pct(r.candidate)} | {delta_text(r)} | "
                    f"{interval_text(r)} | {STATUS_MARK[r.decision]} |")
     out.append("")
+    for check in view.checks:
+        out.append(f"- **{check.criterion}** {STATUS_MARK[check.status]}: {check.summary}")
     for d in view.details:
         for dec in d.decisions:
             out.append(f"- **{d.suite}::{dec.criterion}** {STATUS_MARK[dec.status]}: {dec.summary}")

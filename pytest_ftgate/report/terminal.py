@@ -25,6 +25,8 @@ def terminal_lines(view: ReportView, verbose: int = 0, max_flips: int = 10) -> l
             lines.append(f"  {name}::{dec.criterion}: {STATUS_MARK[dec.status]} {dec.summary}")
             lines.extend(f"    warning: {w}" for w in dec.warnings)
         lines.extend(f"    {x}" for x in d.notes)
+    for check in view.checks:
+        lines.append(f"  {check.criterion}: {STATUS_MARK[check.status]} {check.summary}")
     for name in view.not_run:
         lines.append(f"  {name}: NOT RUN (deselected)")
     for d in view.details:

@@ -213,7 +213,9 @@ class ReportView:
     info: dict[str, Any] = field(default_factory=dict)  # provenance: when, where, versions, options
     notices: tuple[str, ...] = ()  # said at the top of every report (e.g. the same weights on both sides)
     unchecked: tuple[str, ...] = ()  # criteria that ran but checked nothing
+    checks: tuple[GateDecision, ...] = ()  # decisions about the run as a whole (leakage)
     latency: dict[str, list[float]] = field(default_factory=dict)  # role -> compute seconds per request
+    trend: dict[str, list[Any]] = field(default_factory=dict)  # suite -> history.TrendPoint, oldest first, this run last
 
     @property
     def flips(self) -> list[FlipRow]:
@@ -224,7 +226,8 @@ class ReportView:
         return [d.perturbation for d in self.details if d.perturbation is not None]
 
 
-def build_view(run: GateRun) -> ReportView:
+def build_view(run: GateRun, past: dict[str, list[Any]] | None = None) -> ReportView:
+    """The view of a run; `past` is each suite's trend from the history store (this run is added last)."""
     verdict = run.verdict
     text = VERDICT_TEXT[verdict]
     if verdict == "partial":
@@ -254,8 +257,22 @@ def build_view(run: GateRun) -> ReportView:
         info=run.info,
         notices=tuple(notices),
         unchecked=tuple(run.unchecked),
+        checks=run.checks,
         latency=_latency(run),
+        trend=_trend(run, past or {}),
     )
+
+
+def _trend(run: GateRun, past: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    from ..stores.history import TrendPoint
+
+    out = {}
+    for o in run.outcomes:
+        row = _row(o)
+        value = row.candidate if row.candidate is not None else row.baseline
+        now = TrendPoint(0, run.info.get("finished_at", ""), value, False, current=True)
+        out[o.suite.name] = [*past.get(o.suite.name, []), now]
+    return out
 
 
 def _row(o: SuiteOutcome) -> SuiteRow:

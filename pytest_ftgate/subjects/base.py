@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from ..extensions import load_group
 from ..options import Option
-from ..types import Case, GenerationParams, JudgeReply, Output, Request, SubjectInfo
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the types are imported where used: loading the plugin (its options) stays light
+    from ..types import Case, JudgeReply, Output, Request, SubjectInfo
     from ..cost.pricing import Pricing, ServingCost, Usage
     from ..stores.cache import Cache
 
 Role = Literal["baseline", "candidate", "judge"]
-OnBatch = Callable[[list[tuple[int, Output]]], None]
+OnBatch = Callable[[list[tuple[int, "Output"]]], None]
 FLAGS: dict[str, str] = {"baseline": "--baseline", "candidate": "--candidate", "judge": "--ftgate-judge"}
 
 
@@ -125,6 +124,8 @@ class Subject:
 
     def generate(self, prompt: str | Sequence[dict[str, str]], **params: Any) -> str:
         """Generate one answer, e.g. `candidate.generate("What is 2+2?", max_new_tokens=8)`."""
+        from ..types import Case, GenerationParams, Request
+
         messages = ({"role": "user", "content": prompt},) if isinstance(prompt, str) else tuple(prompt)
         request = Request(messages, GenerationParams(**params))
         case = Case(id="adhoc", messages=messages)

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import GenerationError, SubjectError
 from ..options import Option, count_arg, positive_int_arg, seconds_arg
-from ..types import JudgeReply, Output, ReplyToken, SubjectInfo, TokenChoice
 from .base import BuildContext, Job, OnBatch, Role, Subject, flag_of, register_subject
 
 if TYPE_CHECKING:  # imported where used: loading the plugin stays light
     from ..cost.pricing import Pricing, ServingCost, Usage
+    from ..types import JudgeReply, Output, ReplyToken, SubjectInfo
     from .client import EndpointClient
 
 PREFIX = "openai:"
@@ -42,6 +42,8 @@ def _response_format(form: str, schema: dict[str, Any]) -> dict[str, Any] | None
 
 
 def _tokens(choice: Any) -> tuple[ReplyToken, ...]:
+    from ..types import ReplyToken, TokenChoice
+
     content = getattr(getattr(choice, "logprobs", None), "content", None) or []
     return tuple(
         ReplyToken(t.token, tuple(TokenChoice(c.token, c.logprob) for c in (t.top_logprobs or [])) or (TokenChoice(t.token, t.logprob),))
@@ -106,6 +108,8 @@ class OpenAISubject(Subject):
         self.model = model
         self.concurrency = concurrency
         self.client = EndpointClient(base_url, concurrency=concurrency, timeout_s=timeout_s, max_retries=retries)
+        from ..types import SubjectInfo
+
         url = self.client.display_url  # never the key, nor a user:pass@ in the URL
         fingerprint = hashlib.sha256(f"{url}\0{model}".encode()).hexdigest()[:24]
         self.info = SubjectInfo(role, self.kind, model, fingerprint, {"base_url": url, "model": model})
@@ -116,6 +120,8 @@ class OpenAISubject(Subject):
         self._form_lock = threading.Lock()
 
     def _one(self, job: Job) -> Output:
+        from ..types import Output
+
         p = job.request.params
         kwargs: dict[str, Any] = {"temperature": p.temperature, "max_tokens": p.max_new_tokens, "seed": p.seed}
         if not p.greedy:
@@ -177,6 +183,8 @@ class OpenAISubject(Subject):
         raise GenerationError(f"judge {PREFIX}{self.model} answered no request form: " + "; ".join(errors[-3:]))
 
     def _judge_reply(self, reply: Any) -> JudgeReply:
+        from ..types import JudgeReply
+
         if not reply.choices:
             raise GenerationError(f"judge {PREFIX}{self.model} returned no choices")
         choice = reply.choices[0]

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import IncompleteDataError, SubjectError
 from ..files.jsonl import iter_jsonl
-from ..types import Output, SubjectInfo
 from .base import BuildContext, OnBatch, Role, Subject, flag_of, register_subject
 
 if TYPE_CHECKING:  # imported where used: loading the plugin stays light
     from ..cost.pricing import Pricing, ServingCost, Usage
+    from ..types import Output, SubjectInfo
 
 ROW = '{"id": "t-001", "output": "..."} (optional "suite", "tokens_in", "tokens_out", "latency_s")'
 
@@ -42,6 +42,8 @@ class OutputsSubject(Subject):
         return compute_cost(pricing, usage)
 
     def __init__(self, path: Path, role: Role, fingerprint: str):
+        from ..types import Output, SubjectInfo
+
         self.path = path
         self.by_key: dict[tuple[str | None, str], Output] = {}
         first_line: dict[tuple[str | None, str], int] = {}

@@ -4,6 +4,8 @@ same weights, one model load (a judge on the baseline's model uses the baseline'
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import SubjectError
@@ -11,6 +13,12 @@ from .base import BuildContext, Role, Subject, SubjectOptions, flag_of, subject_
 
 if TYPE_CHECKING:
     from ..stores.cache import Cache
+
+
+def canonical_spec(spec: str) -> str:
+    """A spec that names the same subject from anywhere: an existing path made absolute, else as given."""
+    path = Path(spec).expanduser()
+    return str(path.resolve()) if path.exists() else spec
 
 
 class Resolver:
@@ -33,7 +41,9 @@ class Resolver:
         if key not in self._built:
             for cls in sorted(subject_kinds().values(), key=lambda c: c.catch_all):
                 if cls.claims(spec):
-                    self._built[key] = cls.build(spec, role, self.context)
+                    subject = cls.build(spec, role, self.context)
+                    subject.info = replace(subject.info, spec=canonical_spec(spec))
+                    self._built[key] = subject
                     break
             else:  # pragma: no cover - the hf kind claims every spec
                 raise SubjectError(f"{flag_of(role)}={spec}: no subject kind understands it")

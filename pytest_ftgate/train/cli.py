@@ -44,7 +44,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _data_check(args: argparse.Namespace) -> int:
-    from .datacheck import check_data, summary_lines, write_outputs
+    from ..files.datacheck import check_data, summary_lines, write_outputs
 
     path = Path(args.data)
     report, rows, converted = check_data(path, Path(args.suites) if args.suites else None, args.near)

@@ -26,7 +26,7 @@ from ..quiet import library_deprecations, quiet_kernels_notice
 from ..stores.cache import sha256_file
 from ..subjects.hub import resolve_model_dir
 from .config import Recipe, bf16_supported
-from .data import load_rows
+from ..files.training import load_rows
 from .manifest import Cost, build_manifest, device_info, read_cost, write_cost
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import DataError
-from ..files.jsonl import iter_jsonl
+from .jsonl import iter_jsonl
 
 Format = Literal["chat", "instruction", "preference"]
 ROLES = {"system", "user", "assistant"}

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import DataError
 from ..scoring.scorers import normalize
-from .data import Row, known_format, scan_jsonl, validate_row
+from .training import Row, known_format, scan_jsonl, validate_row
 
 PII_PATTERNS = {
     "email": re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b"),
@@ -137,9 +137,18 @@ def check_data(path: Path, suites_dir: Path | None = None, near_threshold: float
 
 
 def _check_leakage(report: CheckReport, converted: dict[int, dict], suites_dir: Path, threshold: float) -> None:
-    from datasketch import MinHashLSH
-
     from ..suite import find_suite_files, load_suite
+
+    suites = [load_suite(f) for f in find_suite_files([str(suites_dir)])]
+    for name, line, how in find_leaks(converted, suites, threshold):
+        report.leaks.append((name, line, how))
+        report.rejected[line].append(f"leak: suite case {name} ({how})")
+
+
+def find_leaks(converted: dict[int, dict], suites: list[Any], threshold: float = 0.8) -> list[tuple[str, int, str]]:
+    """Suite cases whose user turns appear in the training rows' prompts, exactly (after normalisation) or
+    nearly (MinHash over word 3-grams): (suite/case, training line, exact|near). SFT and DPO rows alike."""
+    from datasketch import MinHashLSH
 
     by_text: dict[str, int] = {}
     lsh = MinHashLSH(threshold=threshold, num_perm=128)
@@ -147,20 +156,30 @@ def _check_leakage(report: CheckReport, converted: dict[int, dict], suites_dir: 
         text = user_text(row)
         by_text.setdefault(normalize(text), line)
         lsh.insert(f"u{line}", _minhash(text))
-    for f in find_suite_files([str(suites_dir)]):
-        suite = load_suite(f)
+    leaks: list[tuple[str, int, str]] = []
+    for suite in suites:
         for case in suite.cases:
             text = "\n".join(m["content"] for m in case.messages if m["role"] == "user")
             name = f"{suite.name}/{case.id}"
             exact = by_text.get(normalize(text))
             if exact is not None:
-                report.leaks.append((name, exact, "exact"))
-                report.rejected[exact].append(f"leak: suite case {name} (exact)")
+                leaks.append((name, exact, "exact"))
                 continue
-            for key in lsh.query(_minhash(text)):
-                line = int(key[1:])
-                report.leaks.append((name, line, "near"))
-                report.rejected[line].append(f"leak: suite case {name} (near)")
+            leaks.extend((name, int(key[1:]), "near") for key in lsh.query(_minhash(text)))
+    return leaks
+
+
+def training_rows(path: Path) -> dict[int, dict]:
+    """The rows of a training file that are valid for SFT or DPO, by line (the others are not training)."""
+    rows, _ = scan_jsonl(path)
+    fmt = next((f for f in map(known_format, rows) if f is not None), None)
+    converted: dict[int, dict] = {}
+    for r in rows:
+        try:
+            converted[r.line] = validate_row(r, fmt or "chat", path)
+        except DataError:
+            continue
+    return converted
 
 
 def write_outputs(report: CheckReport, rows: list[Row], converted: dict[int, dict], path: Path,

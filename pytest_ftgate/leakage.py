@@ -1,0 +1,86 @@
+"""Leakage at the gate: a candidate trained on its own eval cases would read green.
+
+Before anything generates, the candidate's training data (named by its manifest, `ftgate.json`, with
+its sha256; or by `--ftgate-train-data=PATH` for an adapter trained elsewhere) is checked against the
+collected suites with the same exact and near-duplicate test as `ftgate data check --suites`, over
+SFT and DPO rows alike. An overlap blocks the candidate, naming the cases and the training lines.
+Where the data cannot be checked (no manifest, the file missing, its hash changed), every report
+says "leakage not checked" and why; `--ftgate-require-leakage-check` makes that an error (exit 6).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .types import GateDecision, Suite
+
+RUN = "(run)"  # the `suite` of a decision about the run as a whole
+
+
+@dataclass(frozen=True)
+class LeakageCheck:
+    checked: bool
+    summary: str
+    data: str | None = None
+    leaks: tuple[tuple[str, int, str], ...] = ()  # (suite/case, training line, exact|near)
+
+    def decision(self, required: bool) -> GateDecision | None:
+        """The run-level criterion: blocked by a leak, an error when required and not checked, else none or passed."""
+        figures: dict[str, Any] = {"data": self.data, "leaks": len(self.leaks),
+                                   "suites": sorted({name.split("/")[0] for name, _, _ in self.leaks})}
+        if not self.checked:
+            if not required:
+                return None
+            return GateDecision(RUN, "leakage", "error", f"{self.summary}; ftgate_require_leakage_check is set", figures)
+        if self.leaks:
+            shown = "; ".join(f"{name} = {self.data}:{line} ({how})" for name, line, how in self.leaks[:8])
+            more = f" … {len(self.leaks) - 8} more" if len(self.leaks) > 8 else ""
+            reason = (f"{len(self.leaks)} suite case(s) appear in the candidate's training data: {shown}{more}. A gate on "
+                      "cases the model was trained on would lie: remove them from the training data (or the suite) "
+                      "and train again")
+            return GateDecision(RUN, "leakage", "blocked", reason, figures, breaches=(reason,))
+        return GateDecision(RUN, "leakage", "passed", self.summary, figures)
+
+
+def _locate(path: str, roots: Sequence[Path], near: Path | None) -> Path | None:
+    """A manifest's relative path: from where the gate runs, the project's root, or the adapter and its parents."""
+    candidate = Path(path).expanduser()
+    if candidate.is_absolute():
+        return candidate if candidate.is_file() else None
+    places = [*roots, *([near, *near.parents] if near is not None else [])]
+    return next((p / candidate for p in places if (p / candidate).is_file()), None)
+
+
+def check_leakage(candidate: Any, suites: Sequence[Suite], explicit: Path | None, roots: Sequence[Path]) -> LeakageCheck:
+    """Check the candidate's training data against the suites (see the module's docstring)."""
+    from .files.datacheck import find_leaks, training_rows
+    from .stores.cache import sha256_file
+
+    details = candidate.info.details
+    train = ((details.get("manifest") or {}).get("data") or {}).get("train") or {}
+    if explicit is not None:
+        if not explicit.is_file():
+            return LeakageCheck(False, f"leakage not checked: --ftgate-train-data={explicit} is not a file")
+        path, recorded = explicit, None
+    elif train.get("path"):
+        adapter = Path(details["adapter"]) if details.get("adapter") else None
+        found = _locate(str(train["path"]), roots, adapter)
+        if found is None:
+            return LeakageCheck(False, f"leakage not checked: the training data its manifest names ({train['path']}) "
+                                       "is not here; run from where it was trained, or pass --ftgate-train-data=PATH")
+        path, recorded = found, train.get("sha256")
+    else:
+        return LeakageCheck(False, f"leakage not checked: the candidate {candidate.info.name} names no training data "
+                                   "(no ftgate.json manifest); pass --ftgate-train-data=PATH")
+    if recorded and sha256_file(path) != recorded:
+        return LeakageCheck(False, f"leakage not checked: {path} is not the file it was trained on (its sha256 "
+                                   "differs from the manifest's); restore it, or pass --ftgate-train-data=PATH")
+    rows = training_rows(path)
+    leaks = tuple(find_leaks(rows, list(suites)))
+    n_cases = sum(len(s.cases) for s in suites)
+    summary = (f"leakage checked: {len(rows)} training rows of {path} against {n_cases} suite cases"
+               + ("" if leaks else ": none appears in the training data"))
+    return LeakageCheck(True, summary, str(path), leaks)

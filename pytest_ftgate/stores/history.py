@@ -1,0 +1,172 @@
+"""The history store: every gate run appends a record (SQLite, `.ftgate/history.sqlite` by default;
+`--ftgate-history=PATH` or ini `ftgate_history`, `off` for none). `ftgate history` lists the runs,
+`ftgate promote` marks the one it promoted, and the HTML report plots each suite's main measure
+over the last runs, promotions marked.
+
+A record: when, the verdict, both subjects and their fingerprints, the git commit, the report's
+path and sha256, the cost figures, and per suite its main measure, decision and regressed cases.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import OptionError
+
+DEFAULT = Path(".ftgate/history.sqlite")
+OFF = "off"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    finished_at TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    baseline TEXT NOT NULL,
+    baseline_fingerprint TEXT NOT NULL,
+    candidate TEXT,
+    candidate_fingerprint TEXT,
+    git_commit TEXT,
+    report_path TEXT,
+    report_sha256 TEXT,
+    promoted INTEGER NOT NULL DEFAULT 0,
+    cost TEXT
+);
+CREATE TABLE IF NOT EXISTS suites (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    suite TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    measure TEXT NOT NULL,
+    baseline REAL,
+    candidate REAL,
+    lower_is_better INTEGER NOT NULL,
+    decision TEXT NOT NULL,
+    regressions INTEGER NOT NULL,
+    regressed_ids TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS suites_by_name ON suites(suite, run_id);
+"""
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    """One run's value of one suite's main measure, for the trend plot."""
+
+    run_id: int
+    finished_at: str
+    value: float | None
+    promoted: bool
+    current: bool = False
+
+
+def history_path(value: str | Path | None, root: Path | None = None) -> Path | None:
+    """Where the store is: the option's value, else $FTGATE_HISTORY, else the default; None when `off`."""
+    chosen = value if value not in (None, "") else os.environ.get("FTGATE_HISTORY") or DEFAULT
+    if str(chosen).lower() == OFF:
+        return None
+    path = Path(chosen).expanduser()
+    return path if path.is_absolute() or root is None else root / path
+
+
+@contextmanager
+def opened(path: Path) -> Iterator[sqlite3.Connection]:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, timeout=60, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(_SCHEMA)
+    except (OSError, sqlite3.Error) as exc:
+        raise OptionError(f"--ftgate-history={path}: cannot open the history store there "
+                          f"({getattr(exc, 'strerror', None) or exc}); point it at a writable file, or pass "
+                          "--ftgate-history=off") from None
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def file_sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def record_run(path: Path | None, view: Any, report_path: Path | None) -> int | None:
+    """Append a gate run (its report view) to the store; the run's id, or None when the store is off."""
+    if path is None:
+        return None
+    cost = None
+    if view.cost is not None:
+        cost = json.dumps({s.role: {"usd_per_1k": s.usd_per_1k, "usd_per_month": s.usd_per_month,
+                                    "p50_latency_s": s.p50_latency_s, "quality": s.quality} for s in view.cost.rows}
+                          | {"break_even": view.cost.tco.break_even_note})
+    c = view.candidate
+    with opened(path) as db:
+        cur = db.execute(
+            "INSERT INTO runs (finished_at, verdict, baseline, baseline_fingerprint, candidate, candidate_fingerprint, "
+            "git_commit, report_path, report_sha256, cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (view.info.get("finished_at", ""), view.verdict, view.baseline.name, view.baseline.fingerprint,
+             c.name if c else None, c.fingerprint if c else None, view.info.get("git_commit"),
+             str(report_path.resolve()) if report_path else None, file_sha256(report_path) if report_path else None,
+             cost))
+        run_id = int(cur.lastrowid or 0)
+        for row, detail in zip(view.rows, view.details):
+            regressed = [f.case_id for f in detail.flips if f.direction == "regression"]
+            db.execute("INSERT INTO suites VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (run_id, row.suite, row.kind, row.measure, row.baseline, row.candidate, int(row.lower_is_better),
+                        row.decision, len(regressed), json.dumps(regressed)))
+    return run_id
+
+
+def mark_promoted(path_value: str | None, report: Path, record: Any) -> bool:
+    """Mark the run whose report this is as promoted; False when the store does not hold it."""
+    path = history_path(path_value)
+    if path is None or not path.exists():
+        return False
+    sha = file_sha256(report)
+    with opened(path) as db:
+        cur = db.execute("UPDATE runs SET promoted = 1 WHERE report_sha256 = ?", (sha,))
+        return cur.rowcount > 0
+
+
+def runs(path: Path, suite: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """The last runs, newest first, each with its suites (only `suite`'s when given)."""
+    if not path.exists():
+        return []
+    with opened(path) as db:
+        db.row_factory = sqlite3.Row
+        query = "SELECT * FROM runs"
+        params: tuple[Any, ...] = ()
+        if suite is not None:
+            query += " WHERE id IN (SELECT run_id FROM suites WHERE suite = ?)"
+            params = (suite,)
+        found = [dict(r) for r in db.execute(query + " ORDER BY id DESC LIMIT ?", (*params, limit))]
+        for run in found:
+            rows = db.execute("SELECT * FROM suites WHERE run_id = ?" + (" AND suite = ?" if suite else ""),
+                              (run["id"], suite) if suite else (run["id"],))
+            run["suites"] = [{k: (json.loads(r[k]) if k == "regressed_ids" else r[k]) for k in r.keys() if k != "run_id"}
+                             for r in rows]
+            run["cost"] = json.loads(run["cost"]) if run["cost"] else None
+            run["promoted"] = bool(run["promoted"])
+    return found
+
+
+def trend(path: Path | None, suites: list[str], limit: int = 20) -> dict[str, list[TrendPoint]]:
+    """Each suite's main measure over its last `limit` runs, oldest first (the candidate's, else the baseline's)."""
+    if path is None or not path.exists():
+        return {}
+    out: dict[str, list[TrendPoint]] = {}
+    with opened(path) as db:
+        for name in suites:
+            rows = db.execute(
+                "SELECT r.id, r.finished_at, s.baseline, s.candidate, r.promoted FROM suites s JOIN runs r ON r.id = s.run_id "
+                "WHERE s.suite = ? ORDER BY r.id DESC LIMIT ?", (name, limit)).fetchall()
+            out[name] = [TrendPoint(i, at, c if c is not None else b, bool(p)) for i, at, b, c, p in reversed(rows)]
+    return out

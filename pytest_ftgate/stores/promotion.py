@@ -1,0 +1,91 @@
+"""The promotion record: what ships, committed beside the suites (`suites/ftgate.promoted.json`).
+
+`ftgate promote REPORT.json` writes it from a gated run whose verdict was `promoted`, after checking
+that the candidate's files are still the ones that run gated. With a record and no `--baseline`,
+the baseline of every later gate is the promoted model (`--baseline=base` picks the adapter's base,
+`--baseline=promoted` names the record explicitly). A record keeps the chain of earlier promotions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..errors import OptionError
+
+FILENAME = "ftgate.promoted.json"
+SCHEMA_VERSION = 1
+BASE, PROMOTED = "base", "promoted"  # the two --baseline words: the adapter's base, the promoted model
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """One promoted model: how to name it again, what it is, and the run that promoted it."""
+
+    spec: str  # a --baseline spec; a path is kept relative to the record's directory
+    kind: str
+    name: str
+    fingerprint: str  # what the gate that promoted it generated with: weights, tokenizer, 4-bit
+    report: dict[str, Any]  # path (relative to the record), sha256, verdict, finished_at
+    promoted_at: str
+    git_commit: str | None = None
+    base_model: str | None = None  # an adapter's base, when it has one
+    previous: list[dict[str, Any]] = field(default_factory=list)  # earlier promotions, newest first
+    schema_version: int = SCHEMA_VERSION
+
+    def resolved_spec(self, directory: Path) -> str:
+        """The spec as a subject builds it: a relative path read from the record's directory."""
+        path = Path(self.spec)
+        if path.is_absolute() or ":" in self.spec.split("/")[0]:
+            return self.spec
+        return str((directory / path).resolve()) if (directory / path).exists() else self.spec
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def record_path(suites_dir: Path) -> Path:
+    return Path(suites_dir) / FILENAME
+
+
+def read_promotion(suites_dir: Path | None) -> Promotion | None:
+    """The record in a suites directory, or None. A damaged record is an error that names it."""
+    if suites_dir is None:
+        return None
+    path = record_path(suites_dir)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("schema_version") != SCHEMA_VERSION:
+            raise ValueError(f"schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}")
+        known = set(Promotion.__dataclass_fields__)
+        return Promotion(**{k: v for k, v in data.items() if k in known})
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, AttributeError) as exc:
+        raise OptionError(f"{path}: not a readable promotion record ({exc}); restore it from git, or promote again "
+                          "with `ftgate promote REPORT.json`") from None
+
+
+def relative_spec(spec: str, directory: Path) -> str:
+    """A path spec written relative to the record's directory, so the record holds in any checkout."""
+    path = Path(spec)
+    if not path.is_absolute():
+        return spec
+    try:
+        return os.path.relpath(path, directory)
+    except ValueError:  # another drive
+        return spec
+
+
+def write_promotion(suites_dir: Path, promotion: Promotion) -> Path:
+    path = record_path(suites_dir)
+    path.write_text(json.dumps(promotion.to_json(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
