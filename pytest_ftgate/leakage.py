@@ -79,6 +79,9 @@ def check_leakage(candidate: Any, suites: Sequence[Suite], explicit: Path | None
         return LeakageCheck(False, f"leakage not checked: {path} is not the file it was trained on (its sha256 "
                                    "differs from the manifest's); restore it, or pass --ftgate-train-data=PATH")
     rows = training_rows(path)
+    if not rows:  # nothing read is not "no leak"
+        return LeakageCheck(False, f"leakage not checked: {path} holds no valid SFT or DPO row (check it with "
+                                   "`ftgate data check`)")
     leaks = tuple(find_leaks(rows, list(suites)))
     n_cases = sum(len(s.cases) for s in suites)
     summary = (f"leakage checked: {len(rows)} training rows of {path} against {n_cases} suite cases"

@@ -161,6 +161,13 @@ def test_a_candidate_trained_on_its_eval_cases_is_blocked_at_the_gate(pytester, 
     assert json.loads((pytester.path / ".ftgate/report/report.json").read_text())["notices"]
     required = pytester.runpytest(f"--candidate={adapter}", "--ftgate-require-leakage-check", *quiet)
     assert required.ret == EXIT_GATE_ERROR
+    # a file with no valid training row was not checked: never "no leak"
+    empty = pytester.path / "empty.jsonl"
+    empty.write_text('{"not": "a training row"}\n')
+    result = pytester.runpytest(f"--candidate={tiny_adapter}", f"--ftgate-train-data={empty}", "--ftgate-fail=golden:100%",
+                                "--ftgate-require-leakage-check", *quiet)
+    assert result.ret == EXIT_GATE_ERROR
+    result.stdout.fnmatch_lines(["*leakage not checked: *empty.jsonl holds no valid SFT or DPO row*"])
     # an adapter from elsewhere names its data on the command line
     result = pytester.runpytest(f"--candidate={tiny_adapter}", f"--ftgate-train-data={data}", "--ftgate-fail=golden:100%", *quiet)
     assert result.ret == 1

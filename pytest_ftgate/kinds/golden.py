@@ -154,6 +154,10 @@ def decide_goldens(suite_name: str, gate: dict[str, Any], baseline: SuiteResult,
         f"at {pct(threshold)}"
     )
     drift = _drift(golden, baseline, cand, float(gate.get("max_drift", 0.10)))
+    if drift is not None and drift["drift_n"] == 0:  # nothing to measure is not "no drift"
+        warnings.append("drift not measured: none of the first frozen goldens is in the suite unchanged now; "
+                        "re-freeze the goldens on purpose to start a new origin")
+        drift = None
     if drift is not None:
         figures.update(drift)
         text += (f"; drift since the first frozen goldens ({drift['drift_origin'] or 'the first model'}): "
