@@ -158,9 +158,10 @@ class HFEngine:
     def load(self) -> None:
         if self._model is not None:
             return
-        from ..quiet import quiet_kernels_notice
+        if self.load_in_4bit or self.adapters:  # importing bitsandbytes costs seconds: only where it is used
+            from ..quiet import quiet_kernels_notice
 
-        quiet_kernels_notice()  # before peft imports bitsandbytes
+            quiet_kernels_notice()  # before peft or the 4-bit loader import bitsandbytes
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -197,7 +198,10 @@ class HFEngine:
         self._load_adapters()
 
     def _load_adapters(self) -> None:
-        from ..quiet import library_deprecations
+        from ..quiet import library_deprecations, quiet_kernels_notice
+
+        if set(self.adapters.values()) - self._loaded:
+            quiet_kernels_notice()  # before peft imports bitsandbytes
 
         for adapter_dir, name in self.adapters.items():
             if name in self._loaded:
