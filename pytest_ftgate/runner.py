@@ -113,7 +113,7 @@ def generate_all(
     subject: Subject, jobs: Sequence[Job], cache: Cache, progress: bool = True
 ) -> list[Output]:
     """Outputs for every job: cache hits first, then one batched pass over the unique misses."""
-    keys = [cache_key(subject.info.fingerprint, j.request.key) for j in jobs]
+    keys = [cache_key(subject.info.cache_key, j.request.key) for j in jobs]
     found = cache.get_many(keys) if subject.cacheable else {}
     todo: dict[str, int] = {}
     for i, key in enumerate(keys):
@@ -127,7 +127,7 @@ def generate_all(
             items = [(todo_keys[i], out) for i, out in batch]
             found.update(items)
             if subject.cacheable:
-                cache.put_many(subject.info.fingerprint, items)
+                cache.put_many(subject.info.cache_key, items)
 
         bar = None
         if progress and subject.cacheable:

@@ -145,10 +145,16 @@ class SubjectInfo:
     # its weights; elsewhere the fingerprint. Goldens record it, so they are never used on another base.
     identity: str = ""
     spec: str = ""  # what names it again (--baseline=SPEC): an existing path made absolute, else as given
+    generation: str = ""  # how it generates, where that can change its answers: "float32 on cpu, batch auto (...)"
+    generation_key: str = ""  # what its outputs are cached under: the fingerprint and the dtype (default: fingerprint)
 
     @property
     def model_identity(self) -> str:
         return self.identity or self.fingerprint
+
+    @property
+    def cache_key(self) -> str:
+        return self.generation_key or self.fingerprint
 
 
 @dataclass(frozen=True)

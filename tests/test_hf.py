@@ -35,9 +35,9 @@ def count_batches(monkeypatch) -> list[int]:
     sizes: list[int] = []
     original = HFEngine._generate_batch
 
-    def spy(self, prompts, indices, params):
+    def spy(self, prompts, indices, params, *rest):
         sizes.append(len(prompts))
-        return original(self, prompts, indices, params)
+        return original(self, prompts, indices, params, *rest)
 
     monkeypatch.setattr(HFEngine, "_generate_batch", spy)
     return sizes
@@ -102,11 +102,11 @@ def test_a_killed_run_resumes_from_what_it_had(tmp_path, tiny_base):
         from pytest_ftgate.subjects.hf_engine import HFEngine
         calls = []
         original = HFEngine._generate_batch
-        def dying(self, prompts, indices, params):
+        def dying(self, prompts, indices, params, *rest):
             calls.append(len(prompts))
             if len(calls) == 3 and os.environ.get("DIE"):
                 os._exit(9)  # a hard kill: no cleanup, no exception handlers
-            return original(self, prompts, indices, params)
+            return original(self, prompts, indices, params, *rest)
         HFEngine._generate_batch = dying
         cfg = RunConfig(baseline={str(tiny_base)!r}, cache_dir={str(tmp_path / "cache")!r}, progress=False,
                         subject_options=SubjectOptions(batch_size=4))

@@ -127,7 +127,7 @@ TOP_LEVEL_MODULES = {
     "__init__", "errors", "types", "stats", "compare",  # the floor: dataclasses, errors, statistics
     "options", "config", "extensions",  # one option table, one builder, third-party registries
     "suite", "gate", "runner", "progress", "leakage",  # a gate run: load, decide, orchestrate, leakage first
-    "manifest", "provenance", "quiet",  # records shared by the gate and the trainer
+    "manifest", "provenance", "quiet", "hardware",  # shared by the gate and the trainer: records, the machine
     "plugin", "startup", "testing", "cli",  # the faces: pytest and the ftgate command
 }
 PACKAGES = {

@@ -38,7 +38,7 @@ class CachedJudge:
     def __init__(self, subject: Any, cache: Cache, spec: str):
         self.subject, self.cache = subject, cache
         self.name = spec
-        self.fingerprint = "judge-" + subject.info.fingerprint
+        self.fingerprint = "judge-" + subject.info.cache_key
         self.concurrency = getattr(subject, "concurrency", 1)
         self.usage = JudgeUsage(spec, subject.kind, subject.info.name)
         self._lock = threading.Lock()

@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import IncompleteDataError, SuiteError
 from ..files.paths import beside
 from ..stats import exact_interval, exact_upper_bound, max_passing_regressions, min_n_to_resolve, wilson_interval
-from ..stores.goldens import GoldenSet, read_goldens, split_goldens, write_goldens
+from ..stores.goldens import GoldenSet, dtype_changed, read_goldens, split_goldens, write_goldens
 from ..types import GateDecision, Interval, SuiteResult
 from .base import (
     Criterion,
@@ -144,10 +144,21 @@ def decide_goldens(suite_name: str, gate: dict[str, Any], baseline: SuiteResult,
             f"only {n} goldens: too few to tell a {pct(threshold)} regression rate from 0% "
             f"(needs {needed} at 95% confidence); add goldens"
         )
+    if dtype_changed(golden, baseline):
+        now = baseline.subject.details.get("dtype")
+        figures.update(frozen_dtype=golden.dtype, dtype=now)
+        warnings.append(
+            f"the goldens were frozen with the baseline computing in {golden.dtype}; this run computes in {now}, so what "
+            f"the baseline passes is re-derived here: {len(split.stale)} of {len(golden.hashes)} goldens it fails in "
+            f"{now} are not counted, and each counted one is a case both sides were asked in {now}. To gate against "
+            f"goldens frozen in {now}, refreeze them here with --ftgate-update-goldens; to keep {golden.dtype}, pass "
+            f"--ftgate-dtype={golden.dtype}")
     if split.stale:
         ids = ", ".join(list(split.stale)[:5]) + (" …" if len(split.stale) > 5 else "")
-        warnings.append(f"{len(split.stale)} golden(s) the baseline fails now are not counted ({ids}): the baseline "
-                        "answers differently than when they were frozen (a nondeterministic or changed serving stack?)")
+        cause = (f"it answers differently in {baseline.subject.details.get('dtype')}" if dtype_changed(golden, baseline)
+                 else "the baseline answers differently than when they were frozen (a nondeterministic or changed "
+                      "serving stack?)")
+        warnings.append(f"{len(split.stale)} golden(s) the baseline fails now are not counted ({ids}): {cause}")
     text = (
         f"{k}/{n} goldens regressed = {pct(rate)} (95% Wilson {pct(w.low)}–{pct(w.high)}, "
         f"exact {pct(e.low)}–{pct(e.high)}); at most {figures['max_passing_regressions']} may regress "

@@ -10,10 +10,10 @@ ICON = {"promoted": "✅", "blocked": "⛔", "baseline-only": "🔴", "error": "
 def to_markdown(view: ReportView, max_flips: int = 50) -> str:
     out = [f"## {ICON[view.verdict]} pytest-ftgate: {view.verdict_text}", ""]
     b = view.baseline
-    out.append(f"- baseline: `{b.name}` ({b.kind}, `{b.fingerprint[:12]}`)")
+    out.append(f"- baseline: `{b.name}` ({b.kind}, `{b.fingerprint[:12]}`{'; ' + b.generation if b.generation else ''})")
     if view.candidate:
         c = view.candidate
-        out.append(f"- candidate: `{c.name}` ({c.kind}, `{c.fingerprint[:12]}`)")
+        out.append(f"- candidate: `{c.name}` ({c.kind}, `{c.fingerprint[:12]}`{'; ' + c.generation if c.generation else ''})")
     out.append(f"- suites: {', '.join(f'`{f}`' for f in view.suite_files)}")
     out.extend(f"- ⚠️ **note**: {n}" for n in view.notices)
     if view.not_run:

@@ -7,10 +7,10 @@ from .view import STATUS_MARK, PerturbView, ReportView, clip, delta_text, interv
 
 def terminal_lines(view: ReportView, verbose: int = 0, max_flips: int = 10) -> list[str]:
     b = view.baseline
-    lines = [f"baseline:  {b.name} [{b.kind} {b.fingerprint[:12]}]"]
+    lines = [f"baseline:  {b.name} [{b.kind} {b.fingerprint[:12]}{'; ' + b.generation if b.generation else ''}]"]
     if view.candidate:
         c = view.candidate
-        lines.append(f"candidate: {c.name} [{c.kind} {c.fingerprint[:12]}]")
+        lines.append(f"candidate: {c.name} [{c.kind} {c.fingerprint[:12]}{'; ' + c.generation if c.generation else ''}]")
     lines.extend(f"NOTE: {n}" for n in view.notices)
     header = f"{'suite':<22} {'kind':<11} {'measure':<18} {'baseline':>9} {'candidate':>9} {'delta':>8} {'95% CI':>13}  decision"
     lines += [header, "-" * len(header)]

@@ -1,7 +1,9 @@
 """Frozen golden sets: the ids and content hashes of the cases the baseline passed when frozen.
 
 Written only on an explicit `--ftgate-update-goldens`; read on every gate run. A golden the
-baseline fails now is *stale*: reported, not counted. A golden whose case was edited or removed
+baseline fails now is *stale*: reported, not counted. The dtype the baseline computed in is recorded:
+a gate in another dtype (another machine's `--ftgate-dtype auto`) re-derives what the baseline passes
+in its own run, and says so with the goldens that changed side. A golden whose case was edited or removed
 since it was frozen is *changed*: the gate does not run until the goldens are re-frozen on
 purpose, since editing a regressed golden would otherwise take it out of the count.
 """
@@ -26,6 +28,7 @@ class GoldenSet:
     baseline: str  # the fingerprint of the baseline that passed them
     identity: str | None = None  # the baseline's model identity (None: frozen before it was recorded)
     origin: Origin | None = None  # the goldens of the first model they were frozen on, kept across promotions
+    dtype: str | None = None  # what the baseline computed in when frozen (None: not a local model, or not recorded)
 
 
 @dataclass(frozen=True)
@@ -76,8 +79,9 @@ def read_goldens(path: Path) -> GoldenSet | None:
                             {g["id"]: g["hash"] for g in o["goldens"]})
         except (KeyError, TypeError) as exc:
             raise SuiteError(f"the golden file's origin is damaged ({exc}); restore it from git", path) from None
+    dtype = data.get("baseline_dtype")
     return GoldenSet(path=path, hashes=hashes, baseline=str(data.get("baseline", "")),
-                     identity=str(identity) if identity else None, origin=origin)
+                     identity=str(identity) if identity else None, origin=origin, dtype=str(dtype) if dtype else None)
 
 
 def write_goldens(path: Path, baseline: SuiteResult) -> GoldenSet:
@@ -97,6 +101,7 @@ def write_goldens(path: Path, baseline: SuiteResult) -> GoldenSet:
         "baseline": baseline.subject.fingerprint,
         "baseline_identity": identity,
         "baseline_name": baseline.subject.name,
+        "baseline_dtype": baseline.subject.details.get("dtype"),
         "frozen_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "n_cases": baseline.n,
         "goldens": [{"id": c.id, "hash": c.content_hash} for c in passed],
@@ -105,11 +110,14 @@ def write_goldens(path: Path, baseline: SuiteResult) -> GoldenSet:
         data["origin"] = origin.to_json()
     path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return GoldenSet(path=path, hashes={c.id: c.content_hash for c in passed}, baseline=data["baseline"],
-                     identity=identity, origin=origin)
+                     identity=identity, origin=origin, dtype=data["baseline_dtype"])
 
 
 def split_goldens(golden: GoldenSet, baseline: SuiteResult) -> GoldenSplit:
     by_id = {r.case.id: r for r in baseline.results}
+    now = baseline.subject.details.get("dtype")
+    fails = f"the baseline fails it now, in {now} (frozen in {golden.dtype})" if dtype_changed(golden, baseline) else \
+        "the baseline fails it now"
     counted: list[str] = []
     stale: dict[str, str] = {}
     changed: dict[str, str] = {}
@@ -121,7 +129,12 @@ def split_goldens(golden: GoldenSet, baseline: SuiteResult) -> GoldenSplit:
             where = f" ({result.case.file}:{result.case.line})" if result.case.file and result.case.line else ""
             changed[case_id] = f"edited{where}"
         elif result.passed is False:
-            stale[case_id] = "the baseline fails it now"
+            stale[case_id] = fails
         else:
             counted.append(case_id)
     return GoldenSplit(tuple(counted), stale, changed)
+
+
+def dtype_changed(golden: GoldenSet, baseline: SuiteResult) -> bool:
+    now = baseline.subject.details.get("dtype")
+    return bool(golden.dtype and now and golden.dtype != now)

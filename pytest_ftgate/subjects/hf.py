@@ -8,12 +8,14 @@ adapter_config.json) resolves from the user's Hugging Face cache as transformers
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SubjectError
+from ..hardware import DTYPES
 from ..options import Option, positive_int_arg
 from .base import BuildContext, Job, OnBatch, Role, Subject, flag_of, register_subject
 from .hub import resolve_model_dir
@@ -22,6 +24,20 @@ if TYPE_CHECKING:  # imported where used: loading the plugin stays light
     from ..cost.pricing import Pricing, ServingCost, Usage
     from ..types import JudgeReply, SubjectInfo
     from .hf_engine import HFEngine
+
+
+def batch_arg(text: str | int | None) -> int | None:
+    """--ftgate-batch-size: a positive integer, or auto (None)."""
+    if text is None or str(text).strip().lower() == "auto":
+        return None
+    return positive_int_arg(text)
+
+
+def dtype_arg(text: str) -> str:
+    value = str(text).strip().lower()
+    if value not in DTYPES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(DTYPES)}")
+    return value
 
 
 @register_subject
@@ -37,10 +53,17 @@ class HFSubject(Subject):
                     "Default: from the adapter"),
         Option("--ftgate-4bit", "ftgate_4bit", field="load_in_4bit", action="store_true", default=False,
                help="load local models in 4-bit NF4 (bitsandbytes). Default: off"),
-        Option("--ftgate-batch-size", "ftgate_batch_size", field="batch_size", metavar="N", type=positive_int_arg, default=16,
-               ini="ftgate_batch_size", ini_help="generation batch size for local models (--ftgate-batch-size)",
-               help="generation batch size for local models; latency and cost are measured at it. "
-                    "Default: ini ftgate_batch_size or {default}"),
+        Option("--ftgate-batch-size", "ftgate_batch_size", field="batch_size", metavar="N|auto", type=batch_arg,
+               default=None, ini="ftgate_batch_size", ini_help="generation batch size for local models, or auto "
+               "(--ftgate-batch-size)",
+               help="generation batch size for local models; latency and cost are measured at it. auto: the largest "
+                    "batch that fits the memory free, per length bucket (at most 64 on a CPU, 256 on a GPU), halved "
+                    "and retried on out-of-memory. Default: ini ftgate_batch_size or auto"),
+        Option("--ftgate-dtype", "ftgate_dtype", field="dtype", metavar="|".join(DTYPES), type=dtype_arg, default="auto",
+               ini="ftgate_dtype", ini_help="dtype local models run in (--ftgate-dtype)",
+               help="dtype local models run in. auto: bfloat16 where the hardware computes it (a GPU with bf16, a CPU "
+                    "with AVX-512 BF16 or AMX), float16 on other GPUs, float32 elsewhere. Outputs are cached per dtype "
+                    "and every report names it. Default: ini ftgate_dtype or {default}"),
     )
 
     @classmethod
@@ -85,7 +108,8 @@ class HFSubject(Subject):
         self.adapter = adapter
         name = str(adapter or engine.base_dir)
         details: dict[str, Any] = {"base_model": str(engine.base_dir), "load_in_4bit": engine.load_in_4bit,
-                                   "batch_size": engine.batch_size}
+                                   "batch_size": engine.batch_size or "auto", "dtype": engine.compute_dtype,
+                                   "device": engine.device}
         training = None
         if adapter is not None:
             details["adapter"] = str(adapter)
@@ -96,7 +120,8 @@ class HFSubject(Subject):
                 details["manifest"] = manifest.to_dict()
                 training = TrainingCost(gpu_hours=manifest.gpu_hours, wall_s=manifest.wall_s)
         identity = "" if adapter is not None else engine.weights_identity()
-        self.info = SubjectInfo(role, self.kind, name, engine.fingerprint(adapter), details, training, identity, spec=name)
+        self.info = SubjectInfo(role, self.kind, name, engine.fingerprint(adapter), details, training, identity, spec=name,
+                                generation=engine.generation, generation_key=engine.generation_fingerprint(adapter))
 
     @property
     def adapter_enabled(self) -> bool:
@@ -131,7 +156,7 @@ def _engine_for(engines: list[HFEngine], base: Path, tok_dir: Path, ctx: BuildCo
     for engine in engines:
         if engine.base_dir == base and engine.tokenizer_fingerprint == wanted:
             return engine
-    engine = HFEngine(base, tok_dir, ctx.options.load_in_4bit, ctx.cache, ctx.options.batch_size)
+    engine = HFEngine(base, tok_dir, ctx.options.load_in_4bit, ctx.cache, ctx.options.batch_size, ctx.options.dtype)
     engines.append(engine)
     return engine
 

@@ -4,14 +4,23 @@ share a base (and its tokenizer) share one engine: an adapter's baseline, a prom
 candidate, a judge on the base, all on one copy of the weights.
 
 Generation is batched (length-sorted, left-padded), greedy unless the suite says otherwise, under
-torch.inference_mode. torch, transformers and peft are imported inside functions only.
+torch.inference_mode, in the dtype the hardware computes natively (pytest_ftgate.hardware). By default
+the batch is the largest that fits, per length bucket: an estimate from the model's config, then halved
+and retried on out-of-memory, never losing a case. When every prompt of a call shares a prefix (the
+chat template's system prompt, few-shot examples), it is prefilled once and its key/value cache copied
+into every batch (transformers' DynamicCache): the prompts are laid out prefix, padding, suffix, so the
+positions and the attention are those of the left-padded batch. torch, transformers and peft are
+imported inside functions only.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import os
 import struct
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -77,11 +86,39 @@ class HFEngine:
     tokenizer_dir: Path
     load_in_4bit: bool
     cache: Cache
-    batch_size: int
+    batch_size: int | None  # None: the largest batch that fits, per length bucket
+    dtype: str = "auto"  # as asked (--ftgate-dtype); `compute_dtype` is what runs
+    share_prefix: bool = field(default_factory=lambda: os.environ.get("FTGATE_PREFIX_CACHE", "on") != "off")
     adapters: dict[Path, str] = field(default_factory=dict)  # adapter directory -> its name in the PeftModel
     _model: Any = None
     _tokenizer: Any = None
     _loaded: set[str] = field(default_factory=set)
+    _device: str | None = None
+    _row_bytes: Any = None  # (prompt length, new tokens) -> bytes one row of a batch needs, from the config
+
+    @property
+    def device(self) -> str:
+        if self._device is None:
+            from ..hardware import device
+
+            self._device = device()
+        return self._device
+
+    @property
+    def compute_dtype(self) -> str:
+        from ..hardware import pick_dtype
+
+        return pick_dtype(self.dtype, self.device)
+
+    @property
+    def generation(self) -> str:
+        """How this engine generates, for every report: dtype, device, batch."""
+        batch = f"batch {self.batch_size}" if self.batch_size else f"batch auto (at most {self.max_batch})"
+        return f"{self.compute_dtype} on {self.device}{', 4-bit NF4' if self.load_in_4bit else ''}, {batch}"
+
+    @property
+    def max_batch(self) -> int:
+        return AUTO_MAX_BATCH[self.device == "cuda"]
 
     @property
     def tokenizer_fingerprint(self) -> str:
@@ -104,6 +141,10 @@ class HFEngine:
         h.update(json.dumps(parts, sort_keys=True).encode())
         return h.hexdigest()[:24]
 
+    def generation_fingerprint(self, adapter: Path | None) -> str:
+        """What the outputs are cached under: the weights, and the dtype they were computed in."""
+        return f"{self.fingerprint(adapter)}-{self.compute_dtype}"
+
     def base_weights_hash(self) -> str:
         from ..manifest import base_fingerprint
 
@@ -117,9 +158,10 @@ class HFEngine:
     def load(self) -> None:
         if self._model is not None:
             return
-        from ..quiet import quiet_kernels_notice
+        if self.load_in_4bit or self.adapters:  # importing bitsandbytes costs seconds: only where it is used
+            from ..quiet import quiet_kernels_notice
 
-        quiet_kernels_notice()  # before peft imports bitsandbytes
+            quiet_kernels_notice()  # before peft or the 4-bit loader import bitsandbytes
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -133,7 +175,10 @@ class HFEngine:
         if tokenizer.pad_token is None:  # inference only: padding is masked out
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "left"
-        kwargs: dict[str, Any] = {"use_safetensors": True}
+        dtype = getattr(torch, self.compute_dtype)
+        kwargs: dict[str, Any] = {"use_safetensors": True, "dtype": dtype}
+        if self.device == "cuda":
+            kwargs["device_map"] = {"": 0}
         if self.load_in_4bit:
             from transformers import BitsAndBytesConfig
 
@@ -141,7 +186,7 @@ class HFEngine:
                 load_in_4bit=True,
                 bnb_4bit_quant_type="nf4",
                 bnb_4bit_use_double_quant=True,
-                bnb_4bit_compute_dtype=torch.bfloat16,
+                bnb_4bit_compute_dtype=dtype,
             )
         try:
             model = AutoModelForCausalLM.from_pretrained(str(self.base_dir), **kwargs)
@@ -149,10 +194,14 @@ class HFEngine:
             raise SubjectError(f"cannot load the base model {self.base_dir}: {exc}") from None
         model.eval()
         self._model, self._tokenizer = model, tokenizer
+        self._row_bytes = row_bytes(model.config, torch.finfo(dtype).bits // 8)
         self._load_adapters()
 
     def _load_adapters(self) -> None:
-        from ..quiet import library_deprecations
+        from ..quiet import library_deprecations, quiet_kernels_notice
+
+        if set(self.adapters.values()) - self._loaded:
+            quiet_kernels_notice()  # before peft imports bitsandbytes
 
         for adapter_dir, name in self.adapters.items():
             if name in self._loaded:
@@ -232,11 +281,73 @@ class HFEngine:
         with torch.inference_mode(), self.using(adapter):
             for params, indices in groups.items():
                 indices.sort(key=lambda i: -lengths[i])  # similar lengths share a batch: little padding
-                for start in range(0, len(indices), self.batch_size):
-                    batch = indices[start : start + self.batch_size]
-                    on_batch(self._generate_batch([token_ids[i] for i in batch], batch, params))
+                prefix = self._shared_prefix([token_ids[i] for i in indices])
+                ceiling = self.batch_size or self.max_batch
+                start = 0
+                while start < len(indices):
+                    # the longest prompt left leads the batch: it decides what fits
+                    size = min(ceiling, self._fits(lengths[indices[start]], params.max_new_tokens))
+                    batch = indices[start : start + size]
+                    try:
+                        results = self._generate_batch([token_ids[i] for i in batch], batch, params, prefix)
+                    except RuntimeError as exc:
+                        if not _out_of_memory(exc):
+                            raise GenerationError(f"generation failed on a batch of {len(batch)}: {exc}") from None
+                        self._free()
+                        if self.batch_size is not None or len(batch) == 1:
+                            hint = ("pass a smaller --ftgate-batch-size, or leave it out: the default backs off on "
+                                    "out-of-memory" if self.batch_size else "use a smaller model, --ftgate-4bit or "
+                                    "shorter max_new_tokens")
+                            raise GenerationError(f"out of memory generating a batch of {len(batch)} on "
+                                                  f"{self.device} ({_first_line(exc)}): {hint}") from None
+                        ceiling = len(batch) // 2  # the same cases again, at half the batch; the rest stay below it
+                        print(f"ftgate: out of memory at batch {len(batch)} on {self.device}; retrying at {ceiling}",
+                              file=sys.stderr, flush=True)
+                        continue
+                    on_batch(results)
                     if progress is not None:
                         progress.update(len(batch))
+                    start += len(batch)
+
+    def _fits(self, prompt_len: int, new_tokens: int) -> int:
+        """The largest batch whose key/value cache and activations fit in the memory free now (auto only)."""
+        if self.batch_size is not None:
+            return self.batch_size
+        from ..hardware import free_memory
+
+        budget = free_memory(self.device) * MEMORY_SHARE[self.device == "cuda"]
+        return max(1, min(self.max_batch, int(budget // max(1, self._row_bytes(prompt_len, new_tokens)))))
+
+    def _free(self) -> None:
+        import gc
+
+        gc.collect()
+        if self.device == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
+
+    def _shared_prefix(self, prompts: list[list[int]]) -> _Prefix | None:
+        """The tokens every prompt starts with, prefilled once (None where too short to be worth it). At least one
+        token of each prompt stays outside it: generation starts from a token of the prompt's own."""
+        if not self.share_prefix or len(prompts) < 2:
+            return None
+        n = min(len(p) for p in prompts) - 1
+        first = prompts[0]
+        for p in prompts[1:]:
+            n = next((j for j in range(n) if p[j] != first[j]), n)
+        if n < MIN_PREFIX:
+            return None
+        import torch
+        from transformers import DynamicCache
+
+        model = self._model
+        cache = DynamicCache(config=model.config)
+        try:
+            model(input_ids=torch.tensor([first[:n]], device=model.device), use_cache=True, **{_cache_arg(model): cache})
+        except (TypeError, ValueError, NotImplementedError):  # a model whose cache cannot be carried over
+            return None
+        return _Prefix(tuple(first[:n]), cache)
 
     def perplexity(self, requests: Sequence[Request], targets: Sequence[str], *, adapter: Path | None) -> list[float]:
         """exp(mean NLL) of each target as the assistant's reply to its request's chat."""
@@ -253,8 +364,9 @@ class HFEngine:
         out: list[float] = []
         with torch.inference_mode(), self.using(adapter):
             model = self._model
-            for start in range(0, len(rows), self.batch_size):
-                batch = rows[start : start + self.batch_size]
+            step = self.batch_size or PERPLEXITY_BATCH
+            for start in range(0, len(rows), step):
+                batch = rows[start : start + step]
                 width = max(len(p) + len(t) for p, t in batch)
                 ids = torch.full((len(batch), width), tok.pad_token_id, dtype=torch.long)
                 labels = torch.full((len(batch), width), -100, dtype=torch.long)
@@ -298,12 +410,27 @@ class HFEngine:
         text = tok.decode(out.sequences[0, n_in : n_in + len(tokens)], skip_special_tokens=True)
         return text, tokens, n_in, len(tokens)
 
-    def _generate_batch(self, prompts: list[list[int]], indices: list[int], params: GenerationParams) -> list[tuple[int, Output]]:
+    def _generate_batch(self, prompts: list[list[int]], indices: list[int], params: GenerationParams,
+                        prefix: _Prefix | None = None) -> list[tuple[int, Output]]:
+        """One call to generate. With a prefix, each row is laid out prefix, padding, rest of the prompt, with the
+        prefix's cache copied per row; without, left-padded."""
         import torch
 
         tok, model = self._tokenizer, self._model
-        enc = tok.pad({"input_ids": prompts}, padding=True, return_tensors="pt", padding_side="left")
-        enc = {k: v.to(model.device) for k, v in enc.items()}
+        extra: dict[str, Any] = {}
+        if prefix is None:
+            enc = tok.pad({"input_ids": prompts}, padding=True, return_tensors="pt", padding_side="left")
+            ids, mask = enc["input_ids"], enc["attention_mask"]
+        else:
+            n = len(prefix.ids)
+            width = max(len(p) for p in prompts) - n
+            rows = [[*prefix.ids, *[tok.pad_token_id] * (width - len(p) + n), *p[n:]] for p in prompts]
+            masks = [[1] * n + [0] * (width - len(p) + n) + [1] * (len(p) - n) for p in prompts]
+            ids, mask = torch.tensor(rows), torch.tensor(masks)
+            cache = copy.deepcopy(prefix.cache)
+            cache.batch_repeat_interleave(len(prompts))
+            extra[_cache_arg(model)] = cache
+        ids, mask = ids.to(model.device), mask.to(model.device)
         # stop on the tokenizer's EOS too: a base whose generation_config lacks the chat template's
         # end-of-turn token would otherwise run on to max_new_tokens
         eos_ids = _eos_ids(model, tok)
@@ -311,6 +438,7 @@ class HFEngine:
             "max_new_tokens": params.max_new_tokens,
             "pad_token_id": tok.pad_token_id,
             "eos_token_id": sorted(eos_ids),
+            **extra,
         }
         if params.greedy:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
@@ -318,20 +446,70 @@ class HFEngine:
             torch.manual_seed(params.seed)
             kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
         started = time.perf_counter()
-        try:
-            out = model.generate(**enc, **kwargs)
-        except RuntimeError as exc:
-            raise GenerationError(f"generation failed on a batch of {len(prompts)}: {exc}") from None
+        out = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
         elapsed = time.perf_counter() - started
-        new = out[:, enc["input_ids"].shape[1] :]
+        new = out[:, ids.shape[1] :]
         results = []
         for row, i in enumerate(indices):
-            ids = new[row].tolist()
-            n_out = next((j + 1 for j, t in enumerate(ids) if t in eos_ids), len(ids))
-            text = tok.decode(ids[:n_out], skip_special_tokens=True)
-            n_in = int(enc["attention_mask"][row].sum())
-            results.append((i, Output(text, n_in, n_out, elapsed, batch_size=len(indices))))
+            row_ids = new[row].tolist()
+            n_out = next((j + 1 for j, t in enumerate(row_ids) if t in eos_ids), len(row_ids))
+            text = tok.decode(row_ids[:n_out], skip_special_tokens=True)
+            results.append((i, Output(text, len(prompts[row]), n_out, elapsed, batch_size=len(indices))))
         return results
+
+
+@dataclass(frozen=True)
+class _Prefix:
+    ids: tuple[int, ...]
+    cache: Any  # a DynamicCache holding these tokens for one row
+
+
+AUTO_MAX_BATCH = {False: 64, True: 256}  # CPU, CUDA: past this a decode step stops getting cheaper per row
+MEMORY_SHARE = {False: 0.5, True: 0.8}  # of the free memory a batch may plan on (CPU: shared with the rest)
+MIN_PREFIX = 8  # tokens: a shorter shared prefix is not worth a cache copy per batch
+PERPLEXITY_BATCH = 16
+
+
+def row_bytes(config: Any, dtype_bytes: int) -> Any:
+    """Bytes one row of a batch needs, as a function of its prompt length and new tokens: the key/value cache
+    (grown by concatenation, so briefly twice one layer's), the prefill's widest activations and attention
+    scores, and the last position's logits."""
+    cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
+    layers = cfg.num_hidden_layers
+    heads = cfg.num_attention_heads
+    kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+    hidden, vocab = cfg.hidden_size, cfg.vocab_size
+    inner = getattr(cfg, "intermediate_size", None) or 4 * hidden
+
+    def need(prompt_len: int, new_tokens: int) -> int:
+        total = prompt_len + new_tokens
+        kv = 2 * kv_heads * head_dim * total * dtype_bytes * (layers + 1)
+        prefill = prompt_len * (4 * hidden + 3 * inner) * dtype_bytes + heads * prompt_len * prompt_len * 4
+        return int(1.25 * (kv + prefill + 3 * vocab * 4))
+
+    return need
+
+
+def _cache_arg(model: Any) -> str:
+    """The keyword a model takes its key/value cache by: `cache` since transformers 5.2x, `past_key_values` before."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    text = str(exc).lower()
+    return "out of memory" in text or "can't allocate memory" in text or "defaultcpuallocator" in text
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
 
 
 def _eos_ids(model: Any, tok: Any) -> set[int]:

@@ -105,7 +105,7 @@ class TrainingConfig:
     effective_batch_size: int = field(default=16, metadata={"help": "per-device batch x accumulation x processes"})
     gradient_checkpointing: bool = True
     optim: str = field(default="auto", metadata={"help": "auto = paged_adamw_8bit on a GPU, adamw_torch on the CPU"})
-    bf16: Literal["auto", True, False] = field(default="auto", metadata={"help": "bf16 mixed precision; auto = where supported"})
+    bf16: Literal["auto", True, False] = field(default="auto", metadata={"help": "bf16 mixed precision; auto = where the hardware computes bf16 (a GPU with it, a CPU with AVX-512 BF16 or AMX)"})
     packing: bool = field(default=False, metadata={"help": "pack rows (needs FlashAttention, which isolates them)"})
     group_by_length: bool = field(default=True, metadata={"help": "batch rows of similar length: less padding"})
     seed: int = 42
@@ -369,8 +369,8 @@ def _check_environment(recipe: Recipe, blame: _Blame) -> None:
 
 
 def bf16_supported(device: str) -> bool:
-    import torch
+    """bf16 computed in hardware: a GPU with it, or a CPU with AVX-512 BF16 or AMX (elsewhere torch emulates it,
+    slower than float32), as the gates decide their dtype."""
+    from ..hardware import native_bf16
 
-    if device == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return native_bf16(device)
