@@ -475,11 +475,12 @@ def row_bytes(config: Any, dtype_bytes: int) -> Any:
     (grown by concatenation, so briefly twice one layer's), the prefill's widest activations and attention
     scores, and the last position's logits."""
     cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
-    layers = cfg.num_hidden_layers
-    heads = cfg.num_attention_heads
+    hidden = getattr(cfg, "hidden_size", None) or getattr(cfg, "n_embd", None) or 4096  # GPT-2 style names too
+    layers = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer", None) or 32
+    heads = getattr(cfg, "num_attention_heads", None) or getattr(cfg, "n_head", None) or 32
     kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
-    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
-    hidden, vocab = cfg.hidden_size, cfg.vocab_size
+    head_dim = getattr(cfg, "head_dim", None) or hidden // heads
+    vocab = getattr(cfg, "vocab_size", None) or 128_000
     inner = getattr(cfg, "intermediate_size", None) or 4 * hidden
 
     def need(prompt_len: int, new_tokens: int) -> int:
