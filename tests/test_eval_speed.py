@@ -193,3 +193,11 @@ def test_goldens_in_the_same_dtype_say_nothing_about_dtypes(tmp_path):
     baseline = _suite_result("float32", {f"c{i}": True for i in range(40)})
     decision = decide_goldens("g", {"max_regression": 0.05}, baseline, baseline, read_goldens(path))
     assert "dtype" not in decision.figures and not any("dtype" in w or "computing in" in w for w in decision.warnings)
+
+
+def test_a_bad_batch_size_in_the_ini_names_the_key_and_auto(pytester):
+    pytester.makeini("[pytest]\nftgate_batch_size = lots\n")
+    pytester.makefile(".yaml", s="kind: format\ncases: []\nscorers: [{regex: '.'}]\n")
+    result = pytester.runpytest("s.yaml", "--baseline=x.jsonl")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*ftgate_batch_size*'lots' is not an integer; give a positive integer, or auto*"])

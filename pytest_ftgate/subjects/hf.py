@@ -30,7 +30,10 @@ def batch_arg(text: str | int | None) -> int | None:
     """--ftgate-batch-size: a positive integer, or auto (None)."""
     if text is None or str(text).strip().lower() == "auto":
         return None
-    return positive_int_arg(text)
+    try:
+        return positive_int_arg(text)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}; give a positive integer, or auto") from None
 
 
 def dtype_arg(text: str) -> str:
