@@ -75,7 +75,7 @@ class HFSubject(Subject):
 
     @classmethod
     def build(cls, spec: str, role: Role, ctx: BuildContext) -> Subject:
-        from .hf_engine import refuse_pickles, tokenizer_dir
+        from .weights import refuse_pickles, tokenizer_dir
 
         flag = flag_of(role)
         path = Path(spec).expanduser()
@@ -153,7 +153,8 @@ class HFSubject(Subject):
 def _engine_for(engines: list[HFEngine], base: Path, tok_dir: Path, ctx: BuildContext) -> HFEngine:
     """The engine on this base whose tokenizer has the same files (two adapters saved with the same tokenizer
     share one load), else a new one."""
-    from .hf_engine import TOKENIZER_FILES, HFEngine, dir_fingerprint
+    from .hf_engine import HFEngine
+    from .weights import TOKENIZER_FILES, dir_fingerprint
 
     wanted = json.dumps(dir_fingerprint(tok_dir, ctx.cache, TOKENIZER_FILES), sort_keys=True)
     for engine in engines:

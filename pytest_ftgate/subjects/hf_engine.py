@@ -5,21 +5,16 @@ candidate, a judge on the base, all on one copy of the weights.
 
 Generation is batched (length-sorted, left-padded), greedy unless the suite says otherwise, under
 torch.inference_mode, in the dtype the hardware computes natively (pytest_ftgate.hardware). By default
-the batch is the largest that fits, per length bucket: an estimate from the model's config, then halved
-and retried on out-of-memory, never losing a case. When every prompt of a call shares a prefix (the
-chat template's system prompt, few-shot examples), it is prefilled once and its key/value cache copied
-into every batch (transformers' DynamicCache): the prompts are laid out prefix, padding, suffix, so the
-positions and the attention are those of the left-padded batch. torch, transformers and peft are
-imported inside functions only.
+the batch is the largest that fits, per length bucket, halved and retried on out-of-memory, never losing
+a case; a prefix every prompt of a call shares is prefilled once (pytest_ftgate.subjects.batching).
+torch, transformers and peft are imported inside functions only.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
-import struct
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -28,55 +23,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AdapterMismatchError, GenerationError, SubjectError, UnsafeWeightsError
+from ..errors import AdapterMismatchError, GenerationError, SubjectError
 from ..types import GenerationParams, Output, Request
 from .base import OnBatch
+from .batching import (
+    AUTO_MAX_BATCH,
+    MEMORY_SHARE,
+    MIN_PREFIX,
+    Prefix,
+    cache_arg,
+    common_prefix_length,
+    first_line,
+    lay_out,
+    out_of_memory,
+    prefill,
+    row_bytes,
+)
+from .weights import TOKENIZER_FILES, dir_fingerprint, refuse_pickles, safetensors_shapes, shape_problem
 
 if TYPE_CHECKING:
     from ..stores.cache import Cache
-
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "tokenizer.model")
-
-
-def refuse_pickles(directory: Path, what: str) -> None:
-    """Refuse a model or adapter directory whose weights exist only in a pickle format."""
-    if any(directory.glob("*.safetensors")):
-        return
-    pickles = sorted(p.name for p in directory.iterdir() if p.suffix in PICKLE_SUFFIXES)
-    if pickles:
-        raise UnsafeWeightsError(
-            f"{what} {directory} holds {', '.join(pickles)} but no .safetensors: pickle files can run "
-            "code when loaded, so they are refused. Convert them once in a trusted environment, e.g. "
-            "`model.save_pretrained(dir, safe_serialization=True)`."
-        )
-    raise SubjectError(f"{what} {directory} holds no .safetensors weights")
-
-
-def safetensors_shapes(path: Path) -> dict[str, list[int]]:
-    """Tensor shapes from a safetensors header, without loading any tensor."""
-    with path.open("rb") as fh:
-        (length,) = struct.unpack("<Q", fh.read(8))
-        header = json.loads(fh.read(length))
-    return {k: v["shape"] for k, v in header.items() if k != "__metadata__"}
-
-
-def dir_fingerprint(directory: Path, cache: Cache, patterns: Sequence[str]) -> dict[str, str]:
-    """sha256 of each file in directory matching one of patterns."""
-    out: dict[str, str] = {}
-    for pattern in patterns:
-        for f in sorted(directory.glob(pattern)):
-            if f.is_file():
-                out[f.name] = cache.file_sha256(f)
-    return out
-
-
-def tokenizer_dir(model_dir: Path, adapter_dir: Path | None) -> Path:
-    """Where a subject's tokenizer comes from: the adapter's own (the trainer saves it), else the base's."""
-    if adapter_dir is not None and (adapter_dir / "tokenizer_config.json").exists():
-        return adapter_dir
-    return model_dir
-
 
 @dataclass
 class HFEngine:
@@ -247,7 +213,7 @@ class HFEngine:
         problems: list[str] = []
         for f in sorted(adapter_dir.glob("*.safetensors")):
             for key, shape in safetensors_shapes(f).items():
-                problem = _shape_problem(model, key, shape)
+                problem = shape_problem(model, key, shape)
                 if problem:
                     problems.append(problem)
         if problems:
@@ -291,7 +257,7 @@ class HFEngine:
                     try:
                         results = self._generate_batch([token_ids[i] for i in batch], batch, params, prefix)
                     except RuntimeError as exc:
-                        if not _out_of_memory(exc):
+                        if not out_of_memory(exc):
                             raise GenerationError(f"generation failed on a batch of {len(batch)}: {exc}") from None
                         self._free()
                         if self.batch_size is not None or len(batch) == 1:
@@ -299,7 +265,7 @@ class HFEngine:
                                     "out-of-memory" if self.batch_size else "use a smaller model, --ftgate-4bit or "
                                     "shorter max_new_tokens")
                             raise GenerationError(f"out of memory generating a batch of {len(batch)} on "
-                                                  f"{self.device} ({_first_line(exc)}): {hint}") from None
+                                                  f"{self.device} ({first_line(exc)}): {hint}") from None
                         ceiling = len(batch) // 2  # the same cases again, at half the batch; the rest stay below it
                         print(f"ftgate: out of memory at batch {len(batch)} on {self.device}; retrying at {ceiling}",
                               file=sys.stderr, flush=True)
@@ -327,27 +293,12 @@ class HFEngine:
 
             torch.cuda.empty_cache()
 
-    def _shared_prefix(self, prompts: list[list[int]]) -> _Prefix | None:
-        """The tokens every prompt starts with, prefilled once (None where too short to be worth it). At least one
-        token of each prompt stays outside it: generation starts from a token of the prompt's own."""
+    def _shared_prefix(self, prompts: list[list[int]]) -> Prefix | None:
+        """The tokens every prompt starts with, prefilled once (None where off, or too short to be worth it)."""
         if not self.share_prefix or len(prompts) < 2:
             return None
-        n = min(len(p) for p in prompts) - 1
-        first = prompts[0]
-        for p in prompts[1:]:
-            n = next((j for j in range(n) if p[j] != first[j]), n)
-        if n < MIN_PREFIX:
-            return None
-        import torch
-        from transformers import DynamicCache
-
-        model = self._model
-        cache = DynamicCache(config=model.config)
-        try:
-            model(input_ids=torch.tensor([first[:n]], device=model.device), use_cache=True, **{_cache_arg(model): cache})
-        except (TypeError, ValueError, NotImplementedError):  # a model whose cache cannot be carried over
-            return None
-        return _Prefix(tuple(first[:n]), cache)
+        n = common_prefix_length(prompts)
+        return prefill(self._model, prompts[0][:n]) if n >= MIN_PREFIX else None
 
     def perplexity(self, requests: Sequence[Request], targets: Sequence[str], *, adapter: Path | None) -> list[float]:
         """exp(mean NLL) of each target as the assistant's reply to its request's chat."""
@@ -411,7 +362,7 @@ class HFEngine:
         return text, tokens, n_in, len(tokens)
 
     def _generate_batch(self, prompts: list[list[int]], indices: list[int], params: GenerationParams,
-                        prefix: _Prefix | None = None) -> list[tuple[int, Output]]:
+                        prefix: Prefix | None = None) -> list[tuple[int, Output]]:
         """One call to generate. With a prefix, each row is laid out prefix, padding, rest of the prompt, with the
         prefix's cache copied per row; without, left-padded."""
         import torch
@@ -422,14 +373,8 @@ class HFEngine:
             enc = tok.pad({"input_ids": prompts}, padding=True, return_tensors="pt", padding_side="left")
             ids, mask = enc["input_ids"], enc["attention_mask"]
         else:
-            n = len(prefix.ids)
-            width = max(len(p) for p in prompts) - n
-            rows = [[*prefix.ids, *[tok.pad_token_id] * (width - len(p) + n), *p[n:]] for p in prompts]
-            masks = [[1] * n + [0] * (width - len(p) + n) + [1] * (len(p) - n) for p in prompts]
-            ids, mask = torch.tensor(rows), torch.tensor(masks)
-            cache = copy.deepcopy(prefix.cache)
-            cache.batch_repeat_interleave(len(prompts))
-            extra[_cache_arg(model)] = cache
+            ids, mask, cache = lay_out(prompts, prefix, tok.pad_token_id)
+            extra[cache_arg(model)] = cache
         ids, mask = ids.to(model.device), mask.to(model.device)
         # stop on the tokenizer's EOS too: a base whose generation_config lacks the chat template's
         # end-of-turn token would otherwise run on to max_new_tokens
@@ -458,59 +403,7 @@ class HFEngine:
         return results
 
 
-@dataclass(frozen=True)
-class _Prefix:
-    ids: tuple[int, ...]
-    cache: Any  # a DynamicCache holding these tokens for one row
-
-
-AUTO_MAX_BATCH = {False: 64, True: 256}  # CPU, CUDA: past this a decode step stops getting cheaper per row
-MEMORY_SHARE = {False: 0.5, True: 0.8}  # of the free memory a batch may plan on (CPU: shared with the rest)
-MIN_PREFIX = 8  # tokens: a shorter shared prefix is not worth a cache copy per batch
 PERPLEXITY_BATCH = 16
-
-
-def row_bytes(config: Any, dtype_bytes: int) -> Any:
-    """Bytes one row of a batch needs, as a function of its prompt length and new tokens: the key/value cache
-    (grown by concatenation, so briefly twice one layer's), the prefill's widest activations and attention
-    scores, and the last position's logits."""
-    cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
-    hidden = getattr(cfg, "hidden_size", None) or getattr(cfg, "n_embd", None) or 4096  # GPT-2 style names too
-    layers = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer", None) or 32
-    heads = getattr(cfg, "num_attention_heads", None) or getattr(cfg, "n_head", None) or 32
-    kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
-    head_dim = getattr(cfg, "head_dim", None) or hidden // heads
-    vocab = getattr(cfg, "vocab_size", None) or 128_000
-    inner = getattr(cfg, "intermediate_size", None) or 4 * hidden
-
-    def need(prompt_len: int, new_tokens: int) -> int:
-        total = prompt_len + new_tokens
-        kv = 2 * kv_heads * head_dim * total * dtype_bytes * (layers + 1)
-        prefill = prompt_len * (4 * hidden + 3 * inner) * dtype_bytes + heads * prompt_len * prompt_len * 4
-        return int(1.25 * (kv + prefill + 3 * vocab * 4))
-
-    return need
-
-
-def _cache_arg(model: Any) -> str:
-    """The keyword a model takes its key/value cache by: `cache` since transformers 5.2x, `past_key_values` before."""
-    import inspect
-
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
-
-
-def _out_of_memory(exc: BaseException) -> bool:
-    import torch
-
-    if isinstance(exc, torch.OutOfMemoryError):
-        return True
-    text = str(exc).lower()
-    return "out of memory" in text or "can't allocate memory" in text or "defaultcpuallocator" in text
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
 
 
 def _eos_ids(model: Any, tok: Any) -> set[int]:
@@ -519,27 +412,3 @@ def _eos_ids(model: Any, tok: Any) -> set[int]:
     if tok.eos_token_id is not None:
         ids.add(tok.eos_token_id)
     return ids
-
-
-def _shape_problem(model: Any, key: str, shape: list[int]) -> str | None:
-    name = key.removeprefix("base_model.model.")
-    for marker, dim in ((".lora_A.", 1), (".lora_B.", 0)):
-        if marker in name:
-            module_path = name.split(marker)[0]
-            try:
-                module = model.get_submodule(module_path)
-            except AttributeError:
-                return f"{module_path} does not exist in the base"
-            expected = getattr(module, "in_features" if dim == 1 else "out_features", None)
-            if expected is not None and shape[dim] != expected:
-                side = "input" if dim == 1 else "output"
-                return f"{module_path} has {side} size {expected} in the base but {shape[dim]} in the adapter"
-            return None
-    # modules_to_save or resized embeddings: full tensors must match the base's
-    param_name = name.replace(".modules_to_save.default", "")
-    params = dict(model.named_parameters())
-    if param_name in params and list(params[param_name].shape) != list(shape):
-        return f"{param_name} is {list(params[param_name].shape)} in the base but {shape} in the adapter (vocabulary resized?)"
-    return None
-
-
