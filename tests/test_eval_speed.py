@@ -65,6 +65,21 @@ def test_the_prefix_stops_short_of_every_prompts_last_token(tiny_base):
     assert e._shared_prefix([[5, *range(3, 30)], [6, *range(3, 30)]]) is None  # nothing shared
 
 
+def test_no_shared_prefix_under_sliding_window_attention(tiny_base):
+    """The window counts cache positions, padding included: a prefix with padding after it would see other tokens."""
+    from transformers import MistralConfig, Qwen2Config
+
+    from pytest_ftgate.subjects.batching import prefix_safe
+
+    e = engine(tiny_base)
+    e.load()
+    assert prefix_safe(e._model.config)
+    e._model.config.sliding_window = 16
+    assert e._shared_prefix([list(range(3, 20)), list(range(3, 20)) + [40]]) is None
+    assert not prefix_safe(MistralConfig(sliding_window=4096))
+    assert prefix_safe(Qwen2Config(use_sliding_window=False))
+
+
 def test_auto_batch_backs_off_on_out_of_memory_and_loses_no_case(tiny_base, monkeypatch, capsys):
     reference = generate(engine(tiny_base, batch_size=2), requests())
     e = engine(tiny_base, batch_size=None)

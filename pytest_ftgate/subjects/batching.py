@@ -35,6 +35,15 @@ def common_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
     return max(0, n)
 
 
+def prefix_safe(config: Any) -> bool:
+    """Whether a prefix cache with padding after it attends as a left-padded batch does: not under sliding-window
+    attention, whose window counts cache positions, padding included, and would cover other tokens."""
+    cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
+    if "sliding_attention" in (getattr(cfg, "layer_types", None) or ()):
+        return False
+    return not (getattr(cfg, "sliding_window", None) and getattr(cfg, "use_sliding_window", True) is not False)
+
+
 def prefill(model: Any, ids: Sequence[int]) -> Prefix | None:
     """The key/value cache of `ids` for one row (None for a model whose cache cannot be carried over)."""
     import torch

@@ -37,6 +37,7 @@ from .batching import (
     lay_out,
     out_of_memory,
     prefill,
+    prefix_safe,
     row_bytes,
 )
 from .weights import TOKENIZER_FILES, dir_fingerprint, refuse_pickles, safetensors_shapes, shape_problem
@@ -295,7 +296,7 @@ class HFEngine:
 
     def _shared_prefix(self, prompts: list[list[int]]) -> Prefix | None:
         """The tokens every prompt starts with, prefilled once (None where off, or too short to be worth it)."""
-        if not self.share_prefix or len(prompts) < 2:
+        if not self.share_prefix or len(prompts) < 2 or not prefix_safe(self._model.config):
             return None
         n = common_prefix_length(prompts)
         return prefill(self._model, prompts[0][:n]) if n >= MIN_PREFIX else None
