@@ -202,7 +202,7 @@ class GateItem(pytest.Item):
                 self.user_properties.append((f"ftgate.{self.suite.name}.{self.name}.{key}", value))
         self.user_properties.append((f"ftgate.{self.suite.name}.{self.name}.status", decision.status))
         for w in decision.warnings:  # shown whether the gate passes or blocks
-            self.warn(FtgateWarning(f"{self.suite.name}::{self.name}: {w}"))
+            _show_warning(self, FtgateWarning(f"{self.suite.name}::{self.name}: {w}"))
         run = self.config.stash[STATE].run
         for check in run.checks:
             if check.blocks and self.suite.name in check.figures.get("suites", ()):
@@ -225,6 +225,34 @@ class GateItem(pytest.Item):
         return self.path, line - 1 if line else None, f"{self.suite.name}::{self.name}"
 
 
+def _show_warning(item: pytest.Item, warning: FtgateWarning) -> None:
+    """Show a gate's warning in pytest's warnings summary, never raise it.
+
+    A gate's warnings are part of its verdict (the verdict section and every report carry them), which was
+    decided and written before this item ran. A filter that escalates warnings (`filterwarnings = error`,
+    `-W error::...FtgateWarning`) would turn a decided gate into a traceback and an exit that disagrees with
+    the verdict line, so an escalating filter shows the warning instead; one that ignores it still hides it
+    from the summary."""
+    import warnings
+
+    with warnings.catch_warnings():
+        if _filter_action(warning) != "ignore":
+            warnings.simplefilter("always", FtgateWarning)
+        item.warn(warning)
+
+
+def _filter_action(warning: Warning) -> str:
+    """The action the warning filters in force take on `warning` raised from this module."""
+    import warnings
+
+    text = str(warning)
+    for action, message, category, module, _ in warnings.filters:
+        if (isinstance(warning, category) and (message is None or message.match(text))
+                and (module is None or module.match(__name__))):
+            return action
+    return "default"
+
+
 class GateState:
     """Per-session state: the collected suites, the subjects (shared with the fixtures), the run."""
 
@@ -240,6 +268,7 @@ class GateState:
         self.named_files = _named_files(config)
         self.named_dirs = _named_dirs(config)
         self.left_out: tuple[Path, ...] = ()  # suite files the paths given left out (nothing gated)
+        self.gate_nodeids: frozenset[str] = frozenset()  # the gate's own items, told apart from other tests
         self.report_paths: list[Path] = []
         self._subjects: Any = None
         self._resolver: Any = None
@@ -298,6 +327,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         if isinstance(item, GateItem):
             selection.setdefault(item.path, set()).add(item.name)
     state.selection = {p: frozenset(names) for p, names in selection.items()}
+    state.gate_nodeids = frozenset(item.nodeid for item in session.items if isinstance(item, GateItem))
     if not state.config.active:
         return
     from .gate import check_targets
@@ -366,10 +396,25 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     from .report import terminal_lines
 
     tr.write_sep("=", "ftgate")
-    for line in terminal_lines(state.view, verbose=config.getoption("verbose", 0)):
+    lines = terminal_lines(state.view, verbose=config.getoption("verbose", 0))
+    lines[-1] = _verdict_line(lines[-1], state, tr, exitstatus)
+    for line in lines:
         tr.write_line(line)
     for p in state.report_paths:
         tr.write_line(f"report: {p}")
+
+
+def _verdict_line(line: str, state: GateState, tr: Any, exitstatus: int) -> str:
+    """The verdict line says what the exit status says. A gate that did not pass sets the session's exit itself
+    (pytest_sessionfinish); a session that exits non-zero beside a passing gate says so on the same line."""
+    gate_exit = state.run.exit_status(state.config.allow_partial)
+    if gate_exit != 0 or int(exitstatus) == 0:
+        return line
+    others = [r for key in ("failed", "error") for r in tr.stats.get(key, []) if r.nodeid not in state.gate_nodeids]
+    why = (f"{len(others)} test(s) outside the gate failed or errored" if others
+           else "a gate item failed outside its verdict (see above)")
+    verdict = "NOT PROMOTED" if state.run.verdict == "promoted" else state.run.verdict.upper()
+    return f"verdict: {verdict} — the gate's criteria passed, but {why}, so this session exits {int(exitstatus)}"
 
 
 @pytest.fixture(scope="session")

@@ -51,6 +51,19 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[pytest.TestReport]:
+    """A test that fails while the llama.cpp server it talks to has died says so, with the end of the server's
+    log: "Server disconnected" alone hides a crash."""
+    report = yield
+    if report.failed:
+        from tests.llama_server import died
+
+        for message in died():
+            report.sections.append(("llama.cpp server", message))  # shown under the failure, whatever -s or --tb
+    return report
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An OpenAI-compatible llama.cpp server for SmolLM2 on a free loopback port: its /v1 URL.

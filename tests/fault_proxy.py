@@ -8,8 +8,9 @@
         proxy.seen                                                         # what arrived, and what it got
 
 A request with no fault planned is forwarded to the server and its answer returned unchanged.
-Faults are real HTTP: a status with a JSON body (and Retry-After), or a connection that is accepted
-and never answered (a hang), which the client has to time out.
+Faults are real HTTP: a status with a JSON body (and Retry-After), a connection that is accepted
+and never answered (a hang), which the client has to time out, or a connection dropped unanswered
+by a proxy that then stops listening (a server that died).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length",
 
 @dataclass(frozen=True)
 class Fault:
-    kind: str  # "status" | "hang"
+    kind: str  # "status" | "hang" | "die"
     code: int = 200
     retry_after: float | None = None
     body: dict | None = None  # "{credential}" in a string value becomes what the request authenticated with
@@ -39,6 +40,12 @@ class Fault:
     def status(cls, code: int, retry_after: float | None = None, body: dict | None = None) -> Fault:
         """Answer with this HTTP status (and Retry-After), an OpenAI-shaped error body by default."""
         return cls("status", code, retry_after, body)
+
+    @classmethod
+    def die(cls) -> Fault:
+        """Drop the connection with no answer and stop listening, as a server that crashes mid-run does:
+        this request is disconnected, every later one refused."""
+        return cls("die")
 
     @classmethod
     def hang(cls, seconds: float = 30.0) -> Fault:
@@ -125,7 +132,7 @@ class FaultProxy:
         auth = h.headers.get("Authorization")
         with self._lock:
             fault = self._planned.popleft() if self._planned else self._default
-            seen = Seen(arrived, h.path, auth, "forward" if fault is None else fault.kind if fault.kind == "hang"
+            seen = Seen(arrived, h.path, auth, "forward" if fault is None else fault.kind if fault.kind in ("hang", "die")
                         else str(fault.code), body=body)
             self.seen.append(seen)
         if self.delay_s:
@@ -134,6 +141,9 @@ class FaultProxy:
             seen.status = self._forward(h, body)
         elif fault.kind == "hang":
             self._closing.wait(fault.hang_s)
+            h.close_connection = True
+        elif fault.kind == "die":
+            self.close()  # no new connection is accepted from here on: they are refused
             h.close_connection = True
         else:
             seen.status = fault.code

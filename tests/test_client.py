@@ -114,6 +114,28 @@ def test_spent_retries_are_a_generation_error_that_names_the_call_and_the_option
     assert "--ftgate-openai-retries (now 2)" in message and "--ftgate-openai-timeout (now 0.5 s)" in message
 
 
+def test_a_server_that_dies_mid_run_is_said_to_have_stopped_not_only_disconnected(proxy):
+    client = EndpointClient(proxy.url, concurrency=1, max_retries=2)
+    ask(client)
+    proxy.plan(Fault.die())
+
+    with pytest.raises(GenerationError) as info:
+        ask(client, "case t/two")
+
+    said = str(info.value)
+    assert answered(proxy.seen) == ["forward", "die"]  # the retries found nothing listening
+    assert "stopped answering during the run" in said and "case t/two" in said
+    assert "closed the connection without a reply, then refused connections" in said and "its own log says why" in said
+
+
+def test_an_endpoint_that_never_answered_is_not_said_to_have_died():
+    with FaultProxy("http://127.0.0.1:9/v1") as gone:
+        url = gone.url  # a port that was listening a moment ago, and is closed now
+    with pytest.raises(GenerationError) as info:
+        ask(EndpointClient(url, concurrency=1, max_retries=1))
+    assert "stopped answering" not in str(info.value) and "The endpoint is down" in str(info.value)
+
+
 def test_a_retry_after_longer_than_two_minutes_fails_at_once(proxy):
     client = EndpointClient(proxy.url, concurrency=1, max_retries=5)
     proxy.always(Fault.status(429, retry_after=3600))

@@ -216,3 +216,49 @@ def test_a_bad_batch_size_in_the_ini_names_the_key_and_auto(pytester):
     result = pytester.runpytest("s.yaml", "--baseline=x.jsonl")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*ftgate_batch_size*'lots' is not an integer; give a positive integer, or auto*"])
+
+
+def _project_filterwarnings() -> list[str]:
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    return tomllib.loads(pyproject.read_text())["tool"]["pytest"]["ini_options"]["filterwarnings"]
+
+
+@pytest.mark.parametrize("filters", ["project", "ignore"])
+def test_goldens_frozen_in_float32_gated_in_bfloat16_promote_under_an_escalating_filter(pytester, tiny_base, tiny_adapter,
+                                                                                        filters):
+    """The project's own filterwarnings turn FtgateWarning into an error. A gate's warnings are part of its verdict,
+    decided before its items run: shown, never raised, so the verdict line and the exit status agree. bf16 is
+    emulated where the CPU lacks it, so this runs on any machine."""
+    assert "error::pytest_ftgate.errors.FtgateWarning" in _project_filterwarnings()
+    lines = _project_filterwarnings() if filters == "project" else ["ignore::pytest_ftgate.errors.FtgateWarning"]
+    pytester.makeini("[pytest]\nfilterwarnings =\n" + "".join(f"    {f}\n" for f in lines))
+    cases = "".join(f"  - {{id: g{i}, input: 'question {i}'}}\n" for i in range(6))
+    write(pytester.path / "suites/qa.yaml", f"kind: golden\ncases:\n{cases}generate: {{max_new_tokens: 3}}\n"
+                                            "scorers: [{regex: '.'}]\ngate: {max_regression: 1.0}\n")
+    quiet = ("-p", "no:cacheprovider")
+    assert pytester.runpytest(f"--baseline={tiny_base}", "--ftgate-dtype=float32", "--ftgate-update-goldens", *quiet).ret == 0
+    assert json.loads((pytester.path / "suites/qa.goldens.json").read_text())["baseline_dtype"] == "float32"
+    result = pytester.runpytest(f"--candidate={tiny_adapter}", "--ftgate-dtype=bfloat16", "--ftgate-report-dir=r", *quiet)
+    out = result.stdout.str()
+    assert result.ret == 0, out[-3000:]
+    result.assert_outcomes(passed=1)
+    assert "Traceback" not in out and "verdict: PROMOTED" in out
+    said = "frozen with the baseline computing in float32; this run computes in bfloat16"
+    assert said in out.split("verdict:")[0].split("= ftgate =")[-1]  # in the verdict section, whatever the filter
+    summary = out.split("warnings summary")[1].split("= ftgate =")[0] if "warnings summary" in out else ""
+    assert (said in summary) == (filters == "project")  # an escalating filter shows it; an ignoring one hides it
+    assert json.loads((pytester.path / "r/report.json").read_text())["verdict"] == "promoted"
+
+
+def test_a_passing_gate_beside_a_failing_test_does_not_read_as_a_promotion(pytester, tiny_base, tiny_adapter):
+    cases = "".join(f"  - {{id: g{i}, input: 'question {i}'}}\n" for i in range(3))
+    write(pytester.path / "suites/fmt.yaml", f"kind: format\ncases:\n{cases}generate: {{max_new_tokens: 3}}\n"
+                                             "scorers: [{regex: '.'}]\ngate: {min_pass_rate: 0.0}\n")
+    pytester.makepyfile(test_other="def test_broken():\n    assert 1 == 2\n")
+    result = pytester.runpytest("suites", "test_other.py", f"--candidate={tiny_adapter}", "-p", "no:cacheprovider",
+                                "-W", "ignore::pytest_ftgate.errors.FtgateWarning")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["verdict: NOT PROMOTED — the gate's criteria passed, but 1 test(s) outside the gate "
+                                 "failed or errored, so this session exits 1"])

@@ -106,7 +106,7 @@ def test_a_nondeterministic_stack_is_an_infrastructure_error(tmp_path, capsys, f
     (root / "suites/t.yaml").write_text("kind: format\ncases: [{id: a, input: hi}, {id: b, input: there}]\n"
                                         "generate: {max_new_tokens: 4}\nscorers: [{regex: '.*'}]\n")
     assert main(["gate", str(root / "suites"), f"--baseline={tiny_base}", "--ftgate-rerun-check=2",
-                 f"--ftgate-report-dir={root / 'r'}", "--ftgate-no-cache"]) in (0, 1)
+                 f"--ftgate-report-dir={root / 'r'}", "--ftgate-no-cache"]) == 0  # '.*' passes every answer
     # and the check leaves its trace: what it checked, in the terminal and every report
     said = "rerun check: 2 greedy case(s) of"
     assert said in capsys.readouterr().out

@@ -12,7 +12,8 @@ from pathlib import Path
 from pytest_ftgate.cli import main
 from pytest_ftgate.errors import EXIT_GATE_ERROR, EXIT_USAGE
 
-GOLDEN = "kind: golden\ncases:\n{cases}\ngenerate: {{max_new_tokens: 3}}\nscorers: [{{regex: '.'}}]\n"
+# any answer passes but one that starts with BROKEN, which only the outputs files written here give
+GOLDEN = "kind: golden\ncases:\n{cases}\ngenerate: {{max_new_tokens: 3}}\nscorers: [{{regex: '^(?!BROKEN)'}}]\n"
 
 
 def outputs(path: Path, rows: dict[str, str]) -> Path:
@@ -83,12 +84,20 @@ def test_a_promoted_run_becomes_the_default_baseline_and_goldens_follow_producti
     goldens = json.loads((suites / "qa.goldens.json").read_text())
     assert goldens["origin"]["identity"] != goldens["baseline_identity"] and goldens["origin"]["goldens"]
     result = pytester.runpytest(f"--candidate={second}", "--ftgate-report-dir=r2", "--ftgate-fail=golden:100%", *quiet)
-    assert result.ret in (0, 1), result.stdout.str()
-    result.stdout.fnmatch_lines(["*drift since the first frozen goldens*"])
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*drift since the first frozen goldens*: 0/6 = 0.0% (at most 10.0%)*"])
     r2 = json.loads((pytester.path / "r2/report.json").read_text())
     assert r2["subjects"]["baseline"]["fingerprint"] == record["fingerprint"]
     figures = r2["suites"][0]["decisions"][0]["figures"]
-    assert figures["max_drift"] == 0.10 and figures["drift_n"] >= 1
+    assert figures["max_drift"] == 0.10 and figures["drift_n"] == 6
+    # drift blocks on its own: a candidate that loses 2 of the first model's 6 goldens (33%, over 10%) is blocked
+    # though the regressions allowed against production (100% here) would let it pass
+    broken = outputs(pytester.path / "broken.jsonl", {f"g{i}": "BROKEN" if i < 2 else "fine" for i in range(6)})
+    drifted = pytester.runpytest(f"--candidate={broken}", "--ftgate-report-dir=r2b", "--ftgate-fail=golden:100%", *quiet)
+    assert drifted.ret == 1, drifted.stdout.str()
+    drifted.stdout.fnmatch_lines(["*drift since the first frozen goldens*: 2/6 = 33.3% (at most 10.0%)*", "verdict: BLOCKED*"])
+    assert json.loads((pytester.path / "r2b/report.json").read_text())["suites"][0]["decisions"][0]["figures"]["drift_ids"] \
+        == ["g0", "g1"]
     # --baseline=base: the adapter's base model
     base = pytester.runpytest(f"--candidate={second}", "--baseline=base", "--ftgate-report-dir=r3", *quiet)
     assert "promoted model" not in base.stdout.str()

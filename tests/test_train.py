@@ -452,3 +452,14 @@ def test_gpu_benchmark_script_runs_its_cpu_smoke_mode(tmp_path):
     rows = json.loads((tmp_path / "rows.json").read_text())
     assert {(r["quant"], r["recipe"]) for r in rows} == {("LoRA", "trl-default"), ("LoRA", "ours"), ("QLoRA", "trl-default"), ("QLoRA", "ours")}
     assert all(r["tokens_per_s"] > 0 for r in rows)
+    # FLOPs count each linear layer and the LM head at its logical size, a 4-bit one once (it was counted twice),
+    # the embedding lookup not at all; tokens are those of the timed batches, not the data set's mean length
+    from training.bench_gpu import SIZES
+
+    c = SIZES["tiny"]
+    kv = c["hidden_size"] // c["num_attention_heads"] * c["num_key_value_heads"]
+    per_layer = 2 * c["hidden_size"] ** 2 + 2 * c["hidden_size"] * kv + 3 * c["hidden_size"] * c["intermediate_size"]
+    assert {r["matmul_params"] for r in rows} == {c["num_hidden_layers"] * per_layer + c["hidden_size"] * c["vocab_size"]}
+    for r in rows:
+        assert 2 * 4 * 32 <= r["tokens"] <= 2 * 4 * 512  # 2 timed steps of 4 rows of 32-512 tokens
+        assert r["model_flops"] > (4 * r["matmul_params"] + 6 * r["lora_params"]) * r["tokens"]  # plus attention

@@ -6,10 +6,18 @@
 
 Models are built from a LlamaConfig with random weights (nothing downloaded); the data are
 synthetic chats of varied length (32-512 tokens), the same for every row of the table. Each run
-trains `--steps` optimizer steps after `--warmup` steps, and reports tokens/s (non-pad tokens),
-peak GPU memory and MFU. MFU counts LoRA at 4·N FLOPs per token (frozen weights get no weight
-gradient) and full fine-tuning at 6·N; gradient-checkpointing recompute (2·N more) is reported
-as a separate HFU column, not folded into MFU.
+trains `--steps` optimizer steps after `--warmup` steps, and reports tokens/s, peak GPU memory and
+MFU. Tokens are the non-pad tokens of the batches each timed step actually trained on (counted from
+their attention masks, or from the packed rows under padding-free training), not the data set's mean
+row length: length grouping makes the timed batches differ from the mean.
+
+FLOPs are those of what is computed, per trained token (`step_flops`): the frozen matrix multiplies
+(every linear layer and the LM head at its logical size: a 4-bit weight counts once, though it is
+stored two to a byte; the embedding lookup is no multiply) at 4 FLOPs per weight, forward and the
+input gradient but no weight gradient; the LoRA matrices at 6; attention's scores and weighted sum
+over each row's own length, forward and backward (3 times the forward's 4·layers·width·length).
+MFU divides those by the peak; gradient-checkpointing recompute (one more forward) goes only into
+the separate HFU column.
 
 "TRL default" is SFTConfig() as shipped (padding, random batches, its default precision and
 checkpointing) with the same LoRA and batch size. "ours" is the bundled recipe: bf16, length-
@@ -88,7 +96,6 @@ def run_one(model_dir: Path, size: str, quantized: bool, recipe: str, args: argp
     if recipe == "ours" and flash:
         kwargs["attn_implementation"] = "flash_attention_2"
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
-    n_params = sum(p.numel() for p in model.parameters()) * (2 if quantized else 1)  # 4-bit packs two per byte
     vocab = model.config.vocab_size
     rows = synthetic_rows(args.batch * (args.steps + args.warmup) * 2, vocab)
     common = dict(output_dir=str(args.workdir / f"{size}-{recipe}-{quantized}"), max_steps=args.steps + args.warmup,
@@ -107,7 +114,6 @@ def run_one(model_dir: Path, size: str, quantized: bool, recipe: str, args: argp
     lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM")
 
     class Clock(TrainerCallback):
-        tokens = 0
         started = 0.0
 
         def on_step_begin(self, a, state, control, **kw):
@@ -116,33 +122,89 @@ def run_one(model_dir: Path, size: str, quantized: bool, recipe: str, args: argp
                     torch.cuda.synchronize()
                 Clock.started = time.perf_counter()
 
+    class Counted(SFTTrainer):
+        """Counts the non-pad tokens, and each row's length, of every batch trained on after the warmup."""
+
+        lengths: list[int] = []
+
+        def training_step(self, model, inputs, *rest, **kw):
+            if self.state.global_step >= args.warmup:
+                Counted.lengths.extend(row_lengths(inputs))
+            return super().training_step(model, inputs, *rest, **kw)
+
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                         peft_config=lora, callbacks=[Clock()])
+    trainer = Counted(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                      peft_config=lora, callbacks=[Clock()])
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     trainer.train()
     if cuda:
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - Clock.started
-    consumed = args.steps * args.batch
-    mean_len = sum(len(r["input_ids"]) for r in rows) / len(rows)
-    tokens = mean_len * consumed  # non-pad tokens in the timed steps (rows are i.i.d., so the mean is exact in expectation)
+    tokens = sum(Counted.lengths)
     tps = tokens / elapsed
     name = torch.cuda.get_device_name() if cuda else "cpu"
     peak = next((v for k, v in PEAK_TFLOPS_BF16.items() if k in name), None)
     ckpt = bool(config.gradient_checkpointing)
-    mfu = 4 * n_params * tps / (peak * 1e12) if peak else None
-    hfu = (6 if ckpt else 4) * n_params * tps / (peak * 1e12) if peak else None
+    flops = step_flops(trainer.model, Counted.lengths)
+    per_s = {k: v / elapsed for k, v in flops.items()}
+    mfu = per_s["model"] / (peak * 1e12) if peak else None
+    hfu = (per_s["model"] + (per_s["recompute"] if ckpt else 0.0)) / (peak * 1e12) if peak else None
     result = {
         "size": size, "quant": "QLoRA" if quantized else "LoRA", "recipe": recipe, "tokens_per_s": tps,
         "peak_mem_gb": torch.cuda.max_memory_allocated() / 2**30 if cuda else None, "mfu": mfu, "hfu": hfu,
-        "grad_ckpt": ckpt, "device": name, "params": n_params,
+        "grad_ckpt": ckpt, "device": name, "tokens": tokens, "seconds": elapsed,
+        "matmul_params": flops["frozen_params"], "lora_params": flops["lora_params"],
+        "model_flops": flops["model"], "counts": "v2",
     }
     del trainer, model
     if cuda:
         torch.cuda.empty_cache()
     return result
+
+
+def row_lengths(inputs: dict) -> list[int]:
+    """The non-pad length of each row of a training batch: from the attention mask; under padding-free
+    training (one packed row, no mask) from where the position ids restart at 0."""
+    if inputs.get("attention_mask") is not None:
+        return [int(n) for n in inputs["attention_mask"].sum(dim=-1).tolist()]
+    positions = inputs.get("position_ids")
+    if positions is None:
+        rows, length = inputs["input_ids"].shape
+        return [int(length)] * int(rows)
+    lengths: list[int] = []
+    for row in positions.tolist():
+        for p in row:
+            if p == 0:
+                lengths.append(0)
+            lengths[-1] += 1
+    return lengths
+
+
+def step_flops(model, lengths: list[int]) -> dict[str, float]:
+    """The FLOPs of training on rows of these lengths (see the module's docstring), and the parameter
+    counts behind them: `model` (what MFU counts) and `recompute` (what checkpointing adds)."""
+    import torch
+
+    frozen = lora = 0
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Embedding) or "lora_" in name:
+            continue
+        if isinstance(module, torch.nn.Linear):  # bitsandbytes' Linear4bit too; PEFT's wrappers are not Linear
+            frozen += module.in_features * module.out_features  # the logical size, whatever the storage
+    for name, p in model.named_parameters():
+        if p.requires_grad and "lora_" in name:
+            lora += p.numel()
+    config = model.config
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    attention_width = config.num_attention_heads * head_dim
+    tokens = sum(lengths)
+    # per row: QK^T and the weighted sum, 2·2·width FLOPs per query and key position (the full square, as SDPA
+    # with a causal mask computes it), in every layer
+    attention_forward = sum(4 * config.num_hidden_layers * attention_width * n * n for n in lengths)
+    forward = 2 * (frozen + lora) * tokens + attention_forward
+    model_flops = 4 * frozen * tokens + 6 * lora * tokens + 3 * attention_forward
+    return {"model": float(model_flops), "recompute": float(forward), "frozen_params": frozen, "lora_params": lora}
 
 
 def main() -> None:

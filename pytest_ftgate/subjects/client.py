@@ -165,6 +165,11 @@ class _Limiter:
             self._answered = self._answered or answered
             self._cond.notify_all()
 
+    @property
+    def answered(self) -> bool:
+        """The endpoint has answered at least once in this run."""
+        return self._answered
+
     def pause(self, seconds: float) -> None:
         """No request starts, in any thread, for `seconds` from now."""
         with self._cond:
@@ -199,6 +204,12 @@ class _Limiter:
 
 
 # ---- the client ------------------------------------------------------------------------------
+def _refused(message: str) -> bool:
+    """The last failure was a refused connection: nothing listens at the address any more."""
+    text = message.lower()
+    return "refused" in text or "errno 111" in text
+
+
 def retry_after_s(headers: Any) -> float | None:
     """Seconds a response asks to wait: `retry-after-ms`, `retry-after` in seconds or as a date."""
     if headers is None:
@@ -252,6 +263,7 @@ class EndpointClient:
         self._client = openai.OpenAI(base_url=self.base_url, api_key=key, max_retries=0, timeout=self.timeout_s)
         self._limiter = _Limiter(self.concurrency)
         self._local = threading.local()
+        self._disconnected = False  # a connection closed with no reply: how a crashing server goes
 
     def complete(self, model: str, messages: list[dict], *, where: str, **params: Any) -> Any:
         """One chat completion (the openai ChatCompletion), retried as the module says.
@@ -295,6 +307,7 @@ class EndpointClient:
                 last = f"no answer within {self.timeout_s:g} s (--ftgate-openai-timeout)"
             except openai.APIConnectionError as exc:
                 last = redact(f"{exc.message} ({exc.__cause__})" if exc.__cause__ else exc.message)
+                self._disconnected = self._disconnected or "disconnected" in last.lower()
             except openai.APIError as exc:  # a reply the client cannot read: not worth a retry
                 raise GenerationError(f"{self.display_url} failed on {where}: {redact(str(exc))}") from None
             finally:
@@ -304,6 +317,12 @@ class EndpointClient:
                 log.info("%s", redact(f"{self.display_url}: {where}: {last}; retry {attempt + 1} of {self.max_retries}"
                                       + (f" in {wait:.2f} s" if wait else "")))
                 self._limiter.sleep(wait, cancel)
+        if self._limiter.answered and _refused(last):
+            raise GenerationError(
+                f"{self.display_url} stopped answering during the run: it answered earlier requests, and on {where} it "
+                f"{'closed the connection without a reply, then ' if self._disconnected else ''}refused connections "
+                f"({self.max_retries + 1} attempt(s), the last: {last}). The server has exited or crashed mid-run; its "
+                "own log says why. Restart it and rerun the gate (answers already received are cached).")
         raise GenerationError(
             f"{self.display_url} failed on {where} after {self.max_retries + 1} attempt(s), the last: {last}. "
             f"The endpoint is down, overloaded or rate-limited: check it, or raise --ftgate-openai-retries "
