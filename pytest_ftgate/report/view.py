@@ -237,6 +237,10 @@ def build_view(run: GateRun, past: dict[str, list[Any]] | None = None) -> Report
         if run.unchecked:
             parts.append(f"{len(run.unchecked)} criteria checked nothing: {', '.join(run.unchecked[:8])}")
         text += f" ({'; '.join(parts)})" if parts else ""
+    if verdict == "baseline-only" and run.blocked:  # red: the exit is 1, and the line says why
+        blocking = [f"{o.suite.name}::{d.criterion}" for o in run.outcomes for d in o.decisions if d.blocks]
+        text = (f"baseline only (red phase): the baseline fails {len(blocking)} criteria "
+                f"({', '.join(blocking[:8])}{' …' if len(blocking) > 8 else ''}), exit 1; nothing to promote")
     cost = _cost(run.tco) if run.tco is not None else None
     notices = list(run.notices)
     if "rerun_check" in run.info:
