@@ -48,7 +48,10 @@ def _gate(args: argparse.Namespace) -> int:
     from .runner import run_gate
     from .suite import find_suite_files, load_suite
 
-    config = build_run_config(vars(args), Path.cwd())
+    overrides = {}
+    if args.ftgate_suites is None and len(args.paths) == 1 and Path(args.paths[0]).is_dir():
+        overrides["suites_dir"] = Path(args.paths[0])  # `ftgate gate DIR`: DIR is the project's suites directory
+    config = build_run_config(vars(args), Path.cwd(), **overrides)
     suites = [load_suite(f) for f in find_suite_files(args.paths)]
     run = run_gate(suites, config)
     view, paths = publish(run, config)
@@ -77,12 +80,19 @@ def _promote(args: argparse.Namespace) -> int:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise OptionError(f"{report}: not a readable report.json of a gate run ({exc}); give the report.json that "
                           "`pytest --candidate=...` wrote in its --ftgate-report-dir") from None
-    if verdict != "promoted" or candidate is None:
-        raise OptionError(f"{report}: its verdict is {verdict!r}, not 'promoted': only a run that gated every criterion "
-                          "and passed may be promoted (a blocked, partial, error or baseline-only run may not)")
     suites = Path(args.suites)
     if not suites.is_dir():
         raise OptionError(f"--suites={suites}: no such directory; the record is written beside the suites it gated")
+    from .contract import refusal, report_breaches
+    from .stores.history import history_path
+
+    breaches = report_breaches(data, report, suites, history_path(args.history), read_promotion(suites))
+    if verdict != "promoted" or candidate is None:
+        why = "\n" + refusal(report, breaches) if breaches else ""
+        raise OptionError(f"{report}: its verdict is {verdict!r}, not 'promoted': only a run that gated every criterion, "
+                          f"passed, and met the promotion contract may be promoted{why}")
+    if breaches:
+        raise OptionError(refusal(report, breaches))
     details = candidate.get("details") or {}
     fields = subject_option_fields()
     options = {k: details[d] for k, d in (("base", "base_model"), ("load_in_4bit", "load_in_4bit"))

@@ -56,6 +56,7 @@ class GateRun:
     evaluation: tuple[Any, ...] = ()  # judging.service.JudgeUsage of each judge used: an evaluation cost
     notices: tuple[str, ...] = ()  # what every report must say about the run as a whole
     checks: tuple[GateDecision, ...] = ()  # decisions about the run as a whole (leakage), beside the suites' own
+    contract: Any = None  # contract.Terms of a run with a candidate: what a promotion needs, and its breaches
 
     def outcome(self, suite_path: Path) -> SuiteOutcome:
         for o in self.outcomes:
@@ -95,16 +96,22 @@ class GateRun:
         return 0
 
     @property
+    def breaches(self) -> tuple[Any, ...]:
+        """The clauses of the promotion contract (pytest_ftgate.contract) this run does not meet."""
+        return tuple(self.contract.breaches) if self.contract is not None else ()
+
+    @property
     def verdict(self) -> str:
         """error | blocked | baseline-only | partial | promoted. Only a full, clean run promotes: a
-        criterion deselected, or one that checked nothing, makes it partial."""
+        criterion deselected, one that checked nothing, or a clause of the promotion contract not met
+        makes it partial."""
         if self.errored:
             return "error"
         if self.candidate is None:
             return "baseline-only"
         if self.blocked:
             return "blocked"
-        if self.not_run or self.unchecked or not self.decisions:
+        if self.not_run or self.unchecked or not self.decisions or self.breaches:
             return "partial"
         return "promoted"
 
@@ -279,6 +286,7 @@ def run_gate(
     resolver = resolver or Resolver(config.subject_options, Cache(config.cache_dir))
     cache = resolver.cache
     try:
+        promotion = _promotion_for_contract(config) if config.candidate else None
         baseline, candidate, origin, served_with = pick_subjects(config, resolver)
         prompts = {"baseline": served_with, "candidate": "candidate"}
         services = Services(config, resolver)
@@ -319,8 +327,16 @@ def run_gate(
     unchecked = leakage.summary if leakage is not None and not leakage.checked else ""
     notices = tuple(n for n in (origin, same, unchecked, *services.judge_notices(candidate)) if n)
     check = leakage.decision(config.require_leakage_check) if leakage is not None else None
+    terms = None
+    if candidate is not None:
+        from .contract import run_terms
+
+        full = [s for s in gated if not any(n.startswith(f"{s.name}::") for n in not_run)]
+        terms = run_terms(config.suites_dir, full, baseline=baseline.info, promotion=promotion,
+                          based_on=config.baseline or "the candidate's base model", froze_goldens=config.update_goldens)
     run = GateRun(tuple(outcomes), baseline.info, candidate.info if candidate else None, info, not_run=tuple(not_run),
-                  evaluation=services.usage, notices=notices, checks=(check,) if check is not None else ())
+                  evaluation=services.usage, notices=notices, checks=(check,) if check is not None else (),
+                  contract=terms)
     return replace(run, tco=compute_tco(run, pricing))
 
 
@@ -358,6 +374,24 @@ def pick_subjects(config: RunConfig, resolver: Resolver) -> Picked:
             "with the suites' candidate prompts, as it was promoted; --baseline=base gates against the adapter's base "
             "model instead")
     return Picked(baseline, candidate, said, "candidate")
+
+
+def _promotion_for_contract(config: RunConfig) -> Any:
+    """The promotion record beside the suites, whatever --baseline says (the contract holds a run to it). A missing
+    record where the history shows a promotion is an error: production would silently become the base model."""
+    from .stores.history import last_promotion
+    from .stores.promotion import read_promotion, record_path
+
+    promotion = read_promotion(config.suites_dir)
+    if promotion is None and config.baseline is None:
+        last = last_promotion(config.history)
+        if last is not None:
+            raise OptionError(
+                f"there is no promotion record at {record_path(config.suites_dir)}, but the history "
+                f"({config.history}) shows {last['candidate']} promoted (gated {last['finished_at']}): without the record "
+                "this gate would compare against the base model, not production. Restore the record from git "
+                f"(git checkout -- {record_path(config.suites_dir)}), or pass --baseline to look against another model")
+    return promotion
 
 
 SAME_PROMPT = "the candidate and the baseline are the same model and this suite gives both the same prompt"

@@ -201,7 +201,7 @@ def _gate(tmp_path, baseline, candidate, gate=""):
     suite = load_suite(write(tmp_path / "attacks.yaml", KIND_SUITE + gate))
     config = RunConfig(candidate=_outputs(tmp_path / "cand.jsonl", candidate) if candidate else None,
                        baseline=_outputs(tmp_path / "base.jsonl", baseline), cache_dir=None, report_dir=tmp_path / "report",
-                       progress=False)
+                       progress=False, suites_dir=tmp_path)
     run = run_gate([suite], config)
     write_reports(build_view(run), tmp_path / "report")
     return run, json.loads((tmp_path / "report" / "report.json").read_text())

@@ -200,7 +200,7 @@ def gate_with(tmp_path: Path, judge: Scripted, monkeypatch, suite: Path) -> Any:
 
     monkeypatch.setattr(Resolver, "judge", lambda self, spec: judge)
     config = RunConfig(candidate=str(tmp_path / "cand.jsonl"), baseline=str(tmp_path / "base.jsonl"),
-                       cache_dir=tmp_path / "cache", progress=False)
+                       cache_dir=tmp_path / "cache", progress=False, suites_dir=suite.parent)
     return run_gate([load_suite(suite)], config)
 
 

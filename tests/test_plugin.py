@@ -183,7 +183,7 @@ def test_reports_junit_and_step_summary(project, monkeypatch):
     result = project.runpytest("--baseline", "base.jsonl", "--candidate", cand, "--junitxml", "junit.xml", "--ftgate-report-dir", "out")
     assert result.ret == 0
     report = json.loads((project.path / "out/report.json").read_text())
-    assert report["schema_version"] == 3 and report["verdict"] == "promoted"
+    assert report["schema_version"] == 4 and report["verdict"] == "promoted"
     assert report["subjects"]["candidate"]["name"] == "good.jsonl" and report["run"]["machine"]["python"]
     qa = next(s for s in report["suites"] if s["name"] == "qa")
     assert qa["comparison"]["pass_to_fail"] == 1 and qa["decisions"][0]["figures"]["n"] == 60

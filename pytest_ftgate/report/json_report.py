@@ -8,7 +8,7 @@ from typing import Any
 
 from .view import ReportView, SuiteDetail
 
-SCHEMA_VERSION = 3  # 3: notices, unchecked criteria, cost quartiles; cases and classes from the view
+SCHEMA_VERSION = 4  # 4: the promotion contract's terms; 3: notices, unchecked criteria, cost quartiles
 
 
 def _suite(row: Any, d: SuiteDetail) -> dict[str, Any]:
@@ -61,6 +61,7 @@ def to_json(view: ReportView) -> dict[str, Any]:
         "not_run": list(view.not_run),
         "unchecked": list(view.unchecked),
         "checks": [asdict(c) for c in view.checks],
+        "contract": view.contract,
         "suite_files": list(view.suite_files),
         "run": view.info,
         "tco": tco,

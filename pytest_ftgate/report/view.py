@@ -214,6 +214,7 @@ class ReportView:
     notices: tuple[str, ...] = ()  # said at the top of every report (e.g. the same weights on both sides)
     unchecked: tuple[str, ...] = ()  # criteria that ran but checked nothing
     checks: tuple[GateDecision, ...] = ()  # decisions about the run as a whole (leakage)
+    contract: dict[str, Any] | None = None  # the promotion contract's terms and breaches (a run with a candidate)
     latency: dict[str, list[float]] = field(default_factory=dict)  # role -> compute seconds per request
     trend: dict[str, list[Any]] = field(default_factory=dict)  # suite -> history.TrendPoint, oldest first, this run last
 
@@ -236,10 +237,12 @@ def build_view(run: GateRun, past: dict[str, list[Any]] | None = None) -> Report
             parts.append(f"{len(run.not_run)} criteria not run: {', '.join(run.not_run[:8])}{' …' if len(run.not_run) > 8 else ''}")
         if run.unchecked:
             parts.append(f"{len(run.unchecked)} criteria checked nothing: {', '.join(run.unchecked[:8])}")
+        parts += [f"promotion contract, {b}" for b in run.breaches]
         text += f" ({'; '.join(parts)})" if parts else ""
     if verdict == "baseline-only" and run.blocked:  # red: the exit is 1, and the line says why
         blocking = [f"{o.suite.name}::{d.criterion}" for o in run.outcomes for d in o.decisions if d.blocks]
-        text = (f"baseline only (red phase): the baseline fails {len(blocking)} criteria "
+        text = (f"baseline only (red phase): the baseline fails {len(blocking)} "
+                f"{'criterion' if len(blocking) == 1 else 'criteria'} "
                 f"({', '.join(blocking[:8])}{' …' if len(blocking) > 8 else ''}), exit 1; nothing to promote")
     cost = _cost(run.tco) if run.tco is not None else None
     notices = list(run.notices)
@@ -262,6 +265,7 @@ def build_view(run: GateRun, past: dict[str, list[Any]] | None = None) -> Report
         notices=tuple(notices),
         unchecked=tuple(run.unchecked),
         checks=run.checks,
+        contract=run.contract.to_json() if run.contract is not None else None,
         latency=_latency(run),
         trend=_trend(run, past or {}),
     )

@@ -98,8 +98,9 @@ def file_sha256(path: Path) -> str | None:
         return None
 
 
-def record_run(path: Path | None, view: Any, report_path: Path | None) -> int | None:
-    """Append a gate run (its report view) to the store; the run's id, or None when the store is off."""
+def record_run(path: Path | None, view: Any, report_path: Path | None, report_sha256: str | None = None) -> int | None:
+    """Append a gate run (its report view) to the store; the run's id, or None when the store is off. The report's
+    sha256 is `report_sha256` when given (the report is written after its record), else the file's."""
     if path is None:
         return None
     cost = None
@@ -114,7 +115,8 @@ def record_run(path: Path | None, view: Any, report_path: Path | None) -> int | 
             "git_commit, report_path, report_sha256, cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (view.info.get("finished_at", ""), view.verdict, view.baseline.name, view.baseline.fingerprint,
              c.name if c else None, c.fingerprint if c else None, view.info.get("git_commit"),
-             str(report_path.resolve()) if report_path else None, file_sha256(report_path) if report_path else None,
+             str(report_path.resolve()) if report_path else None,
+             report_sha256 or (file_sha256(report_path) if report_path else None),
              cost))
         run_id = int(cur.lastrowid or 0)
         for row, detail in zip(view.rows, view.details):
@@ -134,6 +136,28 @@ def mark_promoted(path_value: str | None, report: Path, record: Any) -> bool:
     with opened(path) as db:
         cur = db.execute("UPDATE runs SET promoted = 1 WHERE report_sha256 = ?", (sha,))
         return cur.rowcount > 0
+
+
+def report_recorded(path: Path, report: Path) -> tuple[bool, bool]:
+    """(the store recorded a run whose report had this file's sha256, it recorded a run written to this path)."""
+    if not path.exists():
+        return False, False
+    sha = file_sha256(report)
+    with opened(path) as db:
+        by_sha = db.execute("SELECT 1 FROM runs WHERE report_sha256 = ? LIMIT 1", (sha,)).fetchone() is not None
+        by_path = db.execute("SELECT 1 FROM runs WHERE report_path = ? LIMIT 1",
+                             (str(report.resolve()),)).fetchone() is not None
+    return by_sha, by_path
+
+
+def last_promotion(path: Path | None) -> dict[str, Any] | None:
+    """The newest run the store marks as promoted (its candidate and when), or None."""
+    if path is None or not path.exists():
+        return None
+    with opened(path) as db:
+        row = db.execute("SELECT candidate, finished_at, report_path FROM runs WHERE promoted = 1 ORDER BY id DESC "
+                         "LIMIT 1").fetchone()
+    return None if row is None else {"candidate": row[0], "finished_at": row[1], "report_path": row[2]}
 
 
 def runs(path: Path, suite: str | None = None, limit: int = 50) -> list[dict[str, Any]]:

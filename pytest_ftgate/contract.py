@@ -1,0 +1,175 @@
+"""The promotion contract: the one place that says whether a run may make its candidate production.
+
+A gate checks what it was asked to check; the contract checks that it was asked the right things.
+It is checked twice, with the same clauses: where a run's verdict is decided (`run_terms` feeds
+`GateRun.verdict`), and where `ftgate promote` accepts a report (`report_breaches` re-reads what the
+run recorded and holds it against the project as it is now). A run that breaches a clause still
+reports what it measured; it is never `promoted` (its verdict is `partial`, exit 7), and each breach
+names its clause.
+
+    clause               a run may promote only if
+    coverage             it gated every suite of the project (the suites directory), as they are now
+    against-production   its baseline was the promoted model, where one was promoted
+    no-freeze            it did not write goldens (a run that regenerates its reference checks nothing)
+    intact-record        its report.json is the one the history recorded (checked by `ftgate promote`)
+
+New checks of what a promotion needs are added here as clauses, not scattered across the code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+COVERAGE, AGAINST_PRODUCTION, NO_FREEZE, INTACT_RECORD = "coverage", "against-production", "no-freeze", "intact-record"
+CLAUSES = {
+    COVERAGE: "it gated every suite of the project (the suites directory), as they are now",
+    AGAINST_PRODUCTION: "its baseline was the promoted model, where one was promoted",
+    NO_FREEZE: "it did not write goldens",
+    INTACT_RECORD: "its report.json is the one the history recorded",
+}
+
+
+@dataclass(frozen=True)
+class Breach:
+    """One clause a run does not meet, and why."""
+
+    clause: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.clause}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Terms:
+    """What a run records about itself for the contract (report.json's `contract`), and its breaches."""
+
+    suites_dir: str  # the project's suites directory, as the run found it
+    project: dict[str, str]  # each suite file of the project (relative to suites_dir) -> its suite hash
+    gated: dict[str, str]  # each suite file the run gated in full (relative where under suites_dir) -> suite hash
+    baseline: str  # "promoted" (the promotion record's model), or what else the run compared against
+    promotion: dict[str, Any] | None  # the promotion record's name and fingerprint, where there is one
+    breaches: tuple[Breach, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"clauses": dict(CLAUSES), "suites_dir": self.suites_dir, "project": self.project, "gated": self.gated,
+                "baseline": self.baseline, "promotion": self.promotion,
+                "breaches": [{"clause": b.clause, "reason": b.reason} for b in self.breaches]}
+
+
+# ---- the project's suites ------------------------------------------------------------------------
+def project_suites(suites_dir: Path) -> dict[str, str]:
+    """Every suite file under the suites directory -> its suite hash (what its cases, prompts, decoding and
+    scorers are). A file that does not load is listed with the reason, which no gated hash matches."""
+    from .errors import SuiteError
+    from .suite import load_suite
+
+    found: dict[str, str] = {}
+    if not suites_dir.is_dir():
+        return found
+    for path in sorted(p for p in suites_dir.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()):
+        try:
+            found[_relative(path, suites_dir)] = load_suite(path).hash
+        except SuiteError as exc:
+            found[_relative(path, suites_dir)] = f"unloadable: {exc}"
+    return found
+
+
+def _relative(path: Path, suites_dir: Path) -> str:
+    try:
+        return path.resolve().relative_to(suites_dir.resolve()).as_posix()
+    except ValueError:
+        return str(path.resolve())
+
+
+# ---- at the verdict -------------------------------------------------------------------------------
+def run_terms(suites_dir: Path, gated: Iterable[Any], *, baseline: Any, promotion: Any, based_on: str,
+              froze_goldens: bool) -> Terms:
+    """The terms of a run with a candidate: `gated` are the suites it gated in full (every criterion), `baseline`
+    the baseline's SubjectInfo, `promotion` the record beside the suites (or None), `based_on` how the baseline
+    was chosen ("promoted", "base", or the spec given)."""
+    project = project_suites(suites_dir)
+    gated_hashes = {_relative(s.path, suites_dir): s.hash for s in gated}
+    record = None if promotion is None else {"name": promotion.name, "fingerprint": promotion.fingerprint}
+    breaches = [*_coverage(project, gated_hashes, suites_dir, "this run")]
+    if promotion is not None and baseline.fingerprint != promotion.fingerprint:
+        breaches.append(Breach(AGAINST_PRODUCTION, (
+            f"the baseline was {baseline.name}{'' if based_on == baseline.name else f' ({based_on})'}, not the promoted "
+            f"model {promotion.name}: a candidate is "
+            "promoted only against production. --baseline=base and other baselines are for looking; gate without "
+            "--baseline (or with --baseline=promoted) to promote")))
+    if froze_goldens:
+        breaches.append(Breach(NO_FREEZE, (
+            "this run wrote goldens (--ftgate-update-goldens): a run that regenerates its reference checks nothing "
+            "against it. Review and commit the goldens, then gate again without --ftgate-update-goldens")))
+    against = "promoted" if promotion is not None and baseline.fingerprint == promotion.fingerprint else based_on
+    return Terms(str(suites_dir), project, gated_hashes, against, record, tuple(breaches))
+
+
+def breaches_of(breaches: Sequence[Breach], clause: str) -> list[Breach]:
+    return [b for b in breaches if b.clause == clause]
+
+
+def _coverage(project: Mapping[str, str], gated: Mapping[str, str], suites_dir: Path, who: str) -> list[Breach]:
+    missing = [name for name in project if name not in gated]
+    changed = [name for name in project if name in gated and gated[name] != project[name]]
+    breaches = []
+    if missing:
+        shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+        breaches.append(Breach(COVERAGE, (
+            f"{who} did not gate {len(missing)} of the {len(project)} suite(s) in {suites_dir}: {shown}. Naming "
+            "suite files (or -k) is for looking; a promotion gates the whole suites directory: name no suite files, "
+            "or name the directory")))
+    if changed:
+        breaches.append(Breach(COVERAGE, (
+            f"{len(changed)} suite(s) in {suites_dir} are not what {who} gated (their cases, prompts, decoding or "
+            f"scorers changed since): {', '.join(changed[:6])}. Gate them as they are now")))
+    return breaches
+
+
+# ---- at `ftgate promote` ----------------------------------------------------------------------------
+def report_breaches(report: Mapping[str, Any], report_path: Path, suites_dir: Path, history: Path | None,
+                    promotion: Any) -> list[Breach]:
+    """Every clause a report does not meet, held against the project as it is now: its suites, its promotion
+    record (`promotion`, or None) and the history store that recorded the run."""
+    terms = report.get("contract")
+    if not isinstance(terms, Mapping):
+        return [Breach(COVERAGE, "the report records no promotion contract (it was written by an older "
+                                 "pytest-ftgate, or by hand): gate the candidate again, then promote that run")]
+    breaches = [Breach(str(b.get("clause")), str(b.get("reason"))) for b in terms.get("breaches") or []
+                if isinstance(b, Mapping)]
+    if not breaches_of(breaches, COVERAGE):
+        breaches += _coverage(project_suites(suites_dir), dict(terms.get("gated") or {}), suites_dir, "the gated run")
+    recorded = terms.get("promotion") or {}
+    if promotion is not None and not breaches_of(breaches, AGAINST_PRODUCTION) and (
+            recorded.get("fingerprint") != promotion.fingerprint or terms.get("baseline") != "promoted"):
+        breaches.append(Breach(AGAINST_PRODUCTION, (
+            f"the run was gated against {terms.get('baseline')!r}, and production is now {promotion.name} "
+            f"(promoted {promotion.promoted_at}): gate the candidate against it, then promote that run")))
+    breaches += _intact(report_path, history)
+    return breaches
+
+
+def _intact(report_path: Path, history: Path | None) -> list[Breach]:
+    from .stores.history import report_recorded
+
+    if history is None:
+        return [Breach(INTACT_RECORD, "no history store to check the report against (the history is off): promote "
+                                      "from the checkout whose history recorded the run")]
+    by_sha, by_path = report_recorded(history, report_path)
+    if by_sha:
+        return []
+    why = ("it is not the report.json the history recorded for that run: it was edited since" if by_path
+           else "the history holds no run that wrote this report")
+    return [Breach(INTACT_RECORD, f"{report_path}: {why} ({history}). Gate again, and promote the report that run "
+                                  "writes, unedited")]
+
+
+def refusal(report_path: Path, breaches: Sequence[Breach]) -> str:
+    """What `ftgate promote` says when it refuses: every clause that failed."""
+    lines = [f"{report_path}: not promoted: the run does not meet {len(breaches)} clause(s) of the promotion contract:"]
+    lines += [f"  - {b}" for b in breaches]
+    return "\n".join(lines)

@@ -1,0 +1,146 @@
+"""The promotion contract (pytest_ftgate/contract.py): each way around it that ordinary actions found, tried and
+refused, at the verdict and at `ftgate promote`, with the clause named. Outputs files as subjects: the verdicts
+here do not depend on any model's arithmetic."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pytest_ftgate.cli import main
+from pytest_ftgate.errors import EXIT_PARTIAL, EXIT_USAGE
+from tests.conftest import write
+
+TASK = "kind: task\ncases: {name}.jsonl\nscorers: [exact]\n"
+
+
+def project(root: Path) -> Path:
+    """suites/ with two task suites of 10 cases each (a0.., b0..), and three outputs files: base.jsonl (right on 4
+    of 10 per suite), good.jsonl (8 of 10), better.jsonl (10 of 10)."""
+    suites = root / "suites"
+    for name in ("a", "b"):
+        write(suites / f"{name}.yaml", TASK.format(name=name))
+        write(suites / f"{name}.jsonl", "".join(json.dumps({"id": f"{name}{i}", "input": f"q{i}", "expected": f"x{i}"})
+                                                + "\n" for i in range(10)))
+    for subject, right in (("base", 4), ("good", 8), ("better", 10)):
+        write(root / f"{subject}.jsonl", "".join(json.dumps({"id": f"{n}{i}", "output": f"x{i}" if i < right else "?"})
+                                                 + "\n" for n in "ab" for i in range(10)))
+    return suites
+
+
+def gate(root: Path, *args: str, paths: tuple[str, ...] = ()) -> int:
+    return main(["gate", *(paths or (str(root / "suites"),)), f"--ftgate-suites={root / 'suites'}",
+                 f"--ftgate-cache-dir={root / 'cache'}", *args])
+
+
+def promote(root: Path, report: str) -> int:
+    return main(["promote", str(root / report / "report.json"), "--suites", str(root / "suites")])
+
+
+def test_naming_one_suite_file_is_for_looking_never_a_promotion(pytester, capsys):
+    root = pytester.path
+    project(root)
+    looked = pytester.runpytest("suites/a.yaml", "--baseline=base.jsonl", "--candidate=good.jsonl", "--ftgate-report-dir=r1",
+                                "-p", "no:cacheprovider")
+    assert looked.ret == EXIT_PARTIAL
+    looked.stdout.fnmatch_lines(["verdict: PARTIAL *promotion contract, coverage: this run did not gate 1 of the 2 "
+                                 "suite(s) in *suites: b.yaml*"])
+    report = json.loads((root / "r1/report.json").read_text())
+    assert report["verdict"] == "partial" and [b["clause"] for b in report["contract"]["breaches"]] == ["coverage"]
+    assert main(["promote", str(root / "r1/report.json"), "--suites", str(root / "suites")]) == EXIT_USAGE
+    assert "its verdict is 'partial'" in capsys.readouterr().err
+    # the whole suites directory (no path named): promoted, and `ftgate promote` takes it
+    full = pytester.runpytest("--baseline=base.jsonl", "--candidate=good.jsonl", "--ftgate-report-dir=r2", "-p", "no:cacheprovider")
+    assert full.ret == 0
+    full.stdout.fnmatch_lines(["verdict: PROMOTED"])
+    assert set(json.loads((root / "r2/report.json").read_text())["contract"]["gated"]) == {"a.yaml", "b.yaml"}
+    assert main(["promote", str(root / "r2/report.json"), "--suites", str(root / "suites")]) == 0
+
+
+def test_promote_holds_the_report_against_the_project_as_it_is_now(tmp_path, capsys):
+    suites = project(tmp_path)
+    assert gate(tmp_path, "--baseline=" + str(tmp_path / "base.jsonl"), "--candidate=" + str(tmp_path / "good.jsonl"),
+                f"--ftgate-report-dir={tmp_path / 'r'}") == 0
+    # a suite edited since the run (a case's expected answer): the report no longer describes the project
+    cases = (suites / "b.jsonl").read_text()
+    (suites / "b.jsonl").write_text(cases.replace('"x9"', '"y9"'))
+    assert promote(tmp_path, "r") == EXIT_USAGE
+    said = capsys.readouterr().err
+    assert "promotion contract" in said and "coverage: 1 suite(s)" in said and "b.yaml" in said
+    (suites / "b.jsonl").write_text(cases)
+    # another project's suites directory: the report gated none of its suites
+    other = project(tmp_path / "other")
+    write(other / "c.yaml", TASK.format(name="a"))
+    assert main(["promote", str(tmp_path / "r/report.json"), "--suites", str(other)]) == EXIT_USAGE
+    assert "coverage: the gated run did not gate 1 of the 3 suite(s)" in capsys.readouterr().err
+    assert promote(tmp_path, "r") == 0
+
+
+def test_an_edited_report_is_refused_by_its_history_record(tmp_path, capsys):
+    project(tmp_path)
+    base, good = str(tmp_path / "base.jsonl"), str(tmp_path / "good.jsonl")
+    assert gate(tmp_path, f"--baseline={good}", f"--candidate={base}", f"--ftgate-report-dir={tmp_path / 'r'}") == 1
+    path = tmp_path / "r/report.json"
+    report = json.loads(path.read_text())
+    path.write_text(json.dumps({**report, "verdict": "promoted"}))  # a blocked run, its verdict edited
+    assert promote(tmp_path, "r") == EXIT_USAGE
+    assert "intact-record:" in (said := capsys.readouterr().err) and "it was edited since" in said
+    assert not (tmp_path / "suites/ftgate.promoted.json").exists()
+
+
+def test_a_report_whose_history_could_not_be_written_is_never_written(tmp_path, capsys):
+    project(tmp_path)
+    blocker = write(tmp_path / "file", "a file where the history's directory would be")
+    code = gate(tmp_path, f"--baseline={tmp_path / 'base.jsonl'}", f"--candidate={tmp_path / 'good.jsonl'}",
+                f"--ftgate-report-dir={tmp_path / 'r'}", f"--ftgate-history={blocker / 'h.sqlite'}")
+    assert code == EXIT_USAGE and "cannot open the history store" in capsys.readouterr().err
+    assert not (tmp_path / "r/report.json").exists()
+
+
+def test_a_run_that_freezes_goldens_does_not_promote(tmp_path, capsys):
+    suites = project(tmp_path)
+    write(suites / "g.yaml", "kind: golden\ncases: a.jsonl\nscorers: [exact]\n")
+    args = (f"--baseline={tmp_path / 'base.jsonl'}", f"--candidate={tmp_path / 'better.jsonl'}")
+    assert gate(tmp_path, *args, "--ftgate-update-goldens", f"--ftgate-report-dir={tmp_path / 'r1'}") == EXIT_PARTIAL
+    assert "promotion contract, no-freeze: this run wrote goldens" in capsys.readouterr().out
+    assert gate(tmp_path, *args, f"--ftgate-report-dir={tmp_path / 'r2'}") == 0  # the same run, goldens committed
+
+
+def test_a_candidate_is_promoted_only_against_production(tmp_path, capsys, own_history):
+    project(tmp_path)
+    base, good, better = (str(tmp_path / f"{n}.jsonl") for n in ("base", "good", "better"))
+    assert gate(tmp_path, f"--baseline={base}", f"--candidate={good}", f"--ftgate-report-dir={tmp_path / 'r1'}") == 0
+    assert promote(tmp_path, "r1") == 0
+    capsys.readouterr()
+    # round 2 against the base: what it measures is said; it is not a promotion
+    assert gate(tmp_path, f"--baseline={base}", f"--candidate={better}", f"--ftgate-report-dir={tmp_path / 'r2'}") == EXIT_PARTIAL
+    said = capsys.readouterr().out
+    assert "against-production: the baseline was" in said and "not the promoted model" in said
+    assert promote(tmp_path, "r2") == EXIT_USAGE
+    # against production (no --baseline: the promotion record's model): promoted
+    assert gate(tmp_path, f"--candidate={better}", f"--ftgate-report-dir={tmp_path / 'r3'}") == 0
+    assert "NOTE: baseline: the promoted model" in capsys.readouterr().out
+    # a report gated against the production of its day, promoted after production moved on: refused
+    assert gate(tmp_path, f"--candidate={better}", f"--ftgate-report-dir={tmp_path / 'r4'}") == 0
+    assert promote(tmp_path, "r3") == 0
+    capsys.readouterr()
+    assert promote(tmp_path, "r4") == EXIT_USAGE
+    assert "against-production: the run was gated against" in capsys.readouterr().err
+    # the record moved away while the history shows a promotion: an error that names the record, not the base
+    record = tmp_path / "suites/ftgate.promoted.json"
+    record.rename(tmp_path / "moved.json")
+    assert gate(tmp_path, f"--candidate={better}", f"--ftgate-report-dir={tmp_path / 'r5'}") == EXIT_USAGE
+    said = capsys.readouterr().err
+    assert f"there is no promotion record at {record}" in said and "shows" in said and "promoted" in said
+
+
+@pytest.mark.parametrize("history", ["off"])
+def test_promote_without_a_history_cannot_check_the_record(tmp_path, capsys, monkeypatch, history):
+    project(tmp_path)
+    assert gate(tmp_path, f"--baseline={tmp_path / 'base.jsonl'}", f"--candidate={tmp_path / 'good.jsonl'}",
+                f"--ftgate-report-dir={tmp_path / 'r'}") == 0
+    monkeypatch.setenv("FTGATE_HISTORY", history)
+    assert promote(tmp_path, "r") == EXIT_USAGE
+    assert "intact-record: no history store" in capsys.readouterr().err
