@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -274,3 +275,37 @@ def test_a_base_is_the_same_model_alone_or_under_an_adapter_whatever_its_tokeniz
     assert implied.info.fingerprint != alone.info.fingerprint  # another tokenizer file: other generations
     assert implied.info.model_identity == alone.info.model_identity and alone.info.identity.startswith("weights:")
     assert candidate.info.model_identity != alone.info.model_identity
+
+
+@pytest.mark.parametrize(("where", "name", "edit"), [
+    ("base", "generation_config.json", lambda d: {**d, "repetition_penalty": 1.3, "no_repeat_ngram_size": 3}),
+    ("base", "generation_config.json", lambda d: {**d, "eos_token_id": [d.get("eos_token_id", 0), 5]}),
+    ("base", "chat_template.jinja", None),
+    ("base", "special_tokens_map.json", None),
+    ("base", "added_tokens.json", None),
+    ("adapter", "adapter_config.json", lambda d: {**d, "lora_alpha": d["lora_alpha"] * 2}),
+])
+def test_every_file_that_changes_generation_changes_the_fingerprint(tmp_path, tiny_base, tiny_adapter, where, name, edit):
+    """The fingerprint keys the cache and identifies what was gated and promoted: an edit to any of these files
+    changes what the model generates, so it must change the key."""
+    from pytest_ftgate.config import SubjectOptions
+    from pytest_ftgate.stores.cache import Cache
+    from pytest_ftgate.subjects import Resolver
+
+    base, adapter = tmp_path / "base", tmp_path / "adapter"
+    shutil.copytree(tiny_base, base)
+    shutil.copytree(tiny_adapter, adapter)
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    (adapter / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": str(base)}))
+
+    def fingerprint() -> str:
+        return Resolver(SubjectOptions(), Cache(None)).build(str(adapter), "candidate").info.fingerprint
+
+    before = fingerprint()
+    path = (base if where == "base" else adapter) / name
+    if edit is None:  # a file added, or its text changed
+        path.write_text((path.read_text() if path.exists() else "") + "{# edited #}\n" if name.endswith(".jinja")
+                        else json.dumps({"<extra>": 400} if name == "added_tokens.json" else {"eos_token": "<edited>"}))
+    else:
+        path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+    assert fingerprint() != before

@@ -40,7 +40,7 @@ from .batching import (
     prefix_safe,
     row_bytes,
 )
-from .weights import TOKENIZER_FILES, dir_fingerprint, refuse_pickles, safetensors_shapes, shape_problem
+from .weights import ADAPTER_FILES, MODEL_FILES, TOKENIZER_FILES, dir_fingerprint, refuse_pickles, safetensors_shapes, shape_problem
 
 if TYPE_CHECKING:
     from ..stores.cache import Cache
@@ -100,11 +100,11 @@ class HFEngine:
 
     def fingerprint(self, adapter: Path | None) -> str:
         h = hashlib.sha256()
-        base = dir_fingerprint(self.base_dir, self.cache, ("config.json", "*.safetensors"))
+        base = dir_fingerprint(self.base_dir, self.cache, MODEL_FILES)
         tok = dir_fingerprint(self.tokenizer_dir, self.cache, TOKENIZER_FILES)
         parts: dict[str, Any] = {"base": base, "tokenizer": tok, "4bit": self.load_in_4bit}
         if adapter is not None:
-            parts["adapter"] = dir_fingerprint(adapter, self.cache, ("adapter_config.json", "*.safetensors"))
+            parts["adapter"] = dir_fingerprint(adapter, self.cache, ADAPTER_FILES)
         h.update(json.dumps(parts, sort_keys=True).encode())
         return h.hexdigest()[:24]
 

@@ -17,7 +17,13 @@ if TYPE_CHECKING:
     from ..stores.cache import Cache
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "tokenizer.model")
+# every file that changes how text becomes tokens and back, or how a chat is laid out: the fingerprint covers them
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                   "chat_template.jinja", "chat_template.json", "tokenizer.model", "vocab.json", "merges.txt", "vocab.txt")
+# the base's files that change what it generates: its weights, its config, and its generation defaults
+# (repetition_penalty, no_repeat_ngram_size, eos_token_id ... apply to every generate call)
+MODEL_FILES = ("config.json", "generation_config.json", "*.safetensors")
+ADAPTER_FILES = ("adapter_config.json", "*.safetensors")
 
 
 def refuse_pickles(directory: Path, what: str) -> None:
