@@ -463,3 +463,12 @@ def test_gpu_benchmark_script_runs_its_cpu_smoke_mode(tmp_path):
     for r in rows:
         assert 2 * 4 * 32 <= r["tokens"] <= 2 * 4 * 512  # 2 timed steps of 4 rows of 32-512 tokens
         assert r["model_flops"] > (4 * r["matmul_params"] + 6 * r["lora_params"]) * r["tokens"]  # plus attention
+
+
+@pytest.mark.parametrize("typed", ["3e-3", "3E-3", "3.0e-3", "0.003", "+3e-3"])
+def test_a_learning_rate_written_as_people_write_it_is_a_number(tmp_path, tiny_base, sft_data, typed):
+    """YAML 1.1 reads 3e-3 (no dot) as text; a float field takes any numeric literal, from --set or the file."""
+    recipe = load_recipe(recipe_file(tmp_path, tiny_base, sft_data), [f"training.learning_rate={typed}"])
+    assert recipe.training.learning_rate == pytest.approx(0.003)
+    with pytest.raises(TrainConfigError, match="must be a number"):
+        load_recipe(recipe_file(tmp_path, tiny_base, sft_data), ["training.learning_rate=fast"])

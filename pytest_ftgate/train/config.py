@@ -7,6 +7,7 @@ file, line, key, value and rule. `--set section.key=value` overrides a recipe fr
 from __future__ import annotations
 
 import importlib.util
+import re
 import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
@@ -232,12 +233,17 @@ def _check_type(value: Any, annotation: Any) -> Any:
     if annotation is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads 3e-3 (no dot) as text; the user wrote a number
         raise ValueError("must be a number")
     if annotation is str:
         if isinstance(value, str):
             return value
         raise ValueError("must be a string")
     raise ValueError(f"has an unsupported type {annotation}")
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 @dataclass(frozen=True)
