@@ -136,7 +136,8 @@ def load_suite(path: str | Path) -> Suite:
         if kind.check is not None:
             for message, where in kind.check(data):
                 problems.add(message, *where)
-        _bind_scorers(scorers, SuiteContext(options, _systems(prompts), cases), problems,
+        _bind_scorers(scorers, SuiteContext(options, _systems(prompts), cases,
+                                                {role: p.system or "" for role, p in prompts.items()}), problems,
                       skip=len(problems.errors) > key_problems)
     problems.raise_if_any()
     return Suite(

@@ -11,7 +11,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ class SuiteContext:
     options: dict[str, Any]
     system_prompts: tuple[str, ...]
     cases: tuple[Case, ...]
+    role_systems: dict[str, str] = field(default_factory=dict)  # each subject's own system prompt ("" for none)
 
 
 Factory = Callable[[Any, Path], Scorer]
@@ -345,7 +346,8 @@ def _canary(args: Any, suite_dir: Path) -> Scorer:
     opts = _args(args, "canary", {"text"}, shorthand="text")
     own = canary_list(opts["text"], "canary text") if "text" in opts else ()
     return Scorer("canary", _unbound("canary"), bind=lambda ctx: Scorer(
-        "canary", canary_scorer(own, tuple(ctx.options.get("canary") or ()), ctx.system_prompts, ctx.cases)))
+        "canary", canary_scorer(own, tuple(ctx.options.get("canary") or ()), ctx.system_prompts, ctx.cases,
+                                ctx.role_systems)))
 
 
 @register_scorer("leak")
