@@ -253,7 +253,13 @@ def test_pairwise_suite_win_rate_consistency_and_length(tmp_path, monkeypatch):
     run = gate_with(tmp_path, Scripted(prefers_right), monkeypatch, suite)
     d = run.decisions[0]
     assert d.criterion == "win_rate" and d.figures["wins"] == 3 and d.figures["ties"] == 5
-    assert d.figures["rate"] == pytest.approx((3 + 2.5) / 8) and d.status == "passed"
+    # 62.5% carried by ties: 3 decided cases are fewer than the 5 a win rate needs by default, so it checked nothing
+    assert d.figures["rate"] == pytest.approx((3 + 2.5) / 8) and d.status == "skipped" and run.verdict == "partial"
+    assert "too little signal: the judge decided 3 of 8 case(s)" in d.summary and "min_decided" in d.summary
+    suite = judge_project(tmp_path, "pairwise", "{min_win_rate: 0.6, min_decided: 3}", extra=", self_test: false")
+    run = gate_with(tmp_path, Scripted(prefers_right), monkeypatch, suite)
+    d = run.decisions[0]
+    assert d.status == "passed" and d.figures["decided"] == 3 and run.verdict == "promoted"
     state = run.outcomes[0].state
     assert state.inconsistent == 0 and state.by_length["longer"] == [1.0, 1.0, 1.0]
     assert run.outcomes[0].candidate.results[4].scores[0].label == "win"

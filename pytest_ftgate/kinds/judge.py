@@ -59,7 +59,7 @@ from .base import (
 from .task import gates_something, rate_and_baseline_criteria
 
 JUDGE_KEYS = ("mode", "criteria", "steps", "scale", "pass_score", "model", "max_unscored", "self_test", "min_kappa")
-RUBRIC_GATE, PAIRWISE_GATE = {"min_pass_rate", "not_below_baseline"}, {"min_win_rate"}
+RUBRIC_GATE, PAIRWISE_GATE = {"min_pass_rate", "not_below_baseline"}, {"min_win_rate", "min_decided"}
 OUTCOME_VALUE = {"win": 1.0, "tie": 0.5, "loss": 0.0}
 
 
@@ -338,6 +338,15 @@ def wilson(rate: float, n: int, z: float = 1.959964) -> Interval:
     return Interval(max(0.0, centre - half), min(1.0, centre + half), "wilson")
 
 
+MIN_DECIDED = 5  # decided (won or lost) cases behind a pairwise win rate, at the least
+
+
+def _at_least_one(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return f"must be a whole number of cases, 1 or more, got {value!r}"
+    return None
+
+
 def decide_win_rate(ctx: DecisionContext) -> GateDecision:
     if ctx.candidate is None:
         return GateDecision(ctx.suite.name, "win_rate", "skipped", "no --candidate: a pairwise suite has nothing to compare")
@@ -350,11 +359,19 @@ def decide_win_rate(ctx: DecisionContext) -> GateDecision:
                "n": n, "rate": rate, "wilson": [iv.low, iv.high], "threshold": threshold}
     text = (f"win rate {pct(rate)} = ({labels['win']} won + {labels['tie']} tied / 2) / {n} "
             f"(95% Wilson {pct(iv.low)}–{pct(iv.high)}; unscored count as lost)")
-    if labels["win"] + labels["loss"] == 0:  # every verdict a tie (or unscored): the judge told the answers apart nowhere
+    decided, needed = labels["win"] + labels["loss"], int(ctx.gate.get("min_decided", MIN_DECIDED))
+    figures.update(decided=decided, min_decided=needed)
+    if decided == 0:  # every verdict a tie (or unscored): the judge told the answers apart nowhere
         return GateDecision(ctx.suite.name, "win_rate", "error",
                             f"the judge decided no case: {text}. A judge that ties everything (or whose verdicts the "
                             "order changed) has measured nothing; use a stronger judge, or check it with "
                             "judge.self_test: true", figures)
+    if decided < needed:  # a win rate carried by ties: 1 win and 3 ties read 62.5% on one decided case
+        return GateDecision(ctx.suite.name, "win_rate", "skipped",
+                            f"too little signal: the judge decided {decided} of {n} case(s) ({labels['win']} won, "
+                            f"{labels['loss']} lost, {labels['tie']} tied, {labels['unscored']} unscored), and a win "
+                            f"rate needs at least {needed} decided cases behind it (gate: min_decided); {text}. Add "
+                            "cases, or use a judge that tells the answers apart", figures)
     if rate >= threshold:
         return GateDecision(ctx.suite.name, "win_rate", "passed", f"{text} >= {pct(threshold)}", figures)
     reason = f"{text} < required {pct(threshold)}"
@@ -392,6 +409,8 @@ JUDGE = register_kind(SuiteKind(
         GateKey("min_pass_rate", fraction, "rubric: least share of cases scored at or above pass_score"),
         GateKey("not_below_baseline", boolean, "rubric: the candidate's pass rate may not fall below the baseline's", True),
         GateKey("min_win_rate", fraction, "pairwise: least (wins + ties/2) / n against the baseline (default 0.5)"),
+        GateKey("min_decided", _at_least_one, f"pairwise: least cases the judge must decide (won or lost in both orders) "
+                f"for a win rate to count (default {MIN_DECIDED}); fewer checks nothing (partial)"),
     ),
     main_key=lambda suite: "min_win_rate" if suite.options["judge"].mode == "pairwise" else "min_pass_rate",
     criteria=criteria,
