@@ -11,7 +11,7 @@ beside them, whatever its kind: `perturbation` for a suite that declares `pertur
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .compare import compare
@@ -112,7 +112,22 @@ def decide(
             decisions.append(criterion.decide(ctx))
         except IncompleteDataError as exc:
             decisions.append(GateDecision(suite.name, criterion.name, "error", str(exc)))
-    return decisions, cmp
+    return [_small_sample(d, baseline.n) for d in decisions], cmp
+
+
+SMALL_SUITE = 20  # below it, a rate's 95% interval is wider than ±20 points: a pass says little
+
+
+def _small_sample(decision: GateDecision, n: int) -> GateDecision:
+    """A pass on few cases is said, for every kind (the golden kind says it its own way, against its threshold)."""
+    if decision.status != "passed" or n >= SMALL_SUITE or any(w.startswith("only ") for w in decision.warnings):
+        return decision
+    from .stats import wilson_interval
+
+    iv = wilson_interval(n // 2, n) if n else None
+    spread = f": a rate of 50% on {n} has a 95% interval of {pct(iv.low)}–{pct(iv.high)}" if iv else ""
+    warning = f"only {n} case(s){spread}, so this pass says little; add cases (at least {SMALL_SUITE})"
+    return replace(decision, warnings=(*decision.warnings, warning))
 
 
 # ---- perturbation: a criterion any suite adds by declaring `perturb:` ---------------------------

@@ -53,6 +53,20 @@ def test_golden_rule_boundary_at_five_percent(tmp_path):
     assert lo < 0.06 < hi and bad.figures["clopper_pearson"][1] > hi - 0.02
 
 
+@pytest.mark.parametrize("kind", ["task", "format"])
+def test_a_pass_on_a_small_suite_of_any_kind_is_said(tmp_path, kind):
+    cases = "\n".join(f"  - {{id: c{i}, input: q{i}, expected: a}}" for i in range(2))
+    suite = load_suite(write(tmp_path / "s.yaml", f"kind: {kind}\ncases:\n{cases}\nscorers: [exact]\n"
+                             f"gate: {{{'min_accuracy' if kind == 'task' else 'min_pass_rate'}: 0.5}}\n"))
+    (d, *_), _ = decide(suite, effective_gate(suite), results(suite, BASE, ["c0", "c1"]), results(suite, CAND, ["c1"]))
+    assert d.status == "passed"
+    assert any(w.startswith("only 2 case(s): a rate of 50% on 2 has a 95% interval of 9.5%–90.5%") for w in d.warnings)
+    big = load_suite(write(tmp_path / "b.yaml", f"kind: {kind}\ncases:\n" + "\n".join(
+        f"  - {{id: c{i}, input: q{i}, expected: a}}" for i in range(20)) + "\nscorers: [exact]\n"))
+    (d, *_), _ = decide(big, effective_gate(big), results(big, BASE, ["c0"]), results(big, CAND))
+    assert d.status == "passed" and not any(w.startswith("only ") for w in d.warnings)
+
+
 def test_small_golden_set_warns(tmp_path):
     d, _ = gate_goldens(tmp_path, 20, [])
     assert d.status == "passed" and any("too few" in w for w in d.warnings)
