@@ -11,6 +11,9 @@ names its clause.
     coverage             it gated every suite of the project (the suites directory), as they are now
     against-production   its baseline was the promoted model, where one was promoted
     no-freeze            it did not write goldens (a run that regenerates its reference checks nothing)
+    bound definitions    what decides a pass is what was frozen: enforced where it is read, by the golden kind
+                         (stores/goldens.py binds scorers, prompts, decoding) and the promotion record (the
+                         prompts production shipped with, runner._as_shipped)
     intact-record        its report.json is the one the history recorded (checked by `ftgate promote`)
 
 New checks of what a promotion needs are added here as clauses, not scattered across the code.

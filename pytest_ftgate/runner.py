@@ -289,6 +289,10 @@ def run_gate(
         promotion = _promotion_for_contract(config) if config.candidate else None
         baseline, candidate, origin, served_with = pick_subjects(config, resolver)
         prompts = {"baseline": served_with, "candidate": "candidate"}
+        shipped = ""
+        if served_with == "candidate" and promotion is not None and promotion.prompts:
+            gated, shipped = _as_shipped(gated, promotion, config.suites_dir)
+            prompts["baseline"] = PRODUCTION
         services = Services(config, resolver)
         for s in gated:  # what a suite needs besides the subjects (a judge) is found before anything generates
             kind = get_kind(s.kind)
@@ -325,7 +329,7 @@ def run_gate(
         info["rerun_check"] = {"cases": min(config.rerun_check, len(_jobs(gated, prompts["baseline"]))), "differing": 0,
                                "subject": baseline.info.name}
     unchecked = leakage.summary if leakage is not None and not leakage.checked else ""
-    notices = tuple(n for n in (origin, same, unchecked, *services.judge_notices(candidate)) if n)
+    notices = tuple(n for n in (origin, shipped, same, unchecked, *services.judge_notices(candidate)) if n)
     check = leakage.decision(config.require_leakage_check) if leakage is not None else None
     terms = None
     if candidate is not None:
@@ -371,9 +375,39 @@ def pick_subjects(config: RunConfig, resolver: Resolver) -> Picked:
                            f"fingerprint is {baseline.info.fingerprint[:12]} now, {promotion.fingerprint[:12]} then "
                            "(weights, tokenizer or 4-bit changed). Restore it, or promote again")
     said = (f"baseline: the promoted model {promotion.name} (promoted {promotion.promoted_at}, {where}), answering "
-            "with the suites' candidate prompts, as it was promoted; --baseline=base gates against the adapter's base "
-            "model instead")
+            "with the prompts it was promoted with; --baseline=base looks against the adapter's base model instead")
     return Picked(baseline, candidate, said, "candidate")
+
+
+PRODUCTION = "production"  # the prompt key the promoted model answers with: the one it was promoted with
+
+
+def _as_shipped(suites: Sequence[Suite], promotion: Any, suites_dir: Path) -> tuple[list[Suite], str]:
+    """The suites with the promoted model's prompts as it shipped (the record's), and what the reports say of it."""
+    from .stores.promotion import as_prompt
+
+    out, changed, new = [], [], []
+    for s in suites:
+        try:
+            key = s.path.resolve().relative_to(Path(suites_dir).resolve()).as_posix()
+        except ValueError:
+            key = None
+        recorded = promotion.prompts.get(key) if key else None
+        prompt = as_prompt(recorded) if recorded is not None else s.prompts["candidate"]
+        if recorded is None:
+            new.append(s.name)
+        elif prompt != s.prompts["candidate"]:
+            changed.append(s.name)
+        out.append(replace(s, prompts={**s.prompts, PRODUCTION: prompt}))
+    said = []
+    if changed:
+        said.append(f"the candidate prompt of {', '.join(changed)} changed since {promotion.name} was promoted: "
+                    "production answers with the prompt it shipped with (recorded in the promotion record), the "
+                    "candidate with the suite's")
+    if new:
+        said.append(f"{', '.join(new)} did not exist when {promotion.name} was promoted: production answers "
+                    "with the suite's candidate prompt there")
+    return out, "; ".join(said)
 
 
 def _promotion_for_contract(config: RunConfig) -> Any:

@@ -153,6 +153,7 @@ def load_suite(path: str | Path) -> Suite:
         description=str(data.get("description", "")),
         perturb=perturb,
         lines=lines,
+        scorer_specs=tuple(data.get("scorers") or ()),
     )
 
 

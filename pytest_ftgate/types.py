@@ -299,17 +299,22 @@ class Suite:
     description: str = ""
     perturb: PerturbSpec | None = None  # `perturb:`: inputs perturbed by hypothesis, with an invariant
     lines: dict[tuple[Any, ...], int] = field(default_factory=dict, repr=False, compare=False)
+    scorer_specs: tuple[Any, ...] = ()  # the `scorers:` entries as written, arguments and all
+
+    @property
+    def definition(self) -> dict[str, str]:
+        """Hashes of what decides a pass besides the cases: the scorers with their arguments, each subject's
+        prompt, the decoding parameters. Golden files and the promotion contract bind them."""
+        return {
+            "scorers": content_hash(list(self.scorer_specs) or [s.name for s in self.scorers]),
+            "prompts": content_hash({k: [v.system, list(v.few_shot)] for k, v in sorted(self.prompts.items())
+                                     if k in ("baseline", "candidate")}),
+            "generate": content_hash(self.params.as_dict()),
+        }
 
     @property
     def hash(self) -> str:
-        return content_hash(
-            {
-                "cases": [[c.id, c.content_hash] for c in self.cases],
-                "prompts": {k: [v.system, list(v.few_shot)] for k, v in self.prompts.items()},
-                "params": self.params.as_dict(),
-                "scorers": [s.name for s in self.scorers],
-            }
-        )
+        return content_hash({"cases": [[c.id, c.content_hash] for c in self.cases], **self.definition})
 
     @property
     def labels(self) -> tuple[str, ...] | None:

@@ -144,3 +144,85 @@ def test_promote_without_a_history_cannot_check_the_record(tmp_path, capsys, mon
     monkeypatch.setenv("FTGATE_HISTORY", history)
     assert promote(tmp_path, "r") == EXIT_USAGE
     assert "intact-record: no history store" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("change", "said"), [
+    (("scorers: [exact]", "scorers: [{regex: '.'}]"), "scorers (with their arguments)"),
+    (("scorers: [exact]", "scorers: [{exact: {normalize: true}}]"), "scorers (with their arguments)"),
+    (("kind: golden\n", "kind: golden\nprompt: {system: 'Answer in one word.'}\n"), "prompts"),
+    (("kind: golden\n", "kind: golden\ngenerate: {max_new_tokens: 3}\n"), "generation parameters"),
+])
+def test_goldens_bind_what_decides_a_pass(tmp_path, capsys, change, said):
+    """Loosening a golden suite's scorers turned a block into PROMOTED: the golden file binds them now."""
+    suites = tmp_path / "suites"
+    write(suites / "g.yaml", "kind: golden\ncases: g.jsonl\nscorers: [exact]\n")
+    write(suites / "g.jsonl", "".join(json.dumps({"id": f"g{i}", "input": f"q{i}", "expected": f"x{i}"}) + "\n"
+                                      for i in range(20)))
+    write(tmp_path / "base.jsonl", "".join(json.dumps({"id": f"g{i}", "output": f"x{i}"}) + "\n" for i in range(20)))
+    write(tmp_path / "cand.jsonl", "".join(json.dumps({"id": f"g{i}", "output": f"x{i}" if i < 10 else "wrong"}) + "\n"
+                                           for i in range(20)))
+    base, cand = f"--baseline={tmp_path / 'base.jsonl'}", f"--candidate={tmp_path / 'cand.jsonl'}"
+    assert gate(tmp_path, base, "--ftgate-update-goldens", f"--ftgate-report-dir={tmp_path / 'r0'}") == 0
+    assert gate(tmp_path, base, cand, f"--ftgate-report-dir={tmp_path / 'r1'}") == 1  # 10 of 20 goldens regressed
+    capsys.readouterr()
+    (suites / "g.yaml").write_text((suites / "g.yaml").read_text().replace(*change))
+    assert gate(tmp_path, base, cand, f"--ftgate-report-dir={tmp_path / 'r2'}") == 6
+    out = capsys.readouterr().out
+    assert f"what decides a pass changed since g.goldens.json was frozen: the suite's {said}" in out
+
+
+@pytest.fixture
+def echo_kind():
+    """`echo:NAME`: a subject that answers every case with the system prompt it was given, so what a test reads
+    back is the prompt each subject was served with."""
+    from pytest_ftgate.cost.pricing import ServingCost
+    from pytest_ftgate.subjects import Subject, register_subject
+    from pytest_ftgate.subjects import base
+    from pytest_ftgate.types import Output, SubjectInfo
+
+    @register_subject
+    class Echo(Subject):
+        kind = "echo"
+
+        @classmethod
+        def claims(cls, spec: str) -> bool:
+            return spec.startswith("echo:")
+
+        @classmethod
+        def build(cls, spec: str, role, ctx) -> Subject:
+            subject = cls()
+            subject.info = SubjectInfo(role, cls.kind, spec, f"echo-{spec}", identity=f"echo-{spec}", spec=spec)
+            return subject
+
+        @classmethod
+        def serving_cost(cls, info, usage, pricing) -> ServingCost:
+            return ServingCost.unknown("a test subject")
+
+        def run(self, jobs, on_batch, progress=None) -> None:
+            said = [next((m["content"] for m in j.request.messages if m["role"] == "system"), "") for j in jobs]
+            on_batch([(i, Output(text or "-")) for i, text in enumerate(said)])
+
+    yield Echo
+    base._KINDS.pop("echo", None)
+
+
+def test_production_answers_with_the_prompts_it_was_promoted_with(tmp_path, capsys, echo_kind):
+    """Editing the suites' candidate prompt served production a prompt it never shipped with (0%), and a candidate
+    worse than production by 20 points was PROMOTED."""
+    suites = tmp_path / "suites"
+    task = ("kind: task\ncases: r.jsonl\nscorers: [{{contains: SHIP}}]\nprompt:\n  system: 'Answer.'\n"
+            "  candidate: {{system: '{candidate}'}}\n")
+    write(suites / "r.yaml", task.format(candidate="SHIP the ticket."))
+    write(suites / "r.jsonl", "".join(json.dumps({"id": f"r{i}", "input": f"q{i}", "expected": "SHIP"}) + "\n"
+                                      for i in range(20)))
+    assert gate(tmp_path, "--baseline=echo:base", "--candidate=echo:v1", f"--ftgate-report-dir={tmp_path / 'r1'}") == 0
+    assert promote(tmp_path, "r1") == 0
+    record = json.loads((suites / "ftgate.promoted.json").read_text())
+    assert record["prompts"] == {"r.yaml": {"system": "SHIP the ticket.", "few_shot": []}}
+    capsys.readouterr()
+    write(suites / "r.yaml", task.format(candidate="Route the ticket."))  # the next round's prompt, worse
+    assert gate(tmp_path, "--candidate=echo:v2", f"--ftgate-report-dir={tmp_path / 'r2'}") == 1
+    out = capsys.readouterr().out
+    assert "production answers with the prompt it shipped with" in out and "verdict: BLOCKED" in out
+    report = json.loads((tmp_path / "r2/report.json").read_text())
+    assert {c["baseline"]["output"] for c in report["suites"][0]["cases"]} == {"SHIP the ticket."}

@@ -78,7 +78,7 @@ def test_a_promoted_run_becomes_the_default_baseline_and_goldens_follow_producti
     # round 2: the promoted adapter is the baseline by default; goldens frozen on the base are refused
     result = pytester.runpytest(f"--candidate={second}", "--ftgate-report-dir=r2", *quiet)
     assert result.ret == EXIT_GATE_ERROR
-    result.stdout.fnmatch_lines(["NOTE: baseline: the promoted model *", "*frozen on another base model*"])
+    result.stdout.fnmatch_lines(["NOTE: baseline: the promoted model *", "*was frozen on * and this run's baseline is *Gate against *"])
     # re-frozen on production, the first frozen goldens stay as the origin that bounds drift
     assert pytester.runpytest("--baseline=promoted", "--ftgate-update-goldens", *quiet).ret == 0
     goldens = json.loads((suites / "qa.goldens.json").read_text())

@@ -6,7 +6,7 @@ the gate blocks when more than `max_regression` of the frozen goldens fail for t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,7 @@ def _goldens_file(value: Any, suite_path: Path) -> Path:
 def prepare(suite: Any, baseline: SuiteResult, update: bool) -> GoldenState:
     path = suite.options["goldens"]
     if update:
-        return GoldenState(write_goldens(path, baseline), written=True)
+        return GoldenState(write_goldens(path, baseline, suite.definition), written=True)
     return GoldenState(read_goldens(path))
 
 
@@ -90,13 +90,39 @@ def decide_regressions(ctx: DecisionContext) -> GateDecision:
             "cannot be checked against this baseline; refreeze it with --ftgate-update-goldens and commit it",
         )
     if frozen_on != now:
+        frozen_name = state.golden.name or "another model"
         return GateDecision(
             ctx.suite.name, "regressions", "error",
-            f"{path} was frozen on another base model ({frozen_on}) than this baseline "
-            f"{ctx.baseline.subject.name} ({now}): its goldens say nothing about this one. Gate against the base "
-            "they were frozen on, or refreeze them on this base with --ftgate-update-goldens and commit the file",
+            f"{path} was frozen on {frozen_name} (identity {frozen_on[:20]}), and this run's baseline is "
+            f"{ctx.baseline.subject.name} (identity {now[:20]}): goldens count only the cases the model they were "
+            f"frozen on passes, so they say nothing against another baseline. Gate against {frozen_name} (with a "
+            "promotion record, that is the default baseline: drop --baseline). Re-freezing on this baseline with "
+            "--ftgate-update-goldens would replace those goldens: do it only to move them on purpose",
         )
-    return decide_goldens(ctx.suite.name, ctx.gate, ctx.baseline, ctx.candidate, state.golden)
+    rebound = _definition_changes(state.golden, ctx.suite)
+    if rebound:
+        return GateDecision(
+            ctx.suite.name, "regressions", "error",
+            f"what decides a pass changed since {path.name} was frozen: the suite's {' and '.join(rebound)}. A golden "
+            "counts a case the baseline passed under the definitions it was frozen with; loosened scorers, another "
+            "prompt or other decoding would count it under others. Re-freeze on purpose "
+            "(`pytest --baseline=... --ftgate-update-goldens`), review the diff, and commit it; or restore the suite",
+            {"definition_changed": rebound})
+    decision = decide_goldens(ctx.suite.name, ctx.gate, ctx.baseline, ctx.candidate, state.golden)
+    if state.golden.definition is None and decision.status != "error":
+        decision = replace(decision, warnings=(*decision.warnings, (
+            f"{path.name} does not bind the suite's scorers, prompts and decoding (frozen before they were recorded): "
+            "a change to them would go unnoticed. Re-freeze it with --ftgate-update-goldens to bind them")))
+    return decision
+
+
+def _definition_changes(golden: GoldenSet, suite: Any) -> list[str]:
+    """Which parts of what decides a pass differ from the ones the goldens were frozen with."""
+    if golden.definition is None:
+        return []
+    now = suite.definition
+    names = {"scorers": "scorers (with their arguments)", "prompts": "prompts", "generate": "generation parameters"}
+    return [names.get(k, k) for k in now if golden.definition.get(k) != now[k]]
 
 
 def decide_goldens(suite_name: str, gate: dict[str, Any], baseline: SuiteResult, candidate: SuiteResult,

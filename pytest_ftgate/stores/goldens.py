@@ -5,7 +5,9 @@ baseline fails now is *stale*: reported, not counted. The dtype the baseline com
 a gate in another dtype (another machine's `--ftgate-dtype auto`) re-derives what the baseline passes
 in its own run, and says so with the goldens that changed side. A golden whose case was edited or removed
 since it was frozen is *changed*: the gate does not run until the goldens are re-frozen on
-purpose, since editing a regressed golden would otherwise take it out of the count.
+purpose, since editing a regressed golden would otherwise take it out of the count. The file also binds
+what decides a pass besides the cases (the scorers with their arguments, the prompts, the decoding
+parameters): a change there stops the gate the same way, until the goldens are re-frozen on purpose.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ class GoldenSet:
     identity: str | None = None  # the baseline's model identity (None: frozen before it was recorded)
     origin: Origin | None = None  # the goldens of the first model they were frozen on, kept across promotions
     dtype: str | None = None  # what the baseline computed in when frozen (None: not a local model, or not recorded)
+    definition: dict[str, str] | None = None  # what decided a pass when frozen (Suite.definition); None: not recorded
+    name: str | None = None  # the baseline's name when frozen
 
 
 @dataclass(frozen=True)
@@ -80,11 +84,13 @@ def read_goldens(path: Path) -> GoldenSet | None:
         except (KeyError, TypeError) as exc:
             raise SuiteError(f"the golden file's origin is damaged ({exc}); restore it from git", path) from None
     dtype = data.get("baseline_dtype")
+    definition = data.get("definition") if isinstance(data.get("definition"), dict) else None
     return GoldenSet(path=path, hashes=hashes, baseline=str(data.get("baseline", "")),
-                     identity=str(identity) if identity else None, origin=origin, dtype=str(dtype) if dtype else None)
+                     identity=str(identity) if identity else None, origin=origin, dtype=str(dtype) if dtype else None,
+                     definition=definition, name=data.get("baseline_name") or None)
 
 
-def write_goldens(path: Path, baseline: SuiteResult) -> GoldenSet:
+def write_goldens(path: Path, baseline: SuiteResult, definition: dict[str, str] | None = None) -> GoldenSet:
     """Freeze the cases this baseline passes. Re-frozen on another model (goldens follow production), the
     file keeps the goldens of the first model they were frozen on, as `origin`, to bound drift."""
     passed = [r.case for r in baseline.results if r.passed]
@@ -104,13 +110,15 @@ def write_goldens(path: Path, baseline: SuiteResult) -> GoldenSet:
         "baseline_dtype": baseline.subject.details.get("dtype"),
         "frozen_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "n_cases": baseline.n,
+        "definition": definition,
         "goldens": [{"id": c.id, "hash": c.content_hash} for c in passed],
     }
     if origin is not None:
         data["origin"] = origin.to_json()
     path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return GoldenSet(path=path, hashes={c.id: c.content_hash for c in passed}, baseline=data["baseline"],
-                     identity=identity, origin=origin, dtype=data["baseline_dtype"])
+                     identity=identity, origin=origin, dtype=data["baseline_dtype"], definition=definition,
+                     name=baseline.subject.name)
 
 
 def split_goldens(golden: GoldenSet, baseline: SuiteResult) -> GoldenSplit:

@@ -36,6 +36,9 @@ class Promotion:
     base_model: str | None = None  # an adapter's base, when it has one
     previous: list[dict[str, Any]] = field(default_factory=list)  # earlier promotions, newest first
     schema_version: int = SCHEMA_VERSION
+    # what it shipped with: each suite file's candidate prompt when it was promoted (relative path -> system and
+    # few-shot turns); later gates serve it with these, whatever the suites say now
+    prompts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def resolved_spec(self, directory: Path) -> str:
         """The spec as a subject builds it: a relative path read from the record's directory."""
@@ -46,6 +49,28 @@ class Promotion:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def shipped_prompts(suites_dir: Path) -> dict[str, dict[str, Any]]:
+    """Each suite file's candidate prompt, as a promotion records it (files that do not load are left out)."""
+    from ..errors import SuiteError
+    from ..suite import load_suite
+
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted(p for p in Path(suites_dir).rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()):
+        try:
+            prompt = load_suite(path).prompts["candidate"]
+        except SuiteError:
+            continue
+        found[path.relative_to(suites_dir).as_posix()] = {"system": prompt.system,
+                                                          "few_shot": [list(turn) for turn in prompt.few_shot]}
+    return found
+
+
+def as_prompt(recorded: dict[str, Any]) -> Any:
+    from ..types import Prompt
+
+    return Prompt(recorded.get("system"), tuple(tuple(t) for t in recorded.get("few_shot") or ()))
 
 
 def record_path(suites_dir: Path) -> Path:
