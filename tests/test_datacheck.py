@@ -53,8 +53,8 @@ def test_data_check_reports_each_problem_with_its_line(tmp_path, capsys):
     assert code == 1
     assert f"{data}:2: duplicate of line 1" in out
     assert f"{data}:3: PII: email" in out
-    assert f"{data}:4: leak: suite case s/paris (exact)" in out
-    assert f"{data}:5: leak: suite case s/near (near)" in out
+    assert f"{data}:4: leak: suite case s/paris (exact, trained turn)" in out
+    assert f"{data}:5: leak: suite case s/near (contained, trained turn)" in out
     assert f"{data}:6: format:" in out and "last message must be the assistant's" in out
     assert "LEAKAGE: 2 suite case(s)" in out
     rejected = [json.loads(x) for x in (tmp_path / "train.rejected.jsonl").read_text().splitlines()]
@@ -120,3 +120,44 @@ def test_bundled_training_data_does_not_leak_into_the_bundled_suites(data, capsy
     code = main(["data", "check", str(root / "training/data" / data), "--suites", str(root / "suites"), "--rejected", "/dev/null"])
     out = capsys.readouterr().out
     assert "no suite case appears in the training data" in out and code == 0
+
+
+GOLDEN = "What is the capital of Australia and why was it chosen over Sydney?"
+
+
+@pytest.mark.parametrize(("row", "how"), [
+    ({"messages": [{"role": "user", "content": "Hi!"}, {"role": "assistant", "content": "Hello, how can I help?"},
+                   {"role": "user", "content": GOLDEN}, {"role": "assistant", "content": "Canberra."}]},
+     "exact, trained turn"),  # the case as the last turn after one greeting: found 0 times in 60 before
+    ({"messages": [{"role": "user", "content": "You are a geography tutor. Read the question carefully, think, and "
+                                               "answer in one line. Question: " + GOLDEN},
+                   {"role": "assistant", "content": "Canberra."}]}, "contained, trained turn"),  # behind a preamble
+    ({"instruction": "Answer the question.", "input": GOLDEN, "output": "Canberra."}, "contained, trained turn"),
+    ({"messages": [{"role": "user", "content": "Quick question: " + GOLDEN}, {"role": "assistant", "content": "x"}]},
+     "contained, trained turn"),
+    ({"messages": [{"role": "user", "content": GOLDEN}, {"role": "assistant", "content": "Canberra."},
+                   {"role": "user", "content": "Thanks! And of New Zealand?"}, {"role": "assistant", "content": "x"}]},
+     "exact"),  # an earlier turn: still seen in training
+    ({"prompt": [{"role": "user", "content": "Hey"}, {"role": "assistant", "content": "Hi"},
+                 {"role": "user", "content": GOLDEN}], "chosen": "Canberra.", "rejected": "Sydney."},
+     "exact, trained turn"),
+])
+def test_a_case_is_found_in_any_turn_of_a_training_row_however_it_is_wrapped(tmp_path, row, how):
+    from pytest_ftgate.files.datacheck import find_leaks, training_rows
+    from pytest_ftgate.suite import load_suite
+
+    suite = load_suite(write(tmp_path / "g.yaml", f"kind: golden\ncases:\n  - {{id: au, input: '{GOLDEN}'}}\n"
+                                                  "scorers: [json_valid]\n"))
+    data = write(tmp_path / "train.jsonl", json.dumps(row) + "\n")
+    assert find_leaks(training_rows(data), [suite]) == [("g/au", 1, how)]
+
+
+def test_a_short_case_inside_a_longer_turn_is_not_a_leak(tmp_path):
+    from pytest_ftgate.files.datacheck import find_leaks, training_rows
+    from pytest_ftgate.suite import load_suite
+
+    suite = load_suite(write(tmp_path / "g.yaml", "kind: golden\ncases:\n  - {id: hi, input: 'Say hello'}\nscorers: [json_valid]\n"))
+    data = write(tmp_path / "train.jsonl", json.dumps({"messages": [
+        {"role": "user", "content": "Say hello to my grandmother in a short, warm birthday message please"},
+        {"role": "assistant", "content": "x"}]}) + "\n")
+    assert find_leaks(training_rows(data), [suite]) == []

@@ -145,28 +145,62 @@ def _check_leakage(report: CheckReport, converted: dict[int, dict], suites_dir: 
         report.rejected[line].append(f"leak: suite case {name} ({how})")
 
 
+MIN_CONTAINED_WORDS = 4  # a case shorter than this, found inside a longer turn, is a phrase, not a leak
+
+
 def find_leaks(converted: dict[int, dict], suites: list[Any], threshold: float = 0.8) -> list[tuple[str, int, str]]:
-    """Suite cases whose user turns appear in the training rows' prompts, exactly (after normalisation) or
-    nearly (MinHash over word 3-grams): (suite/case, training line, exact|near). SFT and DPO rows alike."""
+    """Suite cases found in the training rows' user turns, each turn on its own: equal after normalisation
+    (`exact`), contained in a longer turn (`contained`: behind a greeting turn, a long preamble, an
+    instruction/input layout, "Quick question: ..."), or nearly equal (`near`: MinHash over word 3-grams).
+    `trained turn` marks a match on the last user turn, the one the row's loss answers. SFT and DPO rows alike:
+    (suite/case, training line, how)."""
     from datasketch import MinHashLSH
 
-    by_text: dict[str, int] = {}
+    exact: dict[str, tuple[int, bool]] = {}
+    turns: list[tuple[str, int, bool]] = []  # (normalised turn, line, whether it is the trained turn)
     lsh = MinHashLSH(threshold=threshold, num_perm=128)
     for line, row in converted.items():
-        text = user_text(row)
-        by_text.setdefault(normalize(text), line)
-        lsh.insert(f"u{line}", _minhash(text))
+        users = [m["content"] for m in row.get("prompt", []) if m["role"] == "user"]
+        for i, text in enumerate(users):
+            key, last = normalize(text), i == len(users) - 1
+            if key not in exact or (last and not exact[key][1]):
+                exact[key] = (line, last)
+            turns.append((key, line, last))
+            lsh.insert(f"u{line}:{i}", _minhash(text))
+    n_users = {line: sum(1 for m in row.get("prompt", []) if m["role"] == "user") for line, row in converted.items()}
     leaks: list[tuple[str, int, str]] = []
     for suite in suites:
         for case in suite.cases:
-            text = "\n".join(m["content"] for m in case.messages if m["role"] == "user")
-            name = f"{suite.name}/{case.id}"
-            exact = by_text.get(normalize(text))
-            if exact is not None:
-                leaks.append((name, exact, "exact"))
+            asked = [m["content"] for m in case.messages if m["role"] == "user"]
+            text = normalize(asked[-1]) if asked else ""
+            if not text:
                 continue
-            leaks.extend((name, int(key[1:]), "near") for key in lsh.query(_minhash(text)))
+            name = f"{suite.name}/{case.id}"
+            found = _match(text, exact, turns)
+            if found is not None:
+                line, how, last = found
+                leaks.append((name, line, f"{how}, trained turn" if last else how))
+                continue
+            for key in lsh.query(_minhash(asked[-1])):
+                line, _, index = key[1:].partition(":")
+                near = "near, trained turn" if int(index) == n_users[int(line)] - 1 else "near"
+                leaks.append((name, int(line), near))
     return leaks
+
+
+def _match(text: str, exact: dict[str, tuple[int, bool]], turns: list[tuple[str, int, bool]]) -> tuple[int, str, bool] | None:
+    """The training line where a case's (normalised) text is a turn, or is contained in one; trained turns first."""
+    if text in exact:
+        line, last = exact[text]
+        return line, "exact", last
+    if len(text.split()) < MIN_CONTAINED_WORDS:
+        return None
+    padded = f" {text} "  # whole words: a case inside another word is no match
+    hits = [(line, last) for turn, line, last in turns if padded in f" {turn} "]
+    if not hits:
+        return None
+    line, last = next((h for h in hits if h[1]), hits[0])
+    return line, "contained", last
 
 
 def training_rows(path: Path) -> dict[int, dict]:
