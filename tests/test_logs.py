@@ -76,3 +76,14 @@ def test_bad_log_input_is_a_clear_error(tmp_path, capsys):
     assert main(["logs", "import", str(empty), "--format", "generic", "--out", str(tmp_path / "o")]) == EXIT_USAGE
     assert "no usable row (2 rejected: line 1: not valid JSON" in capsys.readouterr().err
     assert main(["logs", "import", str(tmp_path / "none.jsonl"), "--format", "openai", "--out", str(tmp_path / "o")]) == EXIT_USAGE
+
+
+def test_shadow_agreement_is_on_a_field_that_varies_in_production():
+    """`version` (the same "v1" in every row) was picked, and a candidate with every label wrong agreed 20/20."""
+    from pytest_ftgate.importers.logs import json_field
+
+    labels = ["billing", "shipping", "technical", "account"]
+    rows = [json.dumps({"version": "v1", "request_id": f"req-{i:04d}", "label": labels[i % 4],
+                        "priority": ["low", "high"][i % 2]}) for i in range(20)]
+    assert json_field(rows) == "label"  # the first field that varies as a category does: not the constant, not the id
+    assert json_field([json.dumps({"version": "v1", "request_id": f"r{i}"}) for i in range(20)]) is None

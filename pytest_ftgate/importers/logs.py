@@ -195,8 +195,13 @@ def read_logs(path: Path, fmt: str, result: LogImport) -> None:
 
 
 def json_field(outputs: list[str]) -> str | None:
-    """A short field production answers with in most rows (`label`), to agree on; None for free text."""
-    counts: Counter[str] = Counter()
+    """A short field production answers with in most rows (`label`), to agree on; None for free text.
+
+    Agreement must be on something that varies in production: a field with one value in every row (a `version`)
+    is agreed on by any answer in the right shape, and one with a new value in nearly every row (an id, a
+    free-text reason) is not a decision. The first field, in the answers' own order, that 80% of them hold and
+    that takes between 2 values and one for every second row, wins."""
+    values: dict[str, list[str]] = {}
     objects = 0
     for text in outputs:
         try:
@@ -205,11 +210,13 @@ def json_field(outputs: list[str]) -> str | None:
             continue
         if isinstance(data, dict):
             objects += 1
-            counts.update(k for k, v in data.items() if isinstance(v, str) and 0 < len(v) <= 40)
+            for k, v in data.items():
+                if isinstance(v, str) and 0 < len(v) <= 40:
+                    values.setdefault(k, []).append(v)
     if objects < 0.5 * max(1, len(outputs)):
         return None
-    best = next((k for k, n in counts.most_common() if n >= 0.8 * objects), None)
-    return best
+    return next((k for k, v in values.items() if len(v) >= 0.8 * objects and 2 <= len(set(v)) <= max(2, len(v) // 2)),
+                None)
 
 
 def _case(row: LogRow, expected: str) -> dict[str, Any]:
