@@ -176,7 +176,8 @@ def _logs_import(args: argparse.Namespace) -> int:
     from .importers.logs import import_lines, import_logs
 
     result = import_logs(args.logs, args.format, args.out, train_out=args.train_out, field_name=args.field,
-                         low_confidence=args.low_confidence, clusters=args.clusters, seed=args.seed, force=args.force)
+                         low_confidence=args.low_confidence, clusters=args.clusters, seed=args.seed, force=args.force,
+                         max_rejected=args.max_rejected)
     print("\n".join(import_lines(result, Path(args.logs))))
     return 0
 
@@ -264,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     limport.add_argument("--clusters", type=int, help="number of failure-mode clusters (default: from the number of rows)")
     limport.add_argument("--seed", type=int, default=0, help="seed of the train/eval split and the clustering (default 0)")
     limport.add_argument("--force", action="store_true", help="write into --out even if it holds files")
+    limport.add_argument("--max-rejected", type=float, default=0.2,
+                         help="the largest share of rejected rows a log may have and still be imported (default 0.2)")
     limport.set_defaults(func=_logs_import)
     pricing = sub.add_parser("pricing", help="print the bundled pricing file, to copy, edit and pass as --ftgate-pricing")
     pricing.set_defaults(func=_pricing)

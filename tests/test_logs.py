@@ -13,6 +13,7 @@ from pytest_ftgate.cli import main
 from pytest_ftgate.errors import EXIT_USAGE
 from pytest_ftgate.importers.logs import import_logs
 from pytest_ftgate.suite import load_suite
+from tests.conftest import write
 
 
 @pytest.mark.parametrize("fmt", ["generic", "openai"])
@@ -74,7 +75,17 @@ def test_bad_log_input_is_a_clear_error(tmp_path, capsys):
     empty = tmp_path / "bad.jsonl"
     empty.write_text("not json\n[1]\n")
     assert main(["logs", "import", str(empty), "--format", "generic", "--out", str(tmp_path / "o")]) == EXIT_USAGE
-    assert "no usable row (2 rejected: line 1: not valid JSON" in capsys.readouterr().err
+    assert "2 of 2 rows rejected (line 1: not valid JSON" in capsys.readouterr().err
+    # mostly broken: 5 of 7 rejected is not a log to stand for production, whatever the 2 left say
+    good = [line for line in write_logs(tmp_path / "all.jsonl", 30).read_text().splitlines()
+            if "correction" not in line and "jane.doe" not in line and "-again" not in line][:2]
+    mostly = write(tmp_path / "mostly.jsonl", "\n".join([*good, "{", "[]", "{\"input\": 1}", "null", "x"]) + "\n")
+    assert main(["logs", "import", str(mostly), "--format", "generic", "--out", str(tmp_path / "m")]) == EXIT_USAGE
+    said = capsys.readouterr().err
+    assert "5 of 7 rows rejected" in said and "more than --max-rejected 0.2 allows" in said
+    assert not (tmp_path / "m").exists()
+    assert main(["logs", "import", str(mostly), "--format", "generic", "--out", str(tmp_path / "m"),
+                 "--max-rejected", "0.8"]) == 0
     assert main(["logs", "import", str(tmp_path / "none.jsonl"), "--format", "openai", "--out", str(tmp_path / "o")]) == EXIT_USAGE
 
 

@@ -242,9 +242,12 @@ def _write_suite(path: Path, suite: dict[str, Any], header: str) -> Path:
     return path
 
 
+MAX_REJECTED = 0.2  # above this share of rejected rows, a log is not imported
+
+
 def import_logs(path: str | Path, fmt: str, out: str | Path, *, train_out: str | Path | None = None,
                 field_name: str | None = None, low_confidence: float = 0.5, clusters: int | None = None,
-                seed: int = 0, force: bool = False) -> LogImport:
+                seed: int = 0, force: bool = False, max_rejected: float = MAX_REJECTED) -> LogImport:
     """Read production logs and write the shadow run's suites and subject (see the module's docstring)."""
     from ..files.datacheck import find_leaks
     from ..suite import load_suite
@@ -259,9 +262,13 @@ def import_logs(path: str | Path, fmt: str, out: str | Path, *, train_out: str |
         raise SuiteError("already holds files; pass --force to write over them, or choose another --out", out)
     result = LogImport(out)
     read_logs(path, fmt, result)
-    if not result.kept:
-        raise SuiteError(f"no usable row ({len(result.rejected)} rejected: "
-                         + "; ".join(f"line {k}: {v[0]}" for k, v in list(result.rejected.items())[:3]) + ")", path)
+    total = len(result.kept) + len(result.rejected)
+    if not result.kept or len(result.rejected) > max_rejected * total:
+        shown = "; ".join(f"line {k}: {v[0]}" for k, v in list(result.rejected.items())[:3])
+        raise SuiteError(f"{len(result.rejected)} of {total} rows rejected ({shown}), more than --max-rejected "
+                         f"{max_rejected:g} allows: a shadow suite of what is left would stand for a log it does not "
+                         "represent. Fix the export (the first rejected lines and why are named here), or raise "
+                         "--max-rejected on purpose", path)
     out.mkdir(parents=True, exist_ok=True)
     rows = result.kept
     chosen = field_name or json_field([r.output for r in rows])
