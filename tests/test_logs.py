@@ -27,13 +27,17 @@ def test_logs_become_a_shadow_suite_production_outputs_failures_and_failure_mode
     rejected = [json.loads(x) for x in (tmp_path / "shadow/rejected.jsonl").read_text().splitlines()]
     assert len(rejected) == 20 and all(r["reasons"] for r in rejected)
     shadow = load_suite(tmp_path / "shadow/shadow.yaml")
-    assert shadow.kind == "shadow" and len(shadow.cases) == 295 and shadow.scorers[0].name == "agrees"
+    train = [json.loads(x) for x in (tmp_path / "train.jsonl").read_text().splitlines()]
+    trained = len(train) + result.train_dropped  # the corrections set aside for training are in no suite
+    assert shadow.kind == "shadow" and len(shadow.cases) == 295 - trained and shadow.scorers[0].name == "agrees"
     production = [json.loads(x) for x in (tmp_path / "shadow/production.jsonl").read_text().splitlines()]
-    assert {c.id for c in shadow.cases} == {p["id"] for p in production}
+    assert {c.id for c in shadow.cases} < {p["id"] for p in production}
+    from pytest_ftgate.files.datacheck import find_leaks, training_rows
+
+    assert find_leaks(training_rows(tmp_path / "train.jsonl"), [shadow, load_suite(tmp_path / "shadow/failures.yaml")]) == []
     assert all(p["latency_s"] > 0 and p["tokens_in"] > 100 for p in production)  # the logged figures, for the TCO
     assert not any("@example.com" in c.messages[-1]["content"] for c in shadow.cases)  # PII rows kept out
     failures = load_suite(tmp_path / "shadow/failures.yaml")
-    train = [json.loads(x) for x in (tmp_path / "train.jsonl").read_text().splitlines()]
     assert len(failures.cases) + len(train) + result.train_dropped == 16  # every correction, in one part only
     eval_inputs = {c.messages[-1]["content"] for c in failures.cases}
     assert not eval_inputs & {r["messages"][-2]["content"] for r in train}  # no leak between the two parts

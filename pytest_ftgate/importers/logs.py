@@ -279,9 +279,18 @@ def import_logs(path: str | Path, fmt: str, out: str | Path, *, train_out: str |
         {"id": r.id, "output": r.output, **{k: v for k, v in (("tokens_in", r.tokens_in), ("tokens_out", r.tokens_out),
                                                                ("latency_s", r.latency_s)) if v is not None}}
         for r in rows]))
-    result.written.append(_write_jsonl(out / "shadow.jsonl", [_case(r, r.output) for r in rows]))
+    corrected = [r for r in rows if r.correction is not None]
+    eval_part, train_part = corrected, []
+    if corrected and train_out is not None:
+        shuffled = corrected[:]
+        random.Random(seed).shuffle(shuffled)
+        half = max(1, len(shuffled) // 2)
+        eval_part, train_part = sorted(shuffled[:half], key=lambda r: r.line), sorted(shuffled[half:], key=lambda r: r.line)
+    trained = {r.id for r in train_part}  # corrections that become training rows are in no suite written here
+    shadow = [r for r in rows if r.id not in trained]
+    result.written.append(_write_jsonl(out / "shadow.jsonl", [_case(r, r.output) for r in shadow]))
     result.written.append(_write_suite(out / "shadow.yaml", {
-        "name": "shadow", "kind": "shadow", "description": f"{len(rows)} logged requests; expected = production's answer",
+        "name": "shadow", "kind": "shadow", "description": f"{len(shadow)} logged requests; expected = production's answer",
         "cases": "shadow.jsonl", "generate": {"max_new_tokens": 96}, "scorers": [scorer], "gate": {"min_agreement": 0.8}},
         f"{source}: the candidate on real traffic against what production answered.\n"))
     if json_field([r.output for r in rows]) is not None or sum(r.output.lstrip().startswith("{") for r in rows) > len(rows) / 2:
@@ -289,14 +298,7 @@ def import_logs(path: str | Path, fmt: str, out: str | Path, *, train_out: str |
             "name": "shadow-format", "kind": "format", "description": "production answers in JSON: so must the candidate",
             "cases": "shadow.jsonl", "generate": {"max_new_tokens": 96}, "scorers": ["json_valid"],
             "gate": {"min_pass_rate": 0.95}}, f"{source}: format validity on real traffic.\n"))
-    corrected = [r for r in rows if r.correction is not None]
     if corrected:
-        eval_part, train_part = corrected, []
-        if train_out is not None:
-            shuffled = corrected[:]
-            random.Random(seed).shuffle(shuffled)
-            half = max(1, len(shuffled) // 2)
-            eval_part, train_part = sorted(shuffled[:half], key=lambda r: r.line), sorted(shuffled[half:], key=lambda r: r.line)
         result.written.append(_write_jsonl(out / "failures.jsonl", [_case(r, r.correction or "") for r in eval_part]))
         result.written.append(_write_suite(out / "failures.yaml", {
             "name": "failures", "kind": "task",
@@ -305,10 +307,10 @@ def import_logs(path: str | Path, fmt: str, out: str | Path, *, train_out: str |
             "gate": {"min_accuracy": 0.5, "not_below_baseline": True}},
             f"{source}: logged failures, expected = the correction.\n"))
         if train_out is not None:
-            failures = load_suite(out / "failures.yaml")
+            written = [load_suite(out / "failures.yaml"), load_suite(out / "shadow.yaml")]
             converted = {r.line: {"prompt": list(r.messages), "completion": [{"role": "assistant", "content": r.correction}]}
                          for r in train_part}
-            leaked = {line for _, line, _ in find_leaks(converted, [failures])}  # kept apart from the eval part
+            leaked = {line for _, line, _ in find_leaks(converted, written)}  # kept apart from every suite written
             kept = [r for r in train_part if r.line not in leaked]
             result.train_rows, result.train_dropped = len(kept), len(leaked)
             result.written.append(_write_jsonl(Path(train_out), [
