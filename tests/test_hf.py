@@ -186,7 +186,8 @@ def test_a_hub_id_base_resolves_from_the_local_cache_offline(tmp_path, tiny_base
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     adapter = _adapter_naming(tiny_adapter, tmp_path, "acme/tiny-chat")
-    run = run_gate([load_suite(suite_file(tmp_path, n=4))], RunConfig(candidate=str(adapter), cache_dir=None, progress=False))
+    run = run_gate([load_suite(suite_file(tmp_path, n=4))], RunConfig(candidate=str(adapter), cache_dir=None, progress=False,
+                                                                      suites_dir=tmp_path))
     assert run.baseline.details["base_model"] == str(snapshot)
     assert run.candidate.details["base_model"] == str(snapshot) and run.candidate.details["adapter"] == str(adapter.resolve())
     assert run.verdict in ("promoted", "blocked")  # gated end to end; what the random model says does not matter

@@ -281,7 +281,7 @@ def gate(tmp_path: Path, base: Callable[[str], str], cand: Callable[[str], str] 
     b = RuleSubject("baseline", base, f"base-{base.__name__}")
     c = RuleSubject("candidate", cand, f"cand-{cand.__name__}") if cand else None
     config = RunConfig(baseline="rule:b", candidate="rule:c" if cand else None, cache_dir=tmp_path / cache,
-                       report_dir=None, progress=False)
+                       report_dir=None, progress=False, suites_dir=suite.path.parent)
     with resolver_of(config, b, c) as resolver:
         run = run_gate([suite], config, resolver)
     return run, b, c

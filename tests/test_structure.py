@@ -127,6 +127,7 @@ TOP_LEVEL_MODULES = {
     "__init__", "errors", "types", "stats", "compare",  # the floor: dataclasses, errors, statistics
     "options", "config", "extensions",  # one option table, one builder, third-party registries
     "suite", "gate", "runner", "progress", "leakage",  # a gate run: load, decide, orchestrate, leakage first
+    "contract",  # what a promotion needs, checked at the verdict and by `ftgate promote`
     "manifest", "provenance", "quiet", "hardware",  # shared by the gate and the trainer: records, the machine
     "plugin", "startup", "testing", "cli",  # the faces: pytest and the ftgate command
 }

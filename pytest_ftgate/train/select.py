@@ -43,7 +43,7 @@ def gate_checkpoints(output_dir: Path, suites_dir: Path, base: str, cache_dir: P
     checkpoints = sorted((int(p.name.removeprefix("checkpoint-")), p) for p in output_dir.glob("checkpoint-*")
                          if p.name.removeprefix("checkpoint-").isdigit())
     for step, ckpt in checkpoints:
-        config = build_run_config({}, Path.cwd(), progress=False, candidate=str(ckpt), base=base,
+        config = build_run_config({}, Path.cwd(), progress=False, candidate=str(ckpt), base=base, suites_dir=suites_dir,
                                   cache_dir=str(cache_dir or output_dir / ".ftgate-cache"))
         run = run_gate(suites, config)
         blocking = tuple(f"{d.suite}::{d.criterion}" for d in run.decisions if d.blocks)
