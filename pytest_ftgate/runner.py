@@ -369,7 +369,9 @@ def pick_subjects(config: RunConfig, resolver: Resolver) -> Picked:
     if wanted == BASE or promotion is None:
         return Picked(*resolver.pair(config.candidate, None if wanted == BASE else wanted))
     where = record_path(config.suites_dir)
-    baseline, candidate = resolver.pair(config.candidate, promotion.resolved_spec(where.parent))
+    spec = promotion.resolved_spec(where.parent)
+    _check_promoted_reachable(promotion, spec, where)
+    baseline, candidate = resolver.pair(config.candidate, spec)
     if baseline.info.fingerprint != promotion.fingerprint:
         raise SubjectError(f"the promoted model {promotion.name} ({where}) is not the one that was promoted: its "
                            f"fingerprint is {baseline.info.fingerprint[:12]} now, {promotion.fingerprint[:12]} then "
@@ -426,6 +428,20 @@ def _promotion_for_contract(config: RunConfig) -> Any:
                 "this gate would compare against the base model, not production. Restore the record from git "
                 f"(git checkout -- {record_path(config.suites_dir)}), or pass --baseline to look against another model")
     return promotion
+
+
+def _check_promoted_reachable(promotion: Any, spec: str, where: Path) -> None:
+    """A promoted model named by a path that is not here is said as the record's, not as a --baseline nobody gave."""
+    from .subjects.hub import looks_like_hub_id
+
+    if ":" in spec.split("/")[0] or Path(spec).exists() or (not Path(spec).is_absolute() and looks_like_hub_id(spec)):
+        return
+    raise SubjectError(
+        f"the promoted model {promotion.name}, which {where} names as production ({promotion.spec!r}, read from "
+        f"{where.parent}), is not here: {spec} does not exist. The record names production for every checkout that "
+        "gates, so keep production where each finds it: a Hub id (resolved from the HF cache, HF_HUB_OFFLINE "
+        "honoured), a path inside the repository, or an artifact store your CI fetches to the recorded path before "
+        "the gate. Put it back there, or promote again from where it lives")
 
 
 SAME_PROMPT = "the candidate and the baseline are the same model and this suite gives both the same prompt"

@@ -226,3 +226,17 @@ def test_production_answers_with_the_prompts_it_was_promoted_with(tmp_path, caps
     assert "production answers with the prompt it shipped with" in out and "verdict: BLOCKED" in out
     report = json.loads((tmp_path / "r2/report.json").read_text())
     assert {c["baseline"]["output"] for c in report["suites"][0]["cases"]} == {"SHIP the ticket."}
+
+
+def test_a_promoted_model_that_is_not_here_is_said_as_the_records(tmp_path, capsys):
+    """It read "--baseline=...: no such directory", though no --baseline was given."""
+    project(tmp_path)
+    base, good, better = (str(tmp_path / f"{n}.jsonl") for n in ("base", "good", "better"))
+    assert gate(tmp_path, f"--baseline={base}", f"--candidate={good}", f"--ftgate-report-dir={tmp_path / 'r1'}") == 0
+    assert promote(tmp_path, "r1") == 0
+    Path(good).rename(tmp_path / "elsewhere.jsonl")
+    capsys.readouterr()
+    assert gate(tmp_path, f"--candidate={better}", f"--ftgate-report-dir={tmp_path / 'r2'}") == 6
+    said = capsys.readouterr().err
+    assert f"the promoted model {good}, which {tmp_path / 'suites/ftgate.promoted.json'} names as production" in said
+    assert "--baseline" not in said and "a Hub id" in said and "a path inside the repository" in said
