@@ -145,16 +145,20 @@ def _history(args: argparse.Namespace) -> int:
     if not found:
         print(f"no gate runs recorded in {path}" + (f" for suite {args.suite}" if args.suite else ""))
         return 0
-    print(f"{'run':>4}  {'finished':<25} {'verdict':<13} {'candidate':<34} suites")
+    print(f"{'run':>4}  {'finished':<25} {'verdict':<13} {'candidate':<28} {'against':<28} suites")
     for r in found:
         cells = ", ".join(f"{s['suite']} {_measure(s)} {s['decision']}" + (f" ({s['regressions']} regressed)" if s["regressions"] else "")
                           for s in r["suites"])
         mark = "*" if r["promoted"] else " "
-        who, name = ("", r["candidate"]) if r["candidate"] else ("baseline ", r["baseline"])
-        cand = who + (name if len(who + name) <= 34 else "…" + name[-(33 - len(who)):])
-        print(f"{r['id']:>4}{mark} {r['finished_at']:<25} {r['verdict']:<13} {cand:<34} {cells}")
-    print("* promoted (ftgate promote)")
+        cand = _clip(r["candidate"] or "(baseline only)", 28)
+        against = _clip(r["baseline"], 28) if r["candidate"] else ""
+        print(f"{r['id']:>4}{mark} {r['finished_at']:<25} {r['verdict']:<13} {cand:<28} {against:<28} {cells}")
+    print("* promoted (ftgate promote); `against` is the baseline each candidate was gated against")
     return 0
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else "…" + text[-(width - 1):]
 
 
 def _measure(s: dict) -> str:

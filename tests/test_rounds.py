@@ -133,6 +133,8 @@ def test_history_lists_runs_and_compare_names_the_flipped_cases(pytester, capsys
     assert main(["history", "--history", history]) == 0
     out = capsys.readouterr().out
     assert out.count("qa pass rate") == 2 and "c2.jsonl" in out
+    rows = [line for line in out.splitlines() if "qa pass rate" in line]
+    assert len(rows) == 2 and all("base.jsonl" in line for line in rows)  # whom each candidate was gated against
     assert main(["history", "--history", history, "--json", "--suite", "qa"]) == 0
     runs = json.loads(capsys.readouterr().out)
     assert [r["suites"][0]["candidate"] for r in runs] == [0.5, 1.0]  # newest first
