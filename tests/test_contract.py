@@ -240,3 +240,18 @@ def test_a_promoted_model_that_is_not_here_is_said_as_the_records(tmp_path, caps
     said = capsys.readouterr().err
     assert f"the promoted model {good}, which {tmp_path / 'suites/ftgate.promoted.json'} names as production" in said
     assert "--baseline" not in said and "a Hub id" in said and "a path inside the repository" in said
+
+
+def test_the_trend_draws_one_measure_per_suite(tmp_path):
+    """A red-phase "baseline passes" and a gate's "goldens regressed" were drawn on one axis as one series."""
+    from pytest_ftgate import RunConfig, load_suite, run_gate
+    from pytest_ftgate.report.view import build_view
+    from pytest_ftgate.stores.history import TrendPoint
+
+    suites = project(tmp_path)
+    run = run_gate([load_suite(suites / "a.yaml")], RunConfig(baseline=str(tmp_path / "base.jsonl"), candidate=str(
+        tmp_path / "good.jsonl"), cache_dir=None, progress=False, suites_dir=suites))
+    measure = build_view(run).rows[0].measure
+    past = {"a": [TrendPoint(1, "t1", 0.9, False, measure="baseline passes"), TrendPoint(2, "t2", 0.5, True, measure=measure)]}
+    trend = build_view(run, past).trend["a"]
+    assert [p.run_id for p in trend] == [2, 0] and all(p.measure == measure for p in trend)

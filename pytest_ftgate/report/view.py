@@ -278,8 +278,10 @@ def _trend(run: GateRun, past: dict[str, list[Any]]) -> dict[str, list[Any]]:
     for o in run.outcomes:
         row = _row(o)
         value = row.candidate if row.candidate is not None else row.baseline
-        now = TrendPoint(0, run.info.get("finished_at", ""), value, False, current=True)
-        out[o.suite.name] = [*past.get(o.suite.name, []), now]
+        now = TrendPoint(0, run.info.get("finished_at", ""), value, False, current=True, measure=row.measure)
+        # the runs that measured what this one does: a red-phase "baseline passes" is not a "goldens regressed"
+        same = [p for p in past.get(o.suite.name, []) if p.measure == row.measure]
+        out[o.suite.name] = [*same, now]
     return out
 
 

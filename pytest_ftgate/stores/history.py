@@ -63,6 +63,7 @@ class TrendPoint:
     value: float | None
     promoted: bool
     current: bool = False
+    measure: str = ""  # what the value is ("goldens regressed", "baseline passes", ...): one axis draws one measure
 
 
 def history_path(value: str | Path | None, root: Path | None = None) -> Path | None:
@@ -190,7 +191,8 @@ def trend(path: Path | None, suites: list[str], limit: int = 20) -> dict[str, li
     with opened(path) as db:
         for name in suites:
             rows = db.execute(
-                "SELECT r.id, r.finished_at, s.baseline, s.candidate, r.promoted FROM suites s JOIN runs r ON r.id = s.run_id "
-                "WHERE s.suite = ? ORDER BY r.id DESC LIMIT ?", (name, limit)).fetchall()
-            out[name] = [TrendPoint(i, at, c if c is not None else b, bool(p)) for i, at, b, c, p in reversed(rows)]
+                "SELECT r.id, r.finished_at, s.baseline, s.candidate, r.promoted, s.measure FROM suites s "
+                "JOIN runs r ON r.id = s.run_id WHERE s.suite = ? ORDER BY r.id DESC LIMIT ?", (name, limit)).fetchall()
+            out[name] = [TrendPoint(i, at, c if c is not None else b, bool(p), measure=m)
+                         for i, at, b, c, p, m in reversed(rows)]
     return out
