@@ -255,3 +255,29 @@ def test_the_trend_draws_one_measure_per_suite(tmp_path):
     past = {"a": [TrendPoint(1, "t1", 0.9, False, measure="baseline passes"), TrendPoint(2, "t2", 0.5, True, measure=measure)]}
     trend = build_view(run, past).trend["a"]
     assert [p.run_id for p in trend] == [2, 0] and all(p.measure == measure for p in trend)
+
+
+def test_an_adapter_trained_on_suite_cases_behind_a_greeting_is_blocked_at_the_gate(pytester, tiny_base):
+    """The bundled trainer, a few steps, on rows whose last user turn is a suite case after one greeting turn: the gate
+    joined the user turns and compared whole rows, found none, and said "leakage: PASS"."""
+    from pytest_ftgate.train.config import load_recipe
+    from pytest_ftgate.train.trainer import train
+
+    questions = [f"How long does a refund for order {i} take to reach my card?" for i in range(6)]
+    write(pytester.path / "suites/qa.yaml", "kind: format\ncases:\n" + "".join(
+        f"  - {{id: q{i}, input: '{q}'}}\n" for i, q in enumerate(questions)) +
+        "generate: {max_new_tokens: 3}\nscorers: [{regex: '.'}]\ngate: {min_pass_rate: 0.0}\n")
+    rows = [{"messages": [{"role": "user", "content": "Hi there!"}, {"role": "assistant", "content": "Hello! How can I help?"},
+                          {"role": "user", "content": q}, {"role": "assistant", "content": "About five days."}]}
+            for q in questions * 3]
+    data = write(pytester.path / "train.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    write(pytester.path / "recipe.yaml", f"method: sft\nmodel: {{base: {tiny_base}}}\n"
+          f"data: {{train: {data}, eval_fraction: 0.2, max_length: 256}}\noutput_dir: {pytester.path / 'leaky'}\n"
+          "lora: {r: 4, alpha: 8, target_modules: [q_proj, v_proj]}\n"
+          "training: {epochs: 1, per_device_batch_size: 4, effective_batch_size: 4, learning_rate: 5.0e-3}\n")
+    train(load_recipe(pytester.path / "recipe.yaml"))
+    adapter = pytester.path / "leaky"
+    result = pytester.runpytest(f"--candidate={adapter}", "-p", "no:cacheprovider", "-W", "ignore::pytest_ftgate.errors.FtgateWarning")
+    assert result.ret == 1, result.stdout.str()[-3000:]
+    result.stdout.fnmatch_lines(["*leakage: BLOCK * suite case(s) appear in the candidate's training data: qa/q0 = "
+                                 "*train.jsonl:* (exact, trained turn)*", "verdict: BLOCKED*"])

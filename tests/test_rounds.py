@@ -163,7 +163,7 @@ def test_a_candidate_trained_on_its_eval_cases_is_blocked_at_the_gate(pytester, 
     result = pytester.runpytest(f"--candidate={adapter}", "--ftgate-fail=golden:100%", *quiet)
     assert result.ret == 1, result.stdout.str()
     result.stdout.fnmatch_lines(["*leakage: BLOCK 1 suite case(s) appear in the candidate's training data: qa/g1 = "
-                                 "*train.jsonl:1 (exact)*"])
+                                 "*train.jsonl:1 (exact, trained turn)*"])
     # the file changed since training: not checked, said in every report; an error when required
     data.write_text(data.read_text() + json.dumps({"messages": [{"role": "user", "content": "x"},
                                                                 {"role": "assistant", "content": "y"}]}) + "\n")
