@@ -25,7 +25,7 @@ class LeakageCheck:
     checked: bool
     summary: str
     data: str | None = None
-    leaks: tuple[tuple[str, int, str], ...] = ()  # (suite/case, training line, exact|near)
+    leaks: tuple[tuple[str, str, str], ...] = ()  # (suite/case, training file:line, exact|contained|near ...)
 
     def decision(self, required: bool) -> GateDecision | None:
         """The run-level criterion: blocked by a leak, an error when required and not checked, else none or passed."""
@@ -36,7 +36,7 @@ class LeakageCheck:
                 return None
             return GateDecision(RUN, "leakage", "error", f"{self.summary}; ftgate_require_leakage_check is set", figures)
         if self.leaks:
-            shown = "; ".join(f"{name} = {self.data}:{line} ({how})" for name, line, how in self.leaks[:8])
+            shown = "; ".join(f"{name} = {where} ({how})" for name, where, how in self.leaks[:8])
             more = f" … {len(self.leaks) - 8} more" if len(self.leaks) > 8 else ""
             reason = (f"{len(self.leaks)} suite case(s) appear in the candidate's training data: {shown}{more}. A gate on "
                       "cases the model was trained on would lie: remove them from the training data (or the suite) "
@@ -55,35 +55,61 @@ def _locate(path: str, roots: Sequence[Path], near: Path | None) -> Path | None:
 
 
 def check_leakage(candidate: Any, suites: Sequence[Suite], explicit: Path | None, roots: Sequence[Path]) -> LeakageCheck:
-    """Check the candidate's training data against the suites (see the module's docstring)."""
-    from .files.datacheck import find_leaks, training_rows
-    from .stores.cache import sha256_file
-
+    """Check the candidate's training data against the suites (see the module's docstring): the data its manifest
+    names, and the data of every run it continued (`data.lineage`: resumed checkpoints)."""
     details = candidate.info.details
-    train = ((details.get("manifest") or {}).get("data") or {}).get("train") or {}
+    data = (details.get("manifest") or {}).get("data") or {}
+    train = data.get("train") or {}
+    adapter = Path(details["adapter"]) if details.get("adapter") else None
     if explicit is not None:
         if not explicit.is_file():
             return LeakageCheck(False, f"leakage not checked: --ftgate-train-data={explicit} is not a file")
-        path, recorded = explicit, None
+        files: list[tuple[Path, str | None]] = [(explicit, None)]
     elif train.get("path"):
-        adapter = Path(details["adapter"]) if details.get("adapter") else None
-        found = _locate(str(train["path"]), roots, adapter)
-        if found is None:
-            return LeakageCheck(False, f"leakage not checked: the training data its manifest names ({train['path']}) "
-                                       "is not here; run from where it was trained, or pass --ftgate-train-data=PATH")
-        path, recorded = found, train.get("sha256")
+        files = []
+        for entry in [train, *(e for e in data.get("lineage") or () if e != train)]:
+            found, why = _data_file(entry, roots, adapter)
+            if found is None:
+                return LeakageCheck(False, f"leakage not checked: {why}")
+            files.append(found)
     else:
         return LeakageCheck(False, f"leakage not checked: the candidate {candidate.info.name} names no training data "
                                    "(no ftgate.json manifest); pass --ftgate-train-data=PATH")
-    if recorded and sha256_file(path) != recorded:
-        return LeakageCheck(False, f"leakage not checked: {path} is not the file it was trained on (its sha256 "
-                                   "differs from the manifest's); restore it, or pass --ftgate-train-data=PATH")
-    rows = training_rows(path)
-    if not rows:  # nothing read is not "no leak"
-        return LeakageCheck(False, f"leakage not checked: {path} holds no valid SFT or DPO row (check it with "
-                                   "`ftgate data check`)")
-    leaks = tuple(find_leaks(rows, list(suites)))
+    return _check_files(files, suites)
+
+
+def _data_file(entry: dict[str, Any], roots: Sequence[Path], adapter: Path | None) -> tuple[Any, str]:
+    """((path, recorded sha256), "") for a data set of the manifest, or (None, why it cannot be checked)."""
+    from .stores.cache import sha256_file
+
+    if not entry.get("path"):
+        return None, (f"the adapter was resumed from {entry.get('resumed_from')}, {entry.get('note')}: what it was "
+                      "trained on is unknown; train from scratch, or pass --ftgate-train-data=PATH")
+    found = _locate(str(entry["path"]), roots, adapter)
+    if found is None:
+        return None, (f"the training data its manifest names ({entry['path']}) is not here; run from where it was "
+                      "trained, or pass --ftgate-train-data=PATH")
+    if entry.get("sha256") and sha256_file(found) != entry["sha256"]:
+        return None, (f"{found} is not the file it was trained on (its sha256 differs from the manifest's); restore "
+                      "it, or pass --ftgate-train-data=PATH")
+    return (found, entry.get("sha256")), ""
+
+
+def _check_files(files: Sequence[tuple[Path, str | None]], suites: Sequence[Suite]) -> LeakageCheck:
+    from .files.datacheck import find_leaks, training_rows
+
+    leaks: list[tuple[str, str, str]] = []
+    counted = []
+    for path, _ in files:
+        rows = training_rows(path)
+        if not rows:  # nothing read is not "no leak"
+            return LeakageCheck(False, f"leakage not checked: {path} holds no valid SFT or DPO row (check it with "
+                                       "`ftgate data check`)")
+        counted.append(f"{len(rows)} training rows of {path}")
+        leaks += [(name, f"{path}:{line}", how) for name, line, how in find_leaks(rows, list(suites))]
     n_cases = sum(len(s.cases) for s in suites)
-    summary = (f"leakage checked: {len(rows)} training rows of {path} against {n_cases} suite cases"
+    lineage = f" (the data of {len(files)} runs: this one and the ones it resumed)" if len(files) > 1 else ""
+    summary = (f"leakage checked: {' and '.join(counted)}{lineage} against {n_cases} suite cases"
                + ("" if leaks else ": none appears in the training data"))
-    return LeakageCheck(True, summary, str(path), leaks)
+    return LeakageCheck(True, summary, str(files[0][0]) if len(files) == 1 else ", ".join(str(p) for p, _ in files),
+                        tuple(leaks))

@@ -281,3 +281,37 @@ def test_an_adapter_trained_on_suite_cases_behind_a_greeting_is_blocked_at_the_g
     assert result.ret == 1, result.stdout.str()[-3000:]
     result.stdout.fnmatch_lines(["*leakage: BLOCK * suite case(s) appear in the candidate's training data: qa/q0 = "
                                  "*train.jsonl:* (exact, trained turn)*", "verdict: BLOCKED*"])
+
+
+def test_a_resumed_run_carries_the_data_of_the_run_it_resumed_into_the_gate(pytester, tiny_base):
+    """Training into the same directory with other data resumed from a checkpoint trained on exact copies of the
+    cases; the manifest named only the new data, and the gate said "leakage: PASS"."""
+    from pytest_ftgate.manifest import read_manifest
+    from pytest_ftgate.train.config import load_recipe
+    from pytest_ftgate.train.trainer import train
+
+    questions = [f"How long does a refund for order {i} take to reach my card?" for i in range(6)]
+    write(pytester.path / "suites/qa.yaml", "kind: format\ncases:\n" + "".join(
+        f"  - {{id: q{i}, input: '{q}'}}\n" for i, q in enumerate(questions)) +
+        "generate: {max_new_tokens: 3}\nscorers: [{regex: '.'}]\ngate: {min_pass_rate: 0.0}\n")
+
+    def rows(texts):
+        return "".join(json.dumps({"messages": [{"role": "user", "content": t}, {"role": "assistant", "content": "ok"}]}) + "\n"
+                       for t in texts)
+
+    leaky = write(pytester.path / "leaky.jsonl", rows(questions * 3))
+    clean = write(pytester.path / "clean.jsonl", rows(f"My parcel {i} arrived damaged, what now?" for i in range(18)))
+    recipe = ("method: sft\nmodel: {{base: {base}}}\ndata: {{train: {data}, eval_fraction: 0.2, max_length: 256}}\n"
+              "output_dir: {out}\nlora: {{r: 4, alpha: 8, target_modules: [q_proj, v_proj]}}\n"
+              "training: {{epochs: {epochs}, per_device_batch_size: 4, effective_batch_size: 4, learning_rate: 5.0e-3}}\n")
+    for data, epochs in ((leaky, 1), (clean, 3)):
+        write(pytester.path / "recipe.yaml", recipe.format(base=tiny_base, data=data, out=pytester.path / "run", epochs=epochs))
+        result = train(load_recipe(pytester.path / "recipe.yaml"))
+    assert result.resumed_from and result.steps_trained > 0  # the second run continued the first
+    lineage = read_manifest(pytester.path / "run").data["lineage"]
+    assert [Path(d["path"]).name for d in lineage] == ["leaky.jsonl", "clean.jsonl"]
+    gated = pytester.runpytest(f"--candidate={pytester.path / 'run'}", "-p", "no:cacheprovider",
+                               "-W", "ignore::pytest_ftgate.errors.FtgateWarning")
+    assert gated.ret == 1, gated.stdout.str()[-3000:]
+    gated.stdout.fnmatch_lines(["*leakage: BLOCK * suite case(s) appear in the candidate's training data: qa/q0 = "
+                                "*leaky.jsonl:* (exact, trained turn)*"])

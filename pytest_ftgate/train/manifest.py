@@ -2,7 +2,9 @@
 
 Besides the provenance, the manifest carries the cost of the training that produced the weights,
 which the gate's TCO reads. A run resumed from a checkpoint continues earlier runs, so each
-checkpoint records the time spent up to it (`ftgate-cost.json`), and the resumed run adds its own.
+checkpoint records the time spent up to it (`ftgate-cost.json`), and the resumed run adds its own;
+and the training data of every run that led to it (`ftgate-lineage.json`), which the manifest carries
+as `data.lineage` for the gate's leakage check: resuming with other data does not forget the first.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from .config import Recipe
 
 COST_FILE = "ftgate-cost.json"  # in each checkpoint directory
+LINEAGE_FILE = "ftgate-lineage.json"  # in each checkpoint directory: the data of every run that led to it
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,25 @@ def read_cost(checkpoint: Path) -> Cost | None:
 
 def write_cost(checkpoint: Path, cost: Cost) -> None:
     (Path(checkpoint) / COST_FILE).write_text(json.dumps(asdict(cost)) + "\n", encoding="utf-8")
+
+
+def read_lineage(checkpoint: Path) -> list[dict[str, Any]] | None:
+    """The training data of every run that led to a checkpoint (path, sha256, rows), or None where unrecorded."""
+    try:
+        data = json.loads((Path(checkpoint) / LINEAGE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return [d for d in data if isinstance(d, dict)] if isinstance(data, list) else None
+
+
+def write_lineage(checkpoint: Path, lineage: list[dict[str, Any]]) -> None:
+    (Path(checkpoint) / LINEAGE_FILE).write_text(json.dumps(lineage, indent=1) + "\n", encoding="utf-8")
+
+
+def extend_lineage(earlier: list[dict[str, Any]], data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The lineage of weights trained on `data` after `earlier`: each data set once, in the order first used."""
+    seen = {(d.get("path"), d.get("sha256")) for d in earlier}
+    return [*earlier, *([data] if (data.get("path"), data.get("sha256")) not in seen else [])]
 
 
 def epoch_evals(history: list[dict[str, Any]]) -> list[dict[str, Any]]:

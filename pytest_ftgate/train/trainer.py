@@ -27,7 +27,8 @@ from ..stores.cache import sha256_file
 from ..subjects.hub import resolve_model_dir
 from .config import Recipe, bf16_supported
 from ..files.training import load_rows
-from .manifest import Cost, build_manifest, device_info, read_cost, write_cost
+from .manifest import (Cost, build_manifest, device_info, extend_lineage, read_cost, read_lineage, write_cost,
+                       write_lineage)
 
 
 @dataclass(frozen=True)
@@ -241,7 +242,7 @@ def _name_base(adapter_dir: Path, name: str) -> None:
             path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 
-def _checkpoint_callback(cost_so_far: Callable[[], Cost], base_name: str) -> Any:
+def _checkpoint_callback(cost_so_far: Callable[[], Cost], base_name: str, lineage: list[dict[str, Any]]) -> Any:
     from transformers import TrainerCallback
     from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
@@ -253,6 +254,7 @@ def _checkpoint_callback(cost_so_far: Callable[[], Cost], base_name: str) -> Any
             checkpoint = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
             if state.is_world_process_zero and checkpoint.is_dir():
                 write_cost(checkpoint, cost_so_far())
+                write_lineage(checkpoint, lineage)
                 _name_base(checkpoint, base_name)
 
     return RecordInCheckpoint()
@@ -282,6 +284,17 @@ def _trainer(recipe: Recipe, model: Any, tokenizer: Any, datasets: tuple[Any, An
     # ref_model=None with a PEFT adapter: the reference is the same base with the adapter disabled
     config = DPOConfig(**args, beta=recipe.dpo.beta, loss_type=recipe.dpo.losses, loss_weights=recipe.dpo.loss_weights)
     return DPOTrainer(ref_model=None, args=config, **common)
+
+
+def _lineage_of(checkpoint: str | None) -> list[dict[str, Any]]:
+    """The data a resumed checkpoint was trained on; one it does not record is named as unknown, never dropped."""
+    if not checkpoint:
+        return []
+    found = read_lineage(Path(checkpoint))
+    if found is None:
+        return [{"path": None, "sha256": None, "resumed_from": str(checkpoint),
+                 "note": "a checkpoint that records no training data (written by another tool or version)"}]
+    return found
 
 
 def _existing_manifest(output_dir: Path) -> Manifest | None:
@@ -320,13 +333,15 @@ def train(recipe: Recipe, *, resume: bool = True) -> TrainResult:
     checkpoint = _last_checkpoint(output_dir) if resume else None
     earlier = read_cost(Path(checkpoint)) if checkpoint else Cost()  # None: a checkpoint that did not record it
     gpus = processes if device == "cuda" else 0
+    lineage = extend_lineage(_lineage_of(checkpoint), data_info["train"])
+    data_info = {**data_info, "lineage": lineage}
 
     def cost_so_far() -> Cost:
         return (earlier or Cost()).plus(time.time() - started, gpus)
 
     with library_deprecations():  # TRL and PEFT call transformers' renamed checkpointing methods
         trainer = _trainer(recipe, model, tokenizer, (train_ds, eval_ds), _args(recipe, device, eval_ds is not None),
-                           _checkpoint_callback(cost_so_far, adapter_base_name))
+                           _checkpoint_callback(cost_so_far, adapter_base_name, lineage))
         result = trainer.train(resume_from_checkpoint=checkpoint)
     steps = trainer.state.global_step - _step_of(checkpoint)
     main = trainer.is_world_process_zero()
