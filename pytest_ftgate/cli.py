@@ -70,7 +70,8 @@ def _promote(args: argparse.Namespace) -> int:
     from .errors import OptionError, SubjectError
     from .provenance import git_commit
     from .stores.cache import Cache
-    from .stores.promotion import Promotion, now, read_promotion, relative_spec, shipped_prompts, write_promotion
+    from .stores.promotion import (Promotion, golden_origins, now, read_promotion, relative_spec, shipped_prompts,
+                                   write_promotion)
     from .subjects import Resolver, SubjectOptions, subject_option_fields
 
     report = Path(args.report)
@@ -114,7 +115,7 @@ def _promote(args: argparse.Namespace) -> int:
                 "sha256": hashlib.sha256(report.read_bytes()).hexdigest(), "verdict": verdict,
                 "finished_at": (data.get("run") or {}).get("finished_at")},
         promoted_at=now(), git_commit=git_commit(), base_model=details.get("base_model"), previous=previous,
-        prompts=shipped_prompts(suites))
+        prompts=shipped_prompts(suites), origins=golden_origins(suites))
     path = write_promotion(suites, record)
     from .stores.history import mark_promoted
 

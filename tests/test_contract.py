@@ -257,61 +257,114 @@ def test_the_trend_draws_one_measure_per_suite(tmp_path):
     assert [p.run_id for p in trend] == [2, 0] and all(p.measure == measure for p in trend)
 
 
-def test_an_adapter_trained_on_suite_cases_behind_a_greeting_is_blocked_at_the_gate(pytester, tiny_base):
-    """The bundled trainer, a few steps, on rows whose last user turn is a suite case after one greeting turn: the gate
-    joined the user turns and compared whole rows, found none, and said "leakage: PASS"."""
+def _leaky_project(root: Path) -> list[str]:
+    questions = [f"How long does a refund for order {i} take to reach my card?" for i in range(6)]
+    write(root / "suites/qa.yaml", "kind: format\ncases:\n" + "".join(
+        f"  - {{id: q{i}, input: '{q}'}}\n" for i, q in enumerate(questions)) +
+        "generate: {max_new_tokens: 3}\nscorers: [{regex: '.'}]\ngate: {min_pass_rate: 0.0}\n")
+    return questions
+
+
+def _train(root: Path, base: Path, data: Path, out: Path, epochs: int = 1):
     from pytest_ftgate.train.config import load_recipe
     from pytest_ftgate.train.trainer import train
 
-    questions = [f"How long does a refund for order {i} take to reach my card?" for i in range(6)]
-    write(pytester.path / "suites/qa.yaml", "kind: format\ncases:\n" + "".join(
-        f"  - {{id: q{i}, input: '{q}'}}\n" for i, q in enumerate(questions)) +
-        "generate: {max_new_tokens: 3}\nscorers: [{regex: '.'}]\ngate: {min_pass_rate: 0.0}\n")
+    write(root / "recipe.yaml", f"method: sft\nmodel: {{base: {base}}}\n"
+          f"data: {{train: {data}, eval_fraction: 0.2, max_length: 256}}\noutput_dir: {out}\n"
+          "lora: {r: 4, alpha: 8, target_modules: [q_proj, v_proj]}\n"
+          f"training: {{epochs: {epochs}, per_device_batch_size: 4, effective_batch_size: 4, learning_rate: 5.0e-3}}\n")
+    return train(load_recipe(root / "recipe.yaml"))
+
+
+def test_an_adapter_trained_on_suite_cases_behind_a_greeting_is_blocked_at_the_gate(tmp_path, tiny_base, capsys):
+    """The bundled trainer, a few steps, on rows whose last user turn is a suite case after one greeting turn: the gate
+    joined the user turns and compared whole rows, found none, and said "leakage: PASS"."""
+    questions = _leaky_project(tmp_path)
     rows = [{"messages": [{"role": "user", "content": "Hi there!"}, {"role": "assistant", "content": "Hello! How can I help?"},
                           {"role": "user", "content": q}, {"role": "assistant", "content": "About five days."}]}
             for q in questions * 3]
-    data = write(pytester.path / "train.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-    write(pytester.path / "recipe.yaml", f"method: sft\nmodel: {{base: {tiny_base}}}\n"
-          f"data: {{train: {data}, eval_fraction: 0.2, max_length: 256}}\noutput_dir: {pytester.path / 'leaky'}\n"
-          "lora: {r: 4, alpha: 8, target_modules: [q_proj, v_proj]}\n"
-          "training: {epochs: 1, per_device_batch_size: 4, effective_batch_size: 4, learning_rate: 5.0e-3}\n")
-    train(load_recipe(pytester.path / "recipe.yaml"))
-    adapter = pytester.path / "leaky"
-    result = pytester.runpytest(f"--candidate={adapter}", "-p", "no:cacheprovider", "-W", "ignore::pytest_ftgate.errors.FtgateWarning")
-    assert result.ret == 1, result.stdout.str()[-3000:]
-    result.stdout.fnmatch_lines(["*leakage: BLOCK * suite case(s) appear in the candidate's training data: qa/q0 = "
-                                 "*train.jsonl:* (exact, trained turn)*", "verdict: BLOCKED*"])
+    data = write(tmp_path / "train.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    _train(tmp_path, tiny_base, data, tmp_path / "leaky")
+    capsys.readouterr()
+    assert gate(tmp_path, f"--candidate={tmp_path / 'leaky'}", f"--ftgate-report-dir={tmp_path / 'r'}") == 1
+    out = capsys.readouterr().out
+    assert "leakage: BLOCK 6 suite case(s) appear in the candidate's training data: qa/q0 = " in out
+    assert "train.jsonl:1 (exact, trained turn)" in out and "verdict: BLOCKED" in out
 
 
-def test_a_resumed_run_carries_the_data_of_the_run_it_resumed_into_the_gate(pytester, tiny_base):
+def test_a_resumed_run_carries_the_data_of_the_run_it_resumed_into_the_gate(tmp_path, tiny_base, capsys):
     """Training into the same directory with other data resumed from a checkpoint trained on exact copies of the
     cases; the manifest named only the new data, and the gate said "leakage: PASS"."""
     from pytest_ftgate.manifest import read_manifest
-    from pytest_ftgate.train.config import load_recipe
-    from pytest_ftgate.train.trainer import train
 
-    questions = [f"How long does a refund for order {i} take to reach my card?" for i in range(6)]
-    write(pytester.path / "suites/qa.yaml", "kind: format\ncases:\n" + "".join(
-        f"  - {{id: q{i}, input: '{q}'}}\n" for i, q in enumerate(questions)) +
-        "generate: {max_new_tokens: 3}\nscorers: [{regex: '.'}]\ngate: {min_pass_rate: 0.0}\n")
+    questions = _leaky_project(tmp_path)
 
     def rows(texts):
         return "".join(json.dumps({"messages": [{"role": "user", "content": t}, {"role": "assistant", "content": "ok"}]}) + "\n"
                        for t in texts)
 
-    leaky = write(pytester.path / "leaky.jsonl", rows(questions * 3))
-    clean = write(pytester.path / "clean.jsonl", rows(f"My parcel {i} arrived damaged, what now?" for i in range(18)))
-    recipe = ("method: sft\nmodel: {{base: {base}}}\ndata: {{train: {data}, eval_fraction: 0.2, max_length: 256}}\n"
-              "output_dir: {out}\nlora: {{r: 4, alpha: 8, target_modules: [q_proj, v_proj]}}\n"
-              "training: {{epochs: {epochs}, per_device_batch_size: 4, effective_batch_size: 4, learning_rate: 5.0e-3}}\n")
-    for data, epochs in ((leaky, 1), (clean, 3)):
-        write(pytester.path / "recipe.yaml", recipe.format(base=tiny_base, data=data, out=pytester.path / "run", epochs=epochs))
-        result = train(load_recipe(pytester.path / "recipe.yaml"))
+    leaky = write(tmp_path / "leaky.jsonl", rows(questions * 3))
+    clean = write(tmp_path / "clean.jsonl", rows(f"My parcel {i} arrived damaged, what now?" for i in range(18)))
+    _train(tmp_path, tiny_base, leaky, tmp_path / "run", epochs=1)
+    result = _train(tmp_path, tiny_base, clean, tmp_path / "run", epochs=3)
     assert result.resumed_from and result.steps_trained > 0  # the second run continued the first
-    lineage = read_manifest(pytester.path / "run").data["lineage"]
+    lineage = read_manifest(tmp_path / "run").data["lineage"]
     assert [Path(d["path"]).name for d in lineage] == ["leaky.jsonl", "clean.jsonl"]
-    gated = pytester.runpytest(f"--candidate={pytester.path / 'run'}", "-p", "no:cacheprovider",
-                               "-W", "ignore::pytest_ftgate.errors.FtgateWarning")
-    assert gated.ret == 1, gated.stdout.str()[-3000:]
-    gated.stdout.fnmatch_lines(["*leakage: BLOCK * suite case(s) appear in the candidate's training data: qa/q0 = "
-                                "*leaky.jsonl:* (exact, trained turn)*"])
+    capsys.readouterr()
+    assert gate(tmp_path, f"--candidate={tmp_path / 'run'}", f"--ftgate-report-dir={tmp_path / 'r'}") == 1
+    out = capsys.readouterr().out
+    assert "leakage: BLOCK" in out and "qa/q0 = " in out and "leaky.jsonl:1 (exact, trained turn)" in out
+    assert "the data of 2 runs" not in out  # a block names the lines; the summary of a clean check names the runs
+
+
+def golden_project(root: Path, n: int = 20) -> Path:
+    suites = root / "suites"
+    write(suites / "g.yaml", "kind: golden\ncases: g.jsonl\nscorers: [exact]\n")
+    write(suites / "g.jsonl", "".join(json.dumps({"id": f"g{i}", "input": f"q{i}", "expected": f"x{i}"}) + "\n"
+                                      for i in range(n)))
+    for name, wrong in (("base", ()), ("prod", ()), ("next", (0, 1, 2))):
+        write(root / f"{name}.jsonl", "".join(json.dumps({"id": f"g{i}", "output": "no" if i in wrong else f"x{i}",
+                                                          "model": name}) + "\n" for i in range(n)))
+    return suites
+
+
+def test_a_golden_file_deleted_and_frozen_again_keeps_its_origin(tmp_path, capsys):
+    """Deleting the golden file and freezing again, as the "no golden file" error says, wrote goldens with no origin,
+    and max_drift stopped being checked."""
+    suites = golden_project(tmp_path)
+    base, prod, nxt = (str(tmp_path / f"{n}.jsonl") for n in ("base", "prod", "next"))
+    assert gate(tmp_path, f"--baseline={base}", "--ftgate-update-goldens", f"--ftgate-report-dir={tmp_path / 'r0'}") == 0
+    assert gate(tmp_path, f"--baseline={base}", f"--candidate={prod}", f"--ftgate-report-dir={tmp_path / 'r1'}") == 0
+    assert promote(tmp_path, "r1") == 0
+    first = json.loads((suites / "g.goldens.json").read_text())
+    (suites / "g.goldens.json").unlink()
+    assert gate(tmp_path, "--baseline=promoted", "--ftgate-update-goldens", f"--ftgate-report-dir={tmp_path / 'r2'}") == 0
+    again = json.loads((suites / "g.goldens.json").read_text())
+    assert again["origin"]["identity"] == first["baseline_identity"] and len(again["origin"]["goldens"]) == 20
+    capsys.readouterr()
+    # drift is bounded again: the next candidate loses 3 of the first model's 20 goldens (15%, over 10%)
+    assert gate(tmp_path, f"--candidate={nxt}", "--ftgate-fail=golden:100%", f"--ftgate-report-dir={tmp_path / 'r3'}") == 1
+    assert "drift since the first frozen goldens" in capsys.readouterr().out
+
+
+def test_drift_in_another_dtype_leaves_out_what_production_fails_there_and_says_so(tmp_path):
+    from pytest_ftgate.kinds.golden import decide_goldens
+    from pytest_ftgate.stores.goldens import Origin, read_goldens, write_goldens
+    from tests.test_eval_speed import _suite_result
+
+    path = tmp_path / "g.goldens.json"
+    origin = Origin("weights:base", "base", "then", {f"c{i}": None for i in range(40)}, "float32")
+    frozen = _suite_result("float32", {f"c{i}": True for i in range(40)})
+    write_goldens(path, frozen, None, origin)
+    data = json.loads(path.read_text())  # the goldens' hashes are the cases' own; the origin's too
+    data["origin"]["goldens"] = data["goldens"]
+    data["baseline_identity"] = "weights:prod"
+    path.write_text(json.dumps(data))
+    golden = read_goldens(path)
+    # in bfloat16 production fails c0..c4 (and so does the candidate): 5 of 40 is 12.5%, over the 10% drift bound
+    baseline = _suite_result("bfloat16", {f"c{i}": i >= 5 for i in range(40)})
+    candidate = _suite_result("bfloat16", {f"c{i}": i >= 5 for i in range(40)}, "candidate")
+    decision = decide_goldens("g", {"max_regression": 0.05, "max_drift": 0.10}, baseline, candidate, golden)
+    assert decision.status == "passed" and decision.figures["drift_k"] == 0 and decision.figures["drift_n"] == 35
+    assert any("5 of the first frozen goldens (frozen in float32) that production fails in bfloat16 are not counted" in w
+               for w in decision.warnings)

@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from ..errors import SuiteError
 from ..types import SuiteResult
@@ -43,9 +44,15 @@ class Origin:
     name: str
     frozen_at: str
     hashes: dict[str, str]
+    dtype: str | None = None  # what the first model computed in when they were frozen
+
+    @classmethod
+    def from_json(cls, o: dict[str, Any]) -> Origin:
+        return cls(o.get("identity"), str(o.get("name", "")), str(o.get("frozen_at", "")),
+                   {g["id"]: g["hash"] for g in o["goldens"]}, o.get("dtype"))
 
     def to_json(self) -> dict[str, object]:
-        return {"identity": self.identity, "name": self.name, "frozen_at": self.frozen_at,
+        return {"identity": self.identity, "name": self.name, "frozen_at": self.frozen_at, "dtype": self.dtype,
                 "goldens": [{"id": i, "hash": h} for i, h in self.hashes.items()]}
 
 
@@ -79,8 +86,7 @@ def read_goldens(path: Path) -> GoldenSet | None:
     if isinstance(data.get("origin"), dict):
         o = data["origin"]
         try:
-            origin = Origin(o.get("identity"), str(o.get("name", "")), str(o.get("frozen_at", "")),
-                            {g["id"]: g["hash"] for g in o["goldens"]})
+            origin = Origin.from_json(o)
         except (KeyError, TypeError) as exc:
             raise SuiteError(f"the golden file's origin is damaged ({exc}); restore it from git", path) from None
     dtype = data.get("baseline_dtype")
@@ -90,17 +96,17 @@ def read_goldens(path: Path) -> GoldenSet | None:
                      definition=definition, name=data.get("baseline_name") or None)
 
 
-def write_goldens(path: Path, baseline: SuiteResult, definition: dict[str, str] | None = None) -> GoldenSet:
+def write_goldens(path: Path, baseline: SuiteResult, definition: dict[str, str] | None = None,
+                  kept_origin: Origin | None = None) -> GoldenSet:
     """Freeze the cases this baseline passes. Re-frozen on another model (goldens follow production), the
     file keeps the goldens of the first model they were frozen on, as `origin`, to bound drift."""
     passed = [r.case for r in baseline.results if r.passed]
     previous = read_goldens(path) if path.exists() else None
     identity = baseline.subject.model_identity
-    origin = previous.origin if previous is not None else None
+    # a file deleted and frozen again (as the "no golden file" error says) keeps the origin a promotion recorded
+    origin = previous.origin if previous is not None else kept_origin
     if previous is not None and origin is None and previous.identity and previous.identity != identity:
-        frozen_at = json.loads(path.read_text(encoding="utf-8")).get("frozen_at", "")
-        origin = Origin(previous.identity, json.loads(path.read_text(encoding="utf-8")).get("baseline_name", ""),
-                        frozen_at, previous.hashes)
+        origin = as_origin(previous, json.loads(path.read_text(encoding="utf-8")).get("frozen_at", ""))
     data = {
         "schema_version": SCHEMA_VERSION,
         "suite": baseline.suite,
@@ -119,6 +125,11 @@ def write_goldens(path: Path, baseline: SuiteResult, definition: dict[str, str] 
     return GoldenSet(path=path, hashes={c.id: c.content_hash for c in passed}, baseline=data["baseline"],
                      identity=identity, origin=origin, dtype=data["baseline_dtype"], definition=definition,
                      name=baseline.subject.name)
+
+
+def as_origin(golden: GoldenSet, frozen_at: str = "") -> Origin:
+    """A golden set as the first frozen goldens of the models after it."""
+    return golden.origin or Origin(golden.identity, golden.name or "", frozen_at, dict(golden.hashes), golden.dtype)
 
 
 def split_goldens(golden: GoldenSet, baseline: SuiteResult) -> GoldenSplit:

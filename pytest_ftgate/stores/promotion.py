@@ -39,6 +39,9 @@ class Promotion:
     # what it shipped with: each suite file's candidate prompt when it was promoted (relative path -> system and
     # few-shot turns); later gates serve it with these, whatever the suites say now
     prompts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # each golden suite's first frozen goldens (relative path -> golden origin), so that drift stays bounded when a
+    # golden file is deleted and frozen again
+    origins: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def resolved_spec(self, directory: Path) -> str:
         """The spec as a subject builds it: a relative path read from the record's directory."""
@@ -65,6 +68,38 @@ def shipped_prompts(suites_dir: Path) -> dict[str, dict[str, Any]]:
         found[path.relative_to(suites_dir).as_posix()] = {"system": prompt.system,
                                                           "few_shot": [list(turn) for turn in prompt.few_shot]}
     return found
+
+
+def golden_origins(suites_dir: Path) -> dict[str, dict[str, Any]]:
+    """Each golden suite's origin as a promotion keeps it: the file's own origin, else its goldens (the first)."""
+    from ..errors import SuiteError
+    from ..suite import load_suite
+    from .goldens import as_origin, read_goldens
+
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted(p for p in Path(suites_dir).rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()):
+        try:
+            suite = load_suite(path)
+            golden = read_goldens(suite.options["goldens"]) if suite.kind == "golden" else None
+        except SuiteError:
+            continue
+        if golden is not None:
+            frozen_at = str(json.loads(golden.path.read_text(encoding="utf-8")).get("frozen_at", ""))
+            found[path.relative_to(suites_dir).as_posix()] = as_origin(golden, frozen_at).to_json()
+    return found
+
+
+def kept_origin(suite_path: Path) -> Any:
+    """The origin a promotion record above a suite keeps for it, or None."""
+    from .goldens import Origin
+
+    for directory in list(Path(suite_path).resolve().parents)[:4]:
+        if (directory / FILENAME).is_file():
+            record = read_promotion(directory)
+            key = Path(suite_path).resolve().relative_to(directory).as_posix()
+            kept = record.origins.get(key) if record is not None else None
+            return Origin.from_json(kept) if kept else None
+    return None
 
 
 def as_prompt(recorded: dict[str, Any]) -> Any:
