@@ -70,8 +70,8 @@ def _promote(args: argparse.Namespace) -> int:
     from .errors import OptionError, SubjectError
     from .provenance import git_commit
     from .stores.cache import Cache
-    from .stores.promotion import (Promotion, golden_origins, now, read_promotion, relative_spec, shipped_prompts,
-                                   write_promotion)
+    from .contract import golden_origins, shipped_prompts
+    from .stores.promotion import Promotion, now, read_promotion, relative_spec, write_promotion
     from .subjects import Resolver, SubjectOptions, subject_option_fields
 
     report = Path(args.report)

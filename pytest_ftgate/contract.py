@@ -21,7 +21,8 @@ New checks of what a promotion needs are added here as clauses, not scattered ac
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,18 +68,22 @@ class Terms:
 def project_suites(suites_dir: Path) -> dict[str, str]:
     """Every suite file under the suites directory -> its suite hash (what its cases, prompts, decoding and
     scorers are). A file that does not load is listed with the reason, which no gated hash matches."""
+    return {name: suite.hash if not isinstance(suite, Exception) else f"unloadable: {suite}"
+            for name, suite in _suite_files(suites_dir)}
+
+
+def _suite_files(suites_dir: Path) -> Iterator[tuple[str, Any]]:
+    """(path relative to the suites directory, its Suite, or the SuiteError it raised), for each YAML file under it."""
     from .errors import SuiteError
     from .suite import load_suite
 
-    found: dict[str, str] = {}
-    if not suites_dir.is_dir():
-        return found
-    for path in sorted(p for p in suites_dir.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()):
+    if not Path(suites_dir).is_dir():
+        return
+    for path in sorted(p for p in Path(suites_dir).rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()):
         try:
-            found[_relative(path, suites_dir)] = load_suite(path).hash
+            yield _relative(path, suites_dir), load_suite(path)
         except SuiteError as exc:
-            found[_relative(path, suites_dir)] = f"unloadable: {exc}"
-    return found
+            yield _relative(path, suites_dir), exc
 
 
 def _relative(path: Path, suites_dir: Path) -> str:
@@ -169,6 +174,32 @@ def _intact(report_path: Path, history: Path | None) -> list[Breach]:
            else "the history holds no run that wrote this report")
     return [Breach(INTACT_RECORD, f"{report_path}: {why} ({history}). Gate again, and promote the report that run "
                                   "writes, unedited")]
+
+
+# ---- what a promotion records besides the model ----------------------------------------------------------
+def shipped_prompts(suites_dir: Path) -> dict[str, dict[str, Any]]:
+    """Each suite file's candidate prompt, as a promotion records it: production answers with these later."""
+    return {name: {"system": s.prompts["candidate"].system, "few_shot": [list(t) for t in s.prompts["candidate"].few_shot]}
+            for name, s in _suite_files(suites_dir) if not isinstance(s, Exception)}
+
+
+def golden_origins(suites_dir: Path) -> dict[str, dict[str, Any]]:
+    """Each golden suite's origin as a promotion keeps it: the file's own origin, else its goldens (the first)."""
+    from .errors import SuiteError
+    from .stores.goldens import as_origin, read_goldens
+
+    found: dict[str, dict[str, Any]] = {}
+    for name, suite in _suite_files(suites_dir):
+        if isinstance(suite, Exception) or suite.kind != "golden":
+            continue
+        try:
+            golden = read_goldens(suite.options["goldens"])
+        except SuiteError:
+            continue
+        if golden is not None:
+            frozen_at = str(json.loads(golden.path.read_text(encoding="utf-8")).get("frozen_at", ""))
+            found[name] = as_origin(golden, frozen_at).to_json()
+    return found
 
 
 def refusal(report_path: Path, breaches: Sequence[Breach]) -> str:

@@ -110,6 +110,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _write_outputs(root / "bad.jsonl", regress_3 | fmt_all, latency_s=0.20)
     assert _gate(root, "freeze", root / "suites/qa.yaml", "--ftgate-update-goldens") == 0
     assert (root / "suites/qa.goldens.json").exists()
+    # an earlier gate of a candidate: the trend draws one measure per suite, and the freeze measured the baseline
+    assert _gate(root, "earlier", root / "suites", "--candidate", str(root / "good.jsonl")) == 0
     return root
 
 
@@ -190,7 +192,7 @@ def _check_page(driver: Any, page: Path, report: dict[str, Any]) -> list[list[st
     assert [row[-1] for row in suites] == [STATUS_MARK[s["summary"]["decision"]] for s in report["suites"]]
 
     plots = _plots(driver)
-    # the subjects report tokens and latency, and the history holds the run that froze the goldens: four plots
+    # the subjects report tokens and latency, and the history holds an earlier gate of a candidate: four plots
     assert len(plots) == 4, f"expected the pass rate, latency, trend and cost plots, found {plots}"
     assert any(p["caption"].startswith("Trend:") for p in plots)
     for plot in plots:

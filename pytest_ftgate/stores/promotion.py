@@ -54,41 +54,6 @@ class Promotion:
         return asdict(self)
 
 
-def shipped_prompts(suites_dir: Path) -> dict[str, dict[str, Any]]:
-    """Each suite file's candidate prompt, as a promotion records it (files that do not load are left out)."""
-    from ..errors import SuiteError
-    from ..suite import load_suite
-
-    found: dict[str, dict[str, Any]] = {}
-    for path in sorted(p for p in Path(suites_dir).rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()):
-        try:
-            prompt = load_suite(path).prompts["candidate"]
-        except SuiteError:
-            continue
-        found[path.relative_to(suites_dir).as_posix()] = {"system": prompt.system,
-                                                          "few_shot": [list(turn) for turn in prompt.few_shot]}
-    return found
-
-
-def golden_origins(suites_dir: Path) -> dict[str, dict[str, Any]]:
-    """Each golden suite's origin as a promotion keeps it: the file's own origin, else its goldens (the first)."""
-    from ..errors import SuiteError
-    from ..suite import load_suite
-    from .goldens import as_origin, read_goldens
-
-    found: dict[str, dict[str, Any]] = {}
-    for path in sorted(p for p in Path(suites_dir).rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()):
-        try:
-            suite = load_suite(path)
-            golden = read_goldens(suite.options["goldens"]) if suite.kind == "golden" else None
-        except SuiteError:
-            continue
-        if golden is not None:
-            frozen_at = str(json.loads(golden.path.read_text(encoding="utf-8")).get("frozen_at", ""))
-            found[path.relative_to(suites_dir).as_posix()] = as_origin(golden, frozen_at).to_json()
-    return found
-
-
 def kept_origin(suite_path: Path) -> Any:
     """The origin a promotion record above a suite keeps for it, or None."""
     from .goldens import Origin
