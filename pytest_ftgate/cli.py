@@ -119,7 +119,7 @@ def _promote(args: argparse.Namespace) -> int:
     path = write_promotion(suites, record)
     from .stores.history import mark_promoted
 
-    mark_promoted(args.history, report, record)
+    mark_promoted(args.history, report, record, suites)
     print(f"promoted {candidate['name']} (fingerprint {candidate['fingerprint'][:12]}); wrote {path}")
     if earlier:
         print(f"  it replaces {earlier.name}, promoted {earlier.promoted_at} (kept in the record's `previous`)")

@@ -420,11 +420,12 @@ def _promotion_for_contract(config: RunConfig) -> Any:
 
     promotion = read_promotion(config.suites_dir)
     if promotion is None and config.baseline is None:
-        last = last_promotion(config.history)
+        last = last_promotion(config.history, config.suites_dir)
         if last is not None:
             raise OptionError(
                 f"there is no promotion record at {record_path(config.suites_dir)}, but the history "
-                f"({config.history}) shows {last['candidate']} promoted (gated {last['finished_at']}): without the record "
+                f"({config.history}) shows {last['candidate']} promoted for these suites ({last['promoted_at']}): "
+                "without the record "
                 "this gate would compare against the base model, not production. Restore the record from git "
                 f"(git checkout -- {record_path(config.suites_dir)}), or pass --baseline to look against another model")
     return promotion

@@ -134,6 +134,10 @@ def test_a_candidate_is_promoted_only_against_production(tmp_path, capsys, own_h
     assert gate(tmp_path, f"--candidate={better}", f"--ftgate-report-dir={tmp_path / 'r5'}") == EXIT_USAGE
     said = capsys.readouterr().err
     assert f"there is no promotion record at {record}" in said and "shows" in said and "promoted" in said
+    # another suites directory sharing the history has had no promotion: nothing is missing there
+    project(tmp_path / "other")
+    assert gate(tmp_path / "other", f"--baseline={base}", f"--candidate={better}",
+                f"--ftgate-report-dir={tmp_path / 'r6'}") == 0
 
 
 @pytest.mark.parametrize("history", ["off"])

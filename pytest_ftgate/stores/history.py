@@ -51,6 +51,12 @@ CREATE TABLE IF NOT EXISTS suites (
     regressed_ids TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS suites_by_name ON suites(suite, run_id);
+CREATE TABLE IF NOT EXISTS promotions (
+    suites_dir TEXT NOT NULL,
+    candidate TEXT NOT NULL,
+    promoted_at TEXT NOT NULL,
+    report_sha256 TEXT
+);
 """
 
 
@@ -128,14 +134,18 @@ def record_run(path: Path | None, view: Any, report_path: Path | None, report_sh
     return run_id
 
 
-def mark_promoted(path_value: str | None, report: Path, record: Any) -> bool:
-    """Mark the run whose report this is as promoted; False when the store does not hold it."""
+def mark_promoted(path_value: str | None, report: Path, record: Any, suites_dir: Path | None = None) -> bool:
+    """Mark the run whose report this is as promoted, and record the promotion for its suites directory; False
+    when the store does not hold the run."""
     path = history_path(path_value)
     if path is None or not path.exists():
         return False
     sha = file_sha256(report)
     with opened(path) as db:
         cur = db.execute("UPDATE runs SET promoted = 1 WHERE report_sha256 = ?", (sha,))
+        if suites_dir is not None:
+            db.execute("INSERT INTO promotions VALUES (?, ?, ?, ?)",
+                       (str(Path(suites_dir).resolve()), record.name, record.promoted_at, sha))
         return cur.rowcount > 0
 
 
@@ -151,14 +161,14 @@ def report_recorded(path: Path, report: Path) -> tuple[bool, bool]:
     return by_sha, by_path
 
 
-def last_promotion(path: Path | None) -> dict[str, Any] | None:
-    """The newest run the store marks as promoted (its candidate and when), or None."""
+def last_promotion(path: Path | None, suites_dir: Path) -> dict[str, Any] | None:
+    """The newest promotion the store recorded for this suites directory (the model and when), or None."""
     if path is None or not path.exists():
         return None
     with opened(path) as db:
-        row = db.execute("SELECT candidate, finished_at, report_path FROM runs WHERE promoted = 1 ORDER BY id DESC "
-                         "LIMIT 1").fetchone()
-    return None if row is None else {"candidate": row[0], "finished_at": row[1], "report_path": row[2]}
+        row = db.execute("SELECT candidate, promoted_at FROM promotions WHERE suites_dir = ? ORDER BY rowid DESC LIMIT 1",
+                         (str(Path(suites_dir).resolve()),)).fetchone()
+    return None if row is None else {"candidate": row[0], "promoted_at": row[1]}
 
 
 def runs(path: Path, suite: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
