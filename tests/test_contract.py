@@ -5,6 +5,7 @@ here do not depend on any model's arithmetic."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -372,3 +373,19 @@ def test_drift_in_another_dtype_leaves_out_what_production_fails_there_and_says_
     assert decision.status == "passed" and decision.figures["drift_k"] == 0 and decision.figures["drift_n"] == 35
     assert any("5 of the first frozen goldens (frozen in float32) that production fails in bfloat16 are not counted" in w
                for w in decision.warnings)
+
+
+def test_goldens_bind_the_baselines_chat_template(tmp_path, tiny_base, tiny_adapter, capsys):
+    shutil.copytree(tiny_base, tmp_path / "base")
+    write(tmp_path / "suites/g.yaml", "kind: golden\ncases:\n" + "".join(f"  - {{id: g{i}, input: 'question {i}'}}\n"
+                                                                       for i in range(4))
+          + "generate: {max_new_tokens: 3}\nscorers: [{regex: '.'}]\n")
+    base = f"--baseline={tmp_path / 'base'}"
+    assert gate(tmp_path, base, "--ftgate-update-goldens", f"--ftgate-report-dir={tmp_path / 'r0'}") == 0
+    assert "template" in json.loads((tmp_path / "suites/g.goldens.json").read_text())["definition"]
+    template = tmp_path / "base/chat_template.jinja"
+    template.write_text(template.read_text().replace("{{", "{{- ' ' }}{{", 1))  # another layout of every chat
+    capsys.readouterr()
+    assert gate(tmp_path, f"--candidate={tiny_adapter}", f"--ftgate-base={tmp_path / 'base'}",
+                f"--ftgate-report-dir={tmp_path / 'r1'}") == 6
+    assert "the baseline's chat template or tokenizer" in capsys.readouterr().out

@@ -67,7 +67,7 @@ def prepare(suite: Any, baseline: SuiteResult, update: bool) -> GoldenState:
         from ..stores.promotion import kept_origin
 
         kept = None if path.exists() else kept_origin(suite.path)
-        return GoldenState(write_goldens(path, baseline, suite.definition, kept), written=True)
+        return GoldenState(write_goldens(path, baseline, _definition(suite, baseline), kept), written=True)
     return GoldenState(read_goldens(path))
 
 
@@ -102,11 +102,11 @@ def decide_regressions(ctx: DecisionContext) -> GateDecision:
             "promotion record, that is the default baseline: drop --baseline). Re-freezing on this baseline with "
             "--ftgate-update-goldens would replace those goldens: do it only to move them on purpose",
         )
-    rebound = _definition_changes(state.golden, ctx.suite)
+    rebound = _definition_changes(state.golden, _definition(ctx.suite, ctx.baseline))
     if rebound:
         return GateDecision(
             ctx.suite.name, "regressions", "error",
-            f"what decides a pass changed since {path.name} was frozen: the suite's {' and '.join(rebound)}. A golden "
+            f"what decides a pass changed since {path.name} was frozen: the {' and '.join(rebound)}. A golden "
             "counts a case the baseline passed under the definitions it was frozen with; loosened scorers, another "
             "prompt or other decoding would count it under others. Re-freeze on purpose "
             "(`pytest --baseline=... --ftgate-update-goldens`), review the diff, and commit it; or restore the suite",
@@ -119,13 +119,20 @@ def decide_regressions(ctx: DecisionContext) -> GateDecision:
     return decision
 
 
-def _definition_changes(golden: GoldenSet, suite: Any) -> list[str]:
-    """Which parts of what decides a pass differ from the ones the goldens were frozen with."""
+def _definition(suite: Any, baseline: SuiteResult) -> dict[str, str]:
+    """What decides a pass: the suite's scorers, prompts and decoding, and the baseline's chat template (local models)."""
+    template = baseline.subject.details.get("template")
+    return {**suite.definition, **({"template": template} if template else {})}
+
+
+def _definition_changes(golden: GoldenSet, now: dict[str, str]) -> list[str]:
+    """Which parts of what decides a pass differ from the ones the goldens were frozen with (a part recorded on one
+    side only, such as the template of a file frozen before it was recorded, is not compared)."""
     if golden.definition is None:
         return []
-    now = suite.definition
-    names = {"scorers": "scorers (with their arguments)", "prompts": "prompts", "generate": "generation parameters"}
-    return [names.get(k, k) for k in now if golden.definition.get(k) != now[k]]
+    names = {"scorers": "suite's scorers (with their arguments)", "prompts": "suite's prompts",
+             "generate": "suite's generation parameters", "template": "baseline's chat template or tokenizer"}
+    return [names.get(k, k) for k in now if k in golden.definition and golden.definition[k] != now[k]]
 
 
 def decide_goldens(suite_name: str, gate: dict[str, Any], baseline: SuiteResult, candidate: SuiteResult,

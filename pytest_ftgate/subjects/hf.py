@@ -8,6 +8,8 @@ adapter_config.json) resolves from the user's Hugging Face cache as transformers
 
 from __future__ import annotations
 
+import hashlib
+
 import argparse
 import json
 from collections.abc import Sequence
@@ -112,7 +114,9 @@ class HFSubject(Subject):
         name = str(adapter or engine.base_dir)
         details: dict[str, Any] = {"base_model": str(engine.base_dir), "load_in_4bit": engine.load_in_4bit,
                                    "batch_size": engine.batch_size or "auto", "dtype": engine.compute_dtype,
-                                   "device": engine.device}
+                                   "device": engine.device,
+                                   # the chat template and tokenizer files, hashed: golden files bind what they were frozen with
+                                   "template": hashlib.sha256(engine.tokenizer_fingerprint.encode()).hexdigest()[:16]}
         training = None
         if adapter is not None:
             details["adapter"] = str(adapter)
