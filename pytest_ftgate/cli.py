@@ -158,6 +158,17 @@ def _history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _share(text: str) -> float:
+    """argparse `type=` for a share of rows: a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a share from 0 to 1 (0.2 for 20%), got {text}")
+    return value
+
+
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else "…" + text[-(width - 1):]
 
@@ -270,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     limport.add_argument("--clusters", type=int, help="number of failure-mode clusters (default: from the number of rows)")
     limport.add_argument("--seed", type=int, default=0, help="seed of the train/eval split and the clustering (default 0)")
     limport.add_argument("--force", action="store_true", help="write into --out even if it holds files")
-    limport.add_argument("--max-rejected", type=float, default=0.2,
+    limport.add_argument("--max-rejected", type=_share, default=0.2,
                          help="the largest share of rejected rows a log may have and still be imported (default 0.2)")
     limport.set_defaults(func=_logs_import)
     pricing = sub.add_parser("pricing", help="print the bundled pricing file, to copy, edit and pass as --ftgate-pricing")

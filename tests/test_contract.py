@@ -176,6 +176,22 @@ def test_goldens_bind_what_decides_a_pass(tmp_path, capsys, change, said):
     assert f"what decides a pass changed since g.goldens.json was frozen: the suite's {said}" in out
 
 
+@pytest.mark.parametrize(("definition", "said"), [
+    (None, "does not record what decided a pass"),
+    ({}, "the suite's scorers (with their arguments) and suite's prompts and suite's generation parameters"),
+])
+def test_a_golden_file_whose_definition_is_gone_binds_nothing_and_stops_the_gate(tmp_path, capsys, definition, said):
+    """An emptied or removed `definition` must not read as "nothing changed"."""
+    suites = golden_project(tmp_path)
+    base, nxt = str(tmp_path / "base.jsonl"), str(tmp_path / "next.jsonl")
+    assert gate(tmp_path, f"--baseline={base}", "--ftgate-update-goldens", f"--ftgate-report-dir={tmp_path / 'r0'}") == 0
+    frozen = json.loads((suites / "g.goldens.json").read_text())
+    (suites / "g.goldens.json").write_text(json.dumps({**frozen, "definition": definition}))
+    capsys.readouterr()
+    assert gate(tmp_path, f"--baseline={base}", f"--candidate={nxt}", f"--ftgate-report-dir={tmp_path / 'r1'}") == 6
+    assert said in capsys.readouterr().out
+
+
 @pytest.fixture
 def echo_kind():
     """`echo:NAME`: a subject that answers every case with the system prompt it was given, so what a test reads

@@ -37,7 +37,7 @@ def results(suite, subject, failing=(), unscored=()) -> SuiteResult:
 def gate_goldens(tmp_path, n, cand_failing, base_failing=(), gate="{max_regression: 0.05}", unscored=()):
     suite = golden_suite(tmp_path, n, gate)
     base = results(suite, BASE, base_failing)
-    golden = write_goldens(suite.options["goldens"], base)
+    golden = write_goldens(suite.options["goldens"], base, suite.definition)  # frozen as the kind freezes
     cand = results(suite, CAND, cand_failing, unscored)
     decisions, cmp = decide(suite, effective_gate(suite), base, cand, GoldenState(golden))
     return decisions[0], cmp
@@ -88,7 +88,7 @@ def test_strict_mode_is_inconclusive_between_bound_and_threshold(tmp_path):
 
 def test_goldens_are_what_the_baseline_passed_and_stale_ones_are_not_counted(tmp_path):
     suite = golden_suite(tmp_path, 10)
-    golden = write_goldens(suite.options["goldens"], results(suite, BASE, failing=["c9"]))
+    golden = write_goldens(suite.options["goldens"], results(suite, BASE, failing=["c9"]), suite.definition)
     assert set(golden.hashes) == {f"c{i}" for i in range(9)}
     assert read_goldens(suite.options["goldens"]).hashes == golden.hashes
     base_now = results(suite, BASE, failing=["c9", "c0"])  # c0 no longer passes: stale

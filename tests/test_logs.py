@@ -88,6 +88,10 @@ def test_bad_log_input_is_a_clear_error(tmp_path, capsys):
     said = capsys.readouterr().err
     assert "5 of 7 rows rejected" in said and "more than --max-rejected 0.2 allows" in said
     assert not (tmp_path / "m").exists()
+    for bad in ("-1", "5", "nan", "lots"):  # a share that could let any log through, or none, is refused by name
+        with pytest.raises(SystemExit) as exit_:
+            main(["logs", "import", str(mostly), "--format", "generic", "--out", str(tmp_path / "m"), "--max-rejected", bad])
+        assert exit_.value.code == 2 and "--max-rejected" in capsys.readouterr().err
     assert main(["logs", "import", str(mostly), "--format", "generic", "--out", str(tmp_path / "m"),
                  "--max-rejected", "0.8"]) == 0
     assert main(["logs", "import", str(tmp_path / "none.jsonl"), "--format", "openai", "--out", str(tmp_path / "o")]) == EXIT_USAGE

@@ -6,7 +6,7 @@ the gate blocks when more than `max_regression` of the frozen goldens fail for t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,12 @@ def decide_regressions(ctx: DecisionContext) -> GateDecision:
             "promotion record, that is the default baseline: drop --baseline). Re-freezing on this baseline with "
             "--ftgate-update-goldens would replace those goldens: do it only to move them on purpose",
         )
+    if state.golden.definition is None:
+        return GateDecision(
+            ctx.suite.name, "regressions", "error",
+            f"{path} does not record what decided a pass when it was frozen (the suite's scorers, prompts and "
+            "decoding; written by an older pytest-ftgate, or edited), so a change to them would go unnoticed; "
+            "refreeze it with --ftgate-update-goldens and commit it")
     rebound = _definition_changes(state.golden, _definition(ctx.suite, ctx.baseline))
     if rebound:
         return GateDecision(
@@ -111,12 +117,7 @@ def decide_regressions(ctx: DecisionContext) -> GateDecision:
             "prompt or other decoding would count it under others. Re-freeze on purpose "
             "(`pytest --baseline=... --ftgate-update-goldens`), review the diff, and commit it; or restore the suite",
             {"definition_changed": rebound})
-    decision = decide_goldens(ctx.suite.name, ctx.gate, ctx.baseline, ctx.candidate, state.golden)
-    if state.golden.definition is None and decision.status != "error":
-        decision = replace(decision, warnings=(*decision.warnings, (
-            f"{path.name} does not bind the suite's scorers, prompts and decoding (frozen before they were recorded): "
-            "a change to them would go unnoticed. Re-freeze it with --ftgate-update-goldens to bind them")))
-    return decision
+    return decide_goldens(ctx.suite.name, ctx.gate, ctx.baseline, ctx.candidate, state.golden)
 
 
 def _definition(suite: Any, baseline: SuiteResult) -> dict[str, str]:
@@ -126,13 +127,15 @@ def _definition(suite: Any, baseline: SuiteResult) -> dict[str, str]:
 
 
 def _definition_changes(golden: GoldenSet, now: dict[str, str]) -> list[str]:
-    """Which parts of what decides a pass differ from the ones the goldens were frozen with (a part recorded on one
-    side only, such as the template of a file frozen before it was recorded, is not compared)."""
-    if golden.definition is None:
-        return []
+    """Which parts of what decides a pass differ from the ones the goldens were frozen with. A suite part missing from
+    the file counts as changed (an emptied definition binds nothing); the baseline's chat template is compared where
+    the file recorded one (goldens frozen on an outputs file or an endpoint, or before templates were recorded, have
+    none, and a template hash follows the tokenizer files' bytes, which a conversion may write anew)."""
+    assert golden.definition is not None
     names = {"scorers": "suite's scorers (with their arguments)", "prompts": "suite's prompts",
              "generate": "suite's generation parameters", "template": "baseline's chat template or tokenizer"}
-    return [names.get(k, k) for k in now if k in golden.definition and golden.definition[k] != now[k]]
+    return [names.get(k, k) for k in now
+            if golden.definition.get(k) != now[k] and not (k == "template" and k not in golden.definition)]
 
 
 def decide_goldens(suite_name: str, gate: dict[str, Any], baseline: SuiteResult, candidate: SuiteResult,
