@@ -13,7 +13,7 @@ names its clause.
     no-freeze            it did not write goldens (a run that regenerates its reference checks nothing)
     bound definitions    what decides a pass is what was frozen: enforced where it is read, by the golden kind
                          (stores/goldens.py binds scorers, prompts, decoding) and the promotion record (the
-                         prompts production shipped with, runner._as_shipped)
+                         prompts production shipped with, `as_shipped` below)
     intact-record        its report.json is the one the history recorded (checked by `ftgate promote`)
 
 New checks of what a promotion needs are added here as clauses, not scattered across the code.
@@ -65,28 +65,32 @@ class Terms:
 
 
 # ---- the project's suites ------------------------------------------------------------------------
-def project_suites(suites_dir: Path) -> dict[str, str]:
+def project_suites(suites_dir: Path, loaded: Iterable[Any] = ()) -> dict[str, str]:
     """Every suite file under the suites directory -> its suite hash (what its cases, prompts, decoding and
-    scorers are). A file that does not load is listed with the reason, which no gated hash matches."""
+    scorers are); `loaded` are suites the run already read, not read again. A file that does not load is listed
+    with the reason, which no gated hash matches."""
     return {name: suite.hash if not isinstance(suite, Exception) else f"unloadable: {suite}"
-            for name, suite in _suite_files(suites_dir)}
+            for name, suite in _suite_files(suites_dir, loaded)}
 
 
-def _suite_files(suites_dir: Path) -> Iterator[tuple[str, Any]]:
+def _suite_files(suites_dir: Path, loaded: Iterable[Any] = ()) -> Iterator[tuple[str, Any]]:
     """(path relative to the suites directory, its Suite, or the SuiteError it raised), for each YAML file under it."""
     from .errors import SuiteError
     from .suite import load_suite
 
     if not Path(suites_dir).is_dir():
         return
+    known = {suite_key(s.path, suites_dir): s for s in loaded}
     for path in sorted(p for p in Path(suites_dir).rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()):
+        key = suite_key(path, suites_dir)
         try:
-            yield _relative(path, suites_dir), load_suite(path)
+            yield key, known[key] if key in known else load_suite(path)
         except SuiteError as exc:
-            yield _relative(path, suites_dir), exc
+            yield key, exc
 
 
-def _relative(path: Path, suites_dir: Path) -> str:
+def suite_key(path: Path, suites_dir: Path) -> str:
+    """A suite file as the contract and the promotion record name it: relative to the suites directory."""
     try:
         return path.resolve().relative_to(suites_dir.resolve()).as_posix()
     except ValueError:
@@ -99,8 +103,9 @@ def run_terms(suites_dir: Path, gated: Iterable[Any], *, baseline: Any, promotio
     """The terms of a run with a candidate: `gated` are the suites it gated in full (every criterion), `baseline`
     the baseline's SubjectInfo, `promotion` the record beside the suites (or None), `based_on` how the baseline
     was chosen ("promoted", "base", or the spec given)."""
-    project = project_suites(suites_dir)
-    gated_hashes = {_relative(s.path, suites_dir): s.hash for s in gated}
+    gated = list(gated)
+    project = project_suites(suites_dir, gated)
+    gated_hashes = {suite_key(s.path, suites_dir): s.hash for s in gated}
     record = None if promotion is None else {"name": promotion.name, "fingerprint": promotion.fingerprint}
     breaches = [*_coverage(project, gated_hashes, suites_dir, "this run")]
     if promotion is not None and baseline.fingerprint != promotion.fingerprint:
@@ -136,6 +141,71 @@ def _coverage(project: Mapping[str, str], gated: Mapping[str, str], suites_dir: 
             f"{len(changed)} suite(s) in {suites_dir} are not what {who} gated (their cases, prompts, decoding or "
             f"scorers changed since): {', '.join(changed[:6])}. Gate them as they are now")))
     return breaches
+
+
+# ---- production as it shipped -------------------------------------------------------------------------
+PRODUCTION = "production"  # the prompt key the promoted model answers with: the one it was promoted with
+
+
+def as_shipped(suites: Sequence[Any], promotion: Any, suites_dir: Path) -> tuple[list[Any], str]:
+    """The suites with the promoted model's prompts as it shipped (the record's), and what the reports say of it."""
+    from dataclasses import replace
+
+    from .stores.promotion import as_prompt
+
+    out, changed, new = [], [], []
+    for s in suites:
+        recorded = promotion.prompts.get(suite_key(s.path, suites_dir))
+        prompt = as_prompt(recorded) if recorded is not None else s.prompts["candidate"]
+        if recorded is None:
+            new.append(s.name)
+        elif prompt != s.prompts["candidate"]:
+            changed.append(s.name)
+        out.append(replace(s, prompts={**s.prompts, PRODUCTION: prompt}))
+    said = []
+    if changed:
+        said.append(f"the candidate prompt of {', '.join(changed)} changed since {promotion.name} was promoted: "
+                    "production answers with the prompt it shipped with (recorded in the promotion record), the "
+                    "candidate with the suite's")
+    if new:
+        said.append(f"{', '.join(new)} did not exist when {promotion.name} was promoted: production answers "
+                    "with the suite's candidate prompt there")
+    return out, "; ".join(said)
+
+
+def promotion_for_contract(config: Any) -> Any:
+    """The promotion record beside the suites, whatever --baseline says (the contract holds a run to it). A missing
+    record where the history shows a promotion is an error: production would silently become the base model."""
+    from .errors import OptionError
+    from .stores.history import last_promotion
+    from .stores.promotion import read_promotion, record_path
+
+    promotion = read_promotion(config.suites_dir)
+    if promotion is None and config.baseline is None:
+        last = last_promotion(config.history, config.suites_dir)
+        if last is not None:
+            raise OptionError(
+                f"there is no promotion record at {record_path(config.suites_dir)}, but the history "
+                f"({config.history}) shows {last['candidate']} promoted for these suites ({last['promoted_at']}): "
+                "without the record "
+                "this gate would compare against the base model, not production. Restore the record from git "
+                f"(git checkout -- {record_path(config.suites_dir)}), or pass --baseline to look against another model")
+    return promotion
+
+
+def check_promoted_reachable(promotion: Any, spec: str, where: Path) -> None:
+    """A promoted model named by a path that is not here is said as the record's, not as a --baseline nobody gave."""
+    from .errors import SubjectError
+    from .subjects.hub import looks_like_hub_id
+
+    if ":" in spec.split("/")[0] or Path(spec).exists() or (not Path(spec).is_absolute() and looks_like_hub_id(spec)):
+        return
+    raise SubjectError(
+        f"the promoted model {promotion.name}, which {where} names as production ({promotion.spec!r}, read from "
+        f"{where.parent}), is not here: {spec} does not exist. The record names production for every checkout that "
+        "gates, so keep production where each finds it: a Hub id (resolved from the HF cache, HF_HUB_OFFLINE "
+        "honoured), a path inside the repository, or an artifact store your CI fetches to the recorded path before "
+        "the gate. Put it back there, or promote again from where it lives")
 
 
 # ---- at `ftgate promote` ----------------------------------------------------------------------------

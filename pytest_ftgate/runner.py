@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .config import RunConfig
+from .contract import PRODUCTION, as_shipped, check_promoted_reachable, promotion_for_contract, run_terms
 from .errors import (EXIT_BLOCKED, EXIT_GATE_ERROR, EXIT_PARTIAL, GateRunError, GenerationError,
                      IncompleteDataError, JudgeRefused, OptionError, SubjectError)
 from .gate import check_targets, criteria, decide, effective_gate
@@ -286,12 +287,12 @@ def run_gate(
     resolver = resolver or Resolver(config.subject_options, Cache(config.cache_dir))
     cache = resolver.cache
     try:
-        promotion = _promotion_for_contract(config) if config.candidate else None
+        promotion = promotion_for_contract(config) if config.candidate else None
         baseline, candidate, origin, served_with = pick_subjects(config, resolver)
         prompts = {"baseline": served_with, "candidate": "candidate"}
         shipped = ""
         if served_with == "candidate" and promotion is not None and promotion.prompts:
-            gated, shipped = _as_shipped(gated, promotion, config.suites_dir)
+            gated, shipped = as_shipped(gated, promotion, config.suites_dir)
             prompts["baseline"] = PRODUCTION
         services = Services(config, resolver)
         for s in gated:  # what a suite needs besides the subjects (a judge) is found before anything generates
@@ -333,8 +334,6 @@ def run_gate(
     check = leakage.decision(config.require_leakage_check) if leakage is not None else None
     terms = None
     if candidate is not None:
-        from .contract import run_terms
-
         full = [s for s in gated if not any(n.startswith(f"{s.name}::") for n in not_run)]
         terms = run_terms(config.suites_dir, full, baseline=baseline.info, promotion=promotion,
                           based_on=config.baseline or "the candidate's base model", froze_goldens=config.update_goldens)
@@ -370,7 +369,7 @@ def pick_subjects(config: RunConfig, resolver: Resolver) -> Picked:
         return Picked(*resolver.pair(config.candidate, None if wanted == BASE else wanted))
     where = record_path(config.suites_dir)
     spec = promotion.resolved_spec(where.parent)
-    _check_promoted_reachable(promotion, spec, where)
+    check_promoted_reachable(promotion, spec, where)
     baseline, candidate = resolver.pair(config.candidate, spec)
     if baseline.info.fingerprint != promotion.fingerprint:
         raise SubjectError(f"the promoted model {promotion.name} ({where}) is not the one that was promoted: its "
@@ -379,70 +378,6 @@ def pick_subjects(config: RunConfig, resolver: Resolver) -> Picked:
     said = (f"baseline: the promoted model {promotion.name} (promoted {promotion.promoted_at}, {where}), answering "
             "with the prompts it was promoted with; --baseline=base looks against the adapter's base model instead")
     return Picked(baseline, candidate, said, "candidate")
-
-
-PRODUCTION = "production"  # the prompt key the promoted model answers with: the one it was promoted with
-
-
-def _as_shipped(suites: Sequence[Suite], promotion: Any, suites_dir: Path) -> tuple[list[Suite], str]:
-    """The suites with the promoted model's prompts as it shipped (the record's), and what the reports say of it."""
-    from .stores.promotion import as_prompt
-
-    out, changed, new = [], [], []
-    for s in suites:
-        try:
-            key = s.path.resolve().relative_to(Path(suites_dir).resolve()).as_posix()
-        except ValueError:
-            key = None
-        recorded = promotion.prompts.get(key) if key else None
-        prompt = as_prompt(recorded) if recorded is not None else s.prompts["candidate"]
-        if recorded is None:
-            new.append(s.name)
-        elif prompt != s.prompts["candidate"]:
-            changed.append(s.name)
-        out.append(replace(s, prompts={**s.prompts, PRODUCTION: prompt}))
-    said = []
-    if changed:
-        said.append(f"the candidate prompt of {', '.join(changed)} changed since {promotion.name} was promoted: "
-                    "production answers with the prompt it shipped with (recorded in the promotion record), the "
-                    "candidate with the suite's")
-    if new:
-        said.append(f"{', '.join(new)} did not exist when {promotion.name} was promoted: production answers "
-                    "with the suite's candidate prompt there")
-    return out, "; ".join(said)
-
-
-def _promotion_for_contract(config: RunConfig) -> Any:
-    """The promotion record beside the suites, whatever --baseline says (the contract holds a run to it). A missing
-    record where the history shows a promotion is an error: production would silently become the base model."""
-    from .stores.history import last_promotion
-    from .stores.promotion import read_promotion, record_path
-
-    promotion = read_promotion(config.suites_dir)
-    if promotion is None and config.baseline is None:
-        last = last_promotion(config.history, config.suites_dir)
-        if last is not None:
-            raise OptionError(
-                f"there is no promotion record at {record_path(config.suites_dir)}, but the history "
-                f"({config.history}) shows {last['candidate']} promoted for these suites ({last['promoted_at']}): "
-                "without the record "
-                "this gate would compare against the base model, not production. Restore the record from git "
-                f"(git checkout -- {record_path(config.suites_dir)}), or pass --baseline to look against another model")
-    return promotion
-
-
-def _check_promoted_reachable(promotion: Any, spec: str, where: Path) -> None:
-    """A promoted model named by a path that is not here is said as the record's, not as a --baseline nobody gave."""
-    from .subjects.hub import looks_like_hub_id
-
-    if ":" in spec.split("/")[0] or Path(spec).exists() or (not Path(spec).is_absolute() and looks_like_hub_id(spec)):
-        return
-    raise SubjectError(
-        f"the promoted model {promotion.name}, which {where} names as production ({promotion.spec!r}, read from "
-        f"{where.parent}), is not here: {spec} does not exist. The record names production for every checkout that "
-        "gates, so keep production where each finds it: a Hub id (resolved from the HF cache, HF_HUB_OFFLINE "
-        "honoured), a path inside the repository, or an artifact store your CI fetches to the recorded path before "
-        "the gate. Put it back there, or promote again from where it lives")
 
 
 SAME_PROMPT = "the candidate and the baseline are the same model and this suite gives both the same prompt"

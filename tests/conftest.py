@@ -4,8 +4,10 @@ OpenAI-compatible llama.cpp server on 127.0.0.1 (tests/llama_server.py), shared 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 # pytester's inline runs drop modules first imported inside them; C extensions such as numpy
 # cannot be imported twice in one process, so load what the plugin imports lazily up front.
@@ -82,3 +84,38 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             yield url
     except RuntimeError as exc:
         pytest.fail(str(exc))
+
+
+@contextmanager
+def scripted_subject(name: str, fingerprint: Callable[[str], str], answer: Callable[[Any], str]) -> Iterator[type]:
+    """A subject kind `NAME:...` registered for one test: `fingerprint(spec)` identifies it, `answer(job)` answers
+    each job. The kind is removed afterwards."""
+    from pytest_ftgate.cost.pricing import ServingCost
+    from pytest_ftgate.subjects import Subject, base, register_subject
+    from pytest_ftgate.types import Output, SubjectInfo
+
+    @register_subject
+    class Scripted(Subject):
+        kind = name
+
+        @classmethod
+        def claims(cls, spec: str) -> bool:
+            return spec.startswith(f"{name}:")
+
+        @classmethod
+        def build(cls, spec: str, role: Any, ctx: Any) -> Subject:
+            subject, key = cls(), fingerprint(spec)
+            subject.info = SubjectInfo(role, name, spec, key, identity=key, spec=spec)
+            return subject
+
+        @classmethod
+        def serving_cost(cls, info: SubjectInfo, usage: Any, pricing: Any) -> ServingCost:
+            return ServingCost.unknown("a test subject")
+
+        def run(self, jobs: Any, on_batch: Any, progress: Any = None) -> None:
+            on_batch([(i, Output(answer(job))) for i, job in enumerate(jobs)])
+
+    try:
+        yield Scripted
+    finally:
+        base._KINDS.pop(name, None)

@@ -196,35 +196,13 @@ def test_a_golden_file_whose_definition_is_gone_binds_nothing_and_stops_the_gate
 def echo_kind():
     """`echo:NAME`: a subject that answers every case with the system prompt it was given, so what a test reads
     back is the prompt each subject was served with."""
-    from pytest_ftgate.cost.pricing import ServingCost
-    from pytest_ftgate.subjects import Subject, register_subject
-    from pytest_ftgate.subjects import base
-    from pytest_ftgate.types import Output, SubjectInfo
+    from tests.conftest import scripted_subject
 
-    @register_subject
-    class Echo(Subject):
-        kind = "echo"
+    def said(job) -> str:
+        return next((m["content"] for m in job.request.messages if m["role"] == "system"), "") or "-"
 
-        @classmethod
-        def claims(cls, spec: str) -> bool:
-            return spec.startswith("echo:")
-
-        @classmethod
-        def build(cls, spec: str, role, ctx) -> Subject:
-            subject = cls()
-            subject.info = SubjectInfo(role, cls.kind, spec, f"echo-{spec}", identity=f"echo-{spec}", spec=spec)
-            return subject
-
-        @classmethod
-        def serving_cost(cls, info, usage, pricing) -> ServingCost:
-            return ServingCost.unknown("a test subject")
-
-        def run(self, jobs, on_batch, progress=None) -> None:
-            said = [next((m["content"] for m in j.request.messages if m["role"] == "system"), "") for j in jobs]
-            on_batch([(i, Output(text or "-")) for i, text in enumerate(said)])
-
-    yield Echo
-    base._KINDS.pop("echo", None)
+    with scripted_subject("echo", lambda spec: f"echo-{spec}", said) as kind:
+        yield kind
 
 
 def test_production_answers_with_the_prompts_it_was_promoted_with(tmp_path, capsys, echo_kind):

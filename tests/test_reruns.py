@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_ftgate.cli import main
-from pytest_ftgate.cost.pricing import ServingCost
 from pytest_ftgate.errors import EXIT_GATE_ERROR
-from pytest_ftgate.subjects import Subject, register_subject
-from pytest_ftgate.types import Output, SubjectInfo
 
 COUNTER = itertools.count()
 
@@ -24,32 +20,10 @@ COUNTER = itertools.count()
 def flaky_kind():
     """`flaky:NAME`: a subject whose answers change from one call to the next, as a batch-variant
     serving stack's do."""
+    from tests.conftest import scripted_subject
 
-    @register_subject
-    class Flaky(Subject):
-        kind = "flaky"
-
-        @classmethod
-        def claims(cls, spec: str) -> bool:
-            return spec.startswith("flaky:")
-
-        @classmethod
-        def build(cls, spec: str, role: Any, ctx: Any) -> Subject:
-            subject = cls()
-            subject.info = SubjectInfo(role, cls.kind, spec, f"flaky-{next(COUNTER)}")
-            return subject
-
-        @classmethod
-        def serving_cost(cls, info: SubjectInfo, usage: Any, pricing: Any) -> ServingCost:
-            return ServingCost.unknown("a test subject")
-
-        def run(self, jobs: Sequence[Any], on_batch: Any, progress: Any = None) -> None:
-            on_batch([(i, Output(f"answer {next(COUNTER)}")) for i in range(len(jobs))])
-
-    yield Flaky
-    from pytest_ftgate.subjects import base
-
-    base._KINDS.pop("flaky", None)
+    with scripted_subject("flaky", lambda spec: f"flaky-{next(COUNTER)}", lambda job: f"answer {next(COUNTER)}") as kind:
+        yield kind
 
 
 def project(root: Path) -> Path:
