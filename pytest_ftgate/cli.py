@@ -66,13 +66,15 @@ def _promote(args: argparse.Namespace) -> int:
     """Record the candidate of a promoted run as what ships; later gates compare against it by default."""
     import hashlib
     import json
+    import os
 
-    from .errors import OptionError, SubjectError
+    from .errors import GateRunError, OptionError, SubjectError
     from .provenance import git_commit
     from .stores.cache import Cache
     from .contract import golden_origins, shipped_prompts
     from .stores.promotion import Promotion, now, read_promotion, relative_spec, write_promotion
     from .subjects import Resolver, SubjectOptions, subject_option_fields
+    from .subjects.client import strip_credentials
 
     report = Path(args.report)
     try:
@@ -84,7 +86,7 @@ def _promote(args: argparse.Namespace) -> int:
     suites = Path(args.suites)
     if not suites.is_dir():
         raise OptionError(f"--suites={suites}: no such directory; the record is written beside the suites it gated")
-    from .contract import refusal, report_breaches
+    from .contract import Breach, refusal, report_breaches, same_model
     from .stores.history import history_path
 
     breaches = report_breaches(data, report, suites, history_path(args.history), read_promotion(suites))
@@ -96,16 +98,19 @@ def _promote(args: argparse.Namespace) -> int:
         raise OptionError(refusal(report, breaches))
     details = candidate.get("details") or {}
     fields = subject_option_fields()
-    options = {k: details[d] for k, d in (("base", "base_model"), ("load_in_4bit", "load_in_4bit"))
-               if k in fields and d in details}
+    options = {k: details[d] for k, d in (("base", "base_model"), ("load_in_4bit", "load_in_4bit"),
+                                           ("openai_base_url", "base_url")) if k in fields and d in details}
+    if strip_credentials(os.environ.get("OPENAI_BASE_URL", "")) == options.get("openai_base_url"):
+        options["openai_base_url"] = os.environ["OPENAI_BASE_URL"]  # the same endpoint, with the credentials it needs
     spec = candidate.get("spec") or candidate["name"]
     try:
-        now_fp = Resolver(SubjectOptions(options), Cache(None)).build(spec, "candidate").info.fingerprint
-    except SubjectError as exc:
+        found = Resolver(SubjectOptions(options), Cache(None)).build(spec, "candidate").info
+    except (SubjectError, GateRunError) as exc:
         raise OptionError(f"{report}: its candidate cannot be found again ({exc}); promote from where it was gated") from None
-    if now_fp != candidate["fingerprint"]:
-        raise OptionError(f"{report}: the candidate {candidate['name']} changed since it was gated (fingerprint "
-                          f"{candidate['fingerprint'][:12]} then, {now_fp[:12]} now): gate it again, then promote that run")
+    changed = same_model(f"the candidate {candidate['name']}", "that was gated", candidate["fingerprint"],
+                         details.get("served"), found)
+    if changed is not None:
+        raise OptionError(refusal(report, [Breach(changed.clause, changed.reason + ". Gate it again, then promote that run")]))
     earlier = read_promotion(suites)
     previous = ([{k: v for k, v in earlier.to_json().items() if k != "previous"}, *earlier.previous] if earlier else [])
     record = Promotion(
@@ -115,7 +120,7 @@ def _promote(args: argparse.Namespace) -> int:
                 "sha256": hashlib.sha256(report.read_bytes()).hexdigest(), "verdict": verdict,
                 "finished_at": (data.get("run") or {}).get("finished_at")},
         promoted_at=now(), git_commit=git_commit(), base_model=details.get("base_model"), previous=previous,
-        prompts=shipped_prompts(suites), origins=golden_origins(suites))
+        prompts=shipped_prompts(suites), origins=golden_origins(suites), served=details.get("served"))
     path = write_promotion(suites, record)
     from .stores.history import mark_promoted
 

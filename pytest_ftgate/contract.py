@@ -15,6 +15,10 @@ names its clause.
                          (stores/goldens.py binds scorers, prompts, decoding) and the promotion record (the
                          prompts production shipped with, `as_shipped` below)
     intact-record        its report.json is the one the history recorded (checked by `ftgate promote`)
+    same-model           the model promoted is the one measured, and production the one promoted: their fingerprints
+                         (every file that changes what a model generates; an endpoint by what its server reports,
+                         subjects/served.py) are the recorded ones (`same_model`, checked by `ftgate promote` and
+                         where production is picked as the baseline)
 
 New checks of what a promotion needs are added here as clauses, not scattered across the code.
 """
@@ -28,11 +32,13 @@ from pathlib import Path
 from typing import Any
 
 COVERAGE, AGAINST_PRODUCTION, NO_FREEZE, INTACT_RECORD = "coverage", "against-production", "no-freeze", "intact-record"
+SAME_MODEL = "same-model"
 CLAUSES = {
     COVERAGE: "it gated every suite of the project (the suites directory), as they are now",
     AGAINST_PRODUCTION: "its baseline was the promoted model, where one was promoted",
     NO_FREEZE: "it did not write goldens",
     INTACT_RECORD: "its report.json is the one the history recorded",
+    SAME_MODEL: "the model promoted is the one it measured, and production the one that was promoted",
 }
 
 
@@ -206,6 +212,21 @@ def check_promoted_reachable(promotion: Any, spec: str, where: Path) -> None:
         "gates, so keep production where each finds it: a Hub id (resolved from the HF cache, HF_HUB_OFFLINE "
         "honoured), a path inside the repository, or an artifact store your CI fetches to the recorded path before "
         "the gate. Put it back there, or promote again from where it lives")
+
+
+# ---- the same model ------------------------------------------------------------------------------------
+def same_model(who: str, since: str, fingerprint: str, served: Mapping[str, Any] | None, found: Any) -> Breach | None:
+    """A breach where `found` (a SubjectInfo built now) is not the model recorded with `fingerprint` (and, for an
+    endpoint, what its server `served` then); `who` names it, `since` says when it was recorded."""
+    if found.fingerprint == fingerprint:
+        return None
+    from .subjects.served import what_changed
+
+    changed = what_changed(served, found.details.get("served"))
+    why = (f"its server reports another model: {changed}" if changed else
+           "its weights, adapter, tokenizer, chat template, generation config or 4-bit loading changed")
+    return Breach(SAME_MODEL, f"{who} is not the model {since}: its fingerprint is {found.fingerprint[:12]} now, "
+                              f"{fingerprint[:12]} then ({why})")
 
 
 # ---- at `ftgate promote` ----------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .config import RunConfig
-from .contract import PRODUCTION, as_shipped, check_promoted_reachable, promotion_for_contract, run_terms
+from .contract import PRODUCTION, as_shipped, check_promoted_reachable, promotion_for_contract, run_terms, same_model
 from .errors import (EXIT_BLOCKED, EXIT_GATE_ERROR, EXIT_PARTIAL, GateRunError, GenerationError,
                      IncompleteDataError, JudgeRefused, OptionError, SubjectError)
 from .gate import check_targets, criteria, decide, effective_gate
@@ -120,9 +120,11 @@ class GateRun:
 def generate_all(
     subject: Subject, jobs: Sequence[Job], cache: Cache, progress: bool = True
 ) -> list[Output]:
-    """Outputs for every job: cache hits first, then one batched pass over the unique misses."""
+    """Outputs for every job: cache hits first, then one batched pass over the unique misses. A subject
+    whose outputs may not be reused (`Subject.reuse`) generates every job; what it answers is stored (under
+    the same keys, replaced each run) for a run that is told it may reuse them."""
     keys = [cache_key(subject.info.cache_key, j.request.key) for j in jobs]
-    found = cache.get_many(keys) if subject.cacheable else {}
+    found = cache.get_many(keys) if subject.cacheable and subject.reuse else {}
     todo: dict[str, int] = {}
     for i, key in enumerate(keys):
         if key not in found and key not in todo:
@@ -371,10 +373,10 @@ def pick_subjects(config: RunConfig, resolver: Resolver) -> Picked:
     spec = promotion.resolved_spec(where.parent)
     check_promoted_reachable(promotion, spec, where)
     baseline, candidate = resolver.pair(config.candidate, spec)
-    if baseline.info.fingerprint != promotion.fingerprint:
-        raise SubjectError(f"the promoted model {promotion.name} ({where}) is not the one that was promoted: its "
-                           f"fingerprint is {baseline.info.fingerprint[:12]} now, {promotion.fingerprint[:12]} then "
-                           "(weights, tokenizer or 4-bit changed). Restore it, or promote again")
+    changed = same_model(f"the promoted model {promotion.name} ({where})", "that was promoted", promotion.fingerprint,
+                         promotion.served, baseline.info)
+    if changed is not None:
+        raise SubjectError(f"promotion contract, {changed}. Restore it, or promote again")
     said = (f"baseline: the promoted model {promotion.name} (promoted {promotion.promoted_at}, {where}), answering "
             "with the prompts it was promoted with; --baseline=base looks against the adapter's base model instead")
     return Picked(baseline, candidate, said, "candidate")

@@ -8,6 +8,9 @@
         proxy.seen                                                         # what arrived, and what it got
 
 A request with no fault planned is forwarded to the server and its answer returned unchanged.
+Faults and `seen` are about POSTs (completions). A GET (the client asking `/models` what a model is)
+is forwarded, or answered from `proxy.models` (and `proxy.props`) where a test sets them (what
+another server, such as vLLM or llama.cpp's own, would report), and recorded in `proxy.gets`.
 Faults are real HTTP: a status with a JSON body (and Retry-After), a connection that is accepted
 and never answered (a hang), which the client has to time out, or a connection dropped unanswered
 by a proxy that then stops listening (a server that died).
@@ -78,6 +81,9 @@ class FaultProxy:
         self.prefix = parts.path.rstrip("/")  # /v1
         self.delay_s = 0.0
         self.seen: list[Seen] = []
+        self.gets: list[str] = []  # the paths GET asked
+        self.models: list[dict] | None = None  # GET /models lists these instead of the server's
+        self.props: dict | None = None  # GET /props (llama.cpp's server) answers this instead of the server
         self._planned: deque[Fault | None] = deque()
         self._default: Fault | None = None
         self._lock = threading.Lock()
@@ -127,6 +133,21 @@ class FaultProxy:
 
     # ---- serving -------------------------------------------------------------------------------
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        if h.command == "GET":
+            self.gets.append(h.path)
+            path = h.path.rstrip("/")
+            answer = ({"object": "list", "data": self.models} if self.models is not None and path.endswith("/models")
+                      else self.props if path == "/props" else None)
+            if answer is not None:
+                data = json.dumps(answer).encode()
+                h.send_response(200)
+                h.send_header("Content-Type", "application/json")
+                h.send_header("Content-Length", str(len(data)))
+                h.end_headers()
+                h.wfile.write(data)
+            else:
+                self._forward(h, b"")
+            return
         arrived = time.monotonic()
         body = h.rfile.read(int(h.headers.get("Content-Length") or 0))
         auth = h.headers.get("Authorization")

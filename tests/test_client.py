@@ -314,7 +314,10 @@ def test_a_token_given_as_a_url_user_name_is_a_secret_too():
 
 
 def test_endpoint_options_reach_the_subject_options(tmp_path, monkeypatch):
+    from pytest_ftgate.subjects.endpoint import OpenAISubject
+
     monkeypatch.delenv("FTGATE_JUDGE_BASE_URL", raising=False)
+    monkeypatch.setattr(OpenAISubject, "identify", lambda self, **kw: None)  # no server here: only options are checked
     ini = {"ftgate_openai_concurrency": "3"}
     config = build_run_config({"ftgate_openai_timeout": 2.5, "ftgate_openai_retries": 0,
                                "ftgate_openai_base_url": "http://127.0.0.1:1/v1"}, tmp_path, ini.get)

@@ -66,8 +66,15 @@ def cached_replies(pytester: pytest.Pytester) -> list[Any]:
                 if text.startswith('{"text"')]
 
 
+def served_as(root: str) -> list[dict[str, Any]]:
+    """What a vLLM server lists for the model it serves as "smollm2" from `root`."""
+    return [{"id": "smollm2", "object": "model", "created": 0, "owned_by": "vllm", "root": root, "parent": None,
+             "max_model_len": 512, "permission": []}]
+
+
 def test_a_rubric_judge_suite_runs_on_the_server_with_its_weighting_and_cache(pytester, proxy):
     project(pytester, "rubric", "{min_pass_rate: 0.0, not_below_baseline: false}")
+    proxy.models = served_as("/srv/judge-v1")  # a server that says which model it serves: its verdicts are reused
     result = gate(pytester, proxy)
     assert result.ret == 0, result.stdout.str()
     state = report(pytester)["suites"][0]["state"]
@@ -104,6 +111,12 @@ def test_a_rubric_judge_suite_runs_on_the_server_with_its_weighting_and_cache(py
     assert result.ret == 0 and len(chats(proxy)) == before
     evaluation = report(pytester)["tco"]["evaluation"][0]
     assert evaluation["calls"] == 0 and evaluation["cached"] >= 6
+
+    # redeployed with other files under the same name: another judge, asked again
+    proxy.models = served_as("/srv/judge-v2")
+    result = gate(pytester, proxy)
+    assert result.ret == 0 and len(chats(proxy)) > before
+    assert report(pytester)["tco"]["evaluation"][0]["calls"] >= 6
 
 
 def test_pairwise_sends_both_orders(pytester, proxy):

@@ -12,11 +12,12 @@ same server answered earlier in the same test (freeze, then compare).
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
 
-from pytest_ftgate.errors import EXIT_GATE_ERROR
+from pytest_ftgate.errors import EXIT_GATE_ERROR, EXIT_USAGE
 from tests.llama_server import free_port
 
 QUESTIONS = {"france": "What is the capital of France?", "japan": "What is the capital of Japan?"}
@@ -94,11 +95,23 @@ def test_a_served_model_is_gated_against_its_own_frozen_answers(pytester, server
         assert out["passed"] and not out["cached"] and out["latency_s"] > 0
         assert (out["tokens_in"], out["tokens_out"]) == (frozen[k]["tokens_in"], frozen[k]["tokens_out"])
 
-    again = _gate(pytester, server, answers)  # the second run is answered from the cache
+    # llama-cpp-python's server says nothing that identifies the model behind "smollm2" (its /models
+    # lists a name): a redeployed server would pass for this one, so the next run asks it again
+    assert report["subjects"]["candidate"]["details"]["served"] == {
+        "reported": {"id": "smollm2", "owned_by": "me"}, "identified_by": ""}
+    assert "does not identify the model it serves: its answers are not reused" in report["subjects"]["candidate"]["generation"]
+    asked = _gate(pytester, server, answers)
+
+    asked.assert_outcomes(passed=2)
+    assert not any(out["cached"] for out in _cases(_report(pytester)).values())
+
+    # ...unless the user says that this URL and name mean the same model in every run
+    again = _gate(pytester, server, answers, "--ftgate-reuse-unidentified")
 
     again.assert_outcomes(passed=2)
     cached = _cases(_report(pytester))
     assert all(out["cached"] for out in cached.values())
+    assert "reused across runs by URL and name" in _report(pytester)["subjects"]["candidate"]["generation"]
     assert {k: (out["output"], out["tokens_in"], out["tokens_out"]) for k, out in cached.items()} == {
         k: (out["output"], out["tokens_in"], out["tokens_out"]) for k, out in live.items()}
 
@@ -139,6 +152,108 @@ def test_an_unreachable_endpoint_is_an_error_never_a_pass(pytester):
     result = _gate(pytester, url, placeholders, "--ftgate-openai-retries=1")  # retries: tests/test_client.py
 
     assert result.ret == EXIT_GATE_ERROR
-    result.stdout.fnmatch_lines([f"*{url} failed on case general/* after 2 attempt(s), the last: Connection error*"])
+    # the first request asks the server what it serves (pytest_ftgate.subjects.served)
+    result.stdout.fnmatch_lines([f"*{url} failed on GET /models, asking what openai:smollm2 is after 2 attempt(s), "
+                                 "the last: Connection error*"])
     result.stdout.no_fnmatch_line("*passed*")
     assert not (pytester.path / "out" / "report.json").exists()
+
+
+def _vllm_listing(root: str) -> list[dict]:
+    """What a vLLM server lists for the model it serves as "smollm2", loaded from `root`."""
+    return [{"id": "smollm2", "object": "model", "created": 0, "owned_by": "vllm", "root": root, "parent": None,
+             "max_model_len": 512, "permission": []}]
+
+
+def test_a_redeployed_endpoint_is_another_model_to_the_cache_the_promotion_and_production(tmp_path, server, capsys,
+                                                                                          own_history):
+    """Clause 4 for endpoints: a server that says which files it serves (vLLM's `root`) is identified by
+    them. The proxy lists what vLLM would; the answers are the real server's."""
+    from pytest_ftgate.cli import main
+    from tests.fault_proxy import FaultProxy
+
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    rows = [{"id": k, "input": q} for k, q in QUESTIONS.items()]
+    (suites / "general.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (suites / "general.yaml").write_text("kind: task\ncases: general.jsonl\ngenerate: {max_new_tokens: 8}\n"
+                                         "scorers: [{length: {max_chars: 100000}}]\n")
+    (tmp_path / "base.jsonl").write_text("".join(json.dumps({"id": k, "output": "?"}) + "\n" for k in QUESTIONS))
+    record = suites / "ftgate.promoted.json"
+    with FaultProxy(server) as proxy:
+        def gate(name: str, *args: str) -> int:
+            return main(["gate", str(suites), f"--ftgate-suites={suites}", f"--ftgate-cache-dir={tmp_path / 'cache'}",
+                         f"--ftgate-openai-base-url={proxy.url}", "--candidate=openai:smollm2",
+                         f"--ftgate-report-dir={tmp_path / name}", *args])
+
+        def promote(name: str) -> int:
+            return main(["promote", str(tmp_path / name / "report.json"), "--suites", str(suites)])
+
+        proxy.models = _vllm_listing("/srv/models/support-v1")
+        assert gate("r1", f"--baseline={tmp_path / 'base.jsonl'}") == 0
+        report = json.loads((tmp_path / "r1/report.json").read_text())
+        served = report["subjects"]["candidate"]["details"]["served"]
+        assert served["identified_by"].startswith("the server's /models root") and served["reported"]["root"] == "/srv/models/support-v1"
+        asked = len(proxy.seen)
+        assert asked == len(QUESTIONS)
+        # the same files behind the name: answered from the cache
+        assert gate("r1b", f"--baseline={tmp_path / 'base.jsonl'}") == 0
+        assert len(proxy.seen) == asked
+        # redeployed from other files under the same name: another model, asked again...
+        proxy.models = _vllm_listing("/srv/models/support-v2")
+        assert gate("r1c", f"--baseline={tmp_path / 'base.jsonl'}") == 0
+        assert len(proxy.seen) == 2 * asked
+        capsys.readouterr()
+        # ...and a report of the first deployment cannot promote the second
+        assert promote("r1") == EXIT_USAGE
+        said = capsys.readouterr().err
+        assert "same-model: the candidate smollm2 is not the model that was gated" in said
+        assert "its server reports another model: root '/srv/models/support-v1' then, '/srv/models/support-v2' now" in said
+        assert not record.exists()
+        # promoted while it serves what was gated: the record keeps what the server reported
+        proxy.models = _vllm_listing("/srv/models/support-v1")
+        assert promote("r1") == 0
+        kept = json.loads(record.read_text())["served"]
+        assert kept["reported"]["root"] == "/srv/models/support-v1" and kept["identified_by"]
+        # production redeployed behind the promoted name: the next gate cannot take it for production
+        proxy.models = _vllm_listing("/srv/models/support-v2")
+        capsys.readouterr()
+        assert gate("r2") == EXIT_GATE_ERROR
+        said = capsys.readouterr().err
+        assert "promotion contract, same-model: the promoted model smollm2" in said and "is not the model that was promoted" in said
+        assert "its server reports another model: root '/srv/models/support-v1' then, '/srv/models/support-v2' now" in said
+
+
+@pytest.mark.parametrize(("listed", "props", "identified_by", "reported"), [
+    (None, None, "", {"id": "smollm2", "owned_by": "me"}),  # llama-cpp-python's server: a name, nothing more
+    (_vllm_listing("/srv/a"), None, "the server's /models root (vLLM)",
+     {"id": "smollm2", "owned_by": "vllm", "root": "/srv/a", "max_model_len": 512}),
+    ([{"id": "smollm2", "object": "model", "created": 1, "owned_by": "llamacpp", "meta": {"n_params": 134515008}}],
+     {"model_path": "/models/smollm2-q8.gguf", "chat_template": "{{ messages }}", "total_slots": 1},
+     "the model file in llama.cpp's /props",
+     {"id": "smollm2", "owned_by": "llamacpp", "meta": {"n_params": 134515008}, "model_path": "/models/smollm2-q8.gguf",
+      "chat_template_sha256": hashlib.sha256(b"{{ messages }}").hexdigest()}),
+    ([{"id": "other", "object": "model", "owned_by": "vllm", "root": "/srv/other"}], None, "", {}),  # not listed
+])
+def test_what_the_server_says_identifies_the_model_or_not(server, listed, props, identified_by, reported):
+    from pytest_ftgate.subjects.client import EndpointClient
+    from pytest_ftgate.subjects.served import ask
+    from tests.fault_proxy import FaultProxy
+
+    with FaultProxy(server) as proxy, EndpointClient(proxy.url, max_retries=0) as client:
+        proxy.models, proxy.props = listed, props
+        served = ask(client, "smollm2")
+    assert (served.identified_by, served.reported) == (identified_by, reported)
+    assert ("/props" in proxy.gets) == (props is not None)  # asked only of a server that says it is llama.cpp's
+
+
+@pytest.mark.parametrize(("model", "url", "pinned"), [
+    ("gpt-4o-2024-08-06", "https://api.openai.com/v1", True),
+    ("ft:gpt-4o-mini-2024-07-18:acme::abc123", "https://api.openai.com/v1", True),
+    ("gpt-4o-mini", "https://api.openai.com/v1", False),  # an alias moves
+    ("gpt-4o-2024-08-06", "http://127.0.0.1:8000/v1", False),  # anyone's server may use that name
+])
+def test_openais_pinned_names_identify_their_model_and_aliases_do_not(model, url, pinned):
+    from pytest_ftgate.subjects.served import identified_by
+
+    assert bool(identified_by({}, model, url)) == pinned

@@ -100,7 +100,8 @@ def test_a_promoted_run_becomes_the_default_baseline_and_goldens_follow_producti
         == ["g0", "g1"]
     # --baseline=base: the adapter's base model
     base = pytester.runpytest(f"--candidate={second}", "--baseline=base", "--ftgate-report-dir=r3", *quiet)
-    assert "promoted model" not in base.stdout.str()
+    assert "baseline: the promoted model" not in base.stdout.str()
+    base.stdout.fnmatch_lines(["verdict: * nor could it promote: promotion contract, against-production: the baseline was *"])
     # the promoted adapter changed since it was promoted: refused
     weights = next(Path(tiny_adapter).glob("*.safetensors"))
     backup = tmp_path / "backup.safetensors"
@@ -109,7 +110,7 @@ def test_a_promoted_run_becomes_the_default_baseline_and_goldens_follow_producti
         weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
         changed = pytester.runpytest(f"--candidate={second}", *quiet)
         assert changed.ret == EXIT_GATE_ERROR
-        changed.stdout.fnmatch_lines(["*is not the one that was promoted*"])
+        changed.stdout.fnmatch_lines(["*same-model: the promoted model * is not the model that was promoted*"])
     finally:
         shutil.copy(backup, weights)
     # the history holds every gate run, the promotion marked

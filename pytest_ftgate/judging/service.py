@@ -42,6 +42,7 @@ class CachedJudge:
         self.concurrency = getattr(subject, "concurrency", 1)
         self.usage = JudgeUsage(spec, subject.kind, subject.info.name)
         self._lock = threading.Lock()
+        self._asked: set[str] = set()  # the keys this run asked the judge itself
 
     @property
     def form(self) -> str | None:
@@ -49,13 +50,16 @@ class CachedJudge:
 
     def complete(self, messages: Sequence[Message], *, schema: dict[str, Any], max_tokens: int, where: str) -> JudgeReply:
         key = cache_key(self.fingerprint, content_hash({"messages": list(messages), "schema": schema, "max_tokens": max_tokens}, 32))
-        hit = self.cache.get_many([key]).get(key)
+        # an unidentified endpoint's verdicts are not taken from an earlier run's cache
+        reuse = getattr(self.subject, "reuse", True)  # a judging subject need not be a Subject (Subject.reuse)
+        hit = self.cache.get_many([key]).get(key) if reuse or key in self._asked else None
         if hit is not None:
             with self._lock:
                 self.usage.cached += 1
             return decode(hit.text)
         reply = self.subject.judge_reply(messages, schema=schema, max_tokens=max_tokens, where=where)
         self.cache.put_many(self.fingerprint, [(key, Output(encode(reply), reply.tokens_in, reply.tokens_out))])
+        self._asked.add(key)
         with self._lock:
             self.usage.calls += 1
             self.usage.tokens_in += reply.tokens_in or 0

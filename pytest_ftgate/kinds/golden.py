@@ -105,14 +105,14 @@ def decide_regressions(ctx: DecisionContext) -> GateDecision:
     if state.golden.definition is None:
         return GateDecision(
             ctx.suite.name, "regressions", "error",
-            f"{path} does not record what decided a pass when it was frozen (the suite's scorers, prompts and "
+            f"promotion contract, bound definitions: {path} does not record what decided a pass when it was frozen (the suite's scorers, prompts and "
             "decoding; written by an older pytest-ftgate, or edited), so a change to them would go unnoticed; "
             "refreeze it with --ftgate-update-goldens and commit it")
     rebound = _definition_changes(state.golden, _definition(ctx.suite, ctx.baseline))
     if rebound:
         return GateDecision(
             ctx.suite.name, "regressions", "error",
-            f"what decides a pass changed since {path.name} was frozen: the {' and '.join(rebound)}. A golden "
+            f"promotion contract, bound definitions: what decides a pass changed since {path.name} was frozen: the {' and '.join(rebound)}. A golden "
             "counts a case the baseline passed under the definitions it was frozen with; loosened scorers, another "
             "prompt or other decoding would count it under others. Re-freeze on purpose "
             "(`pytest --baseline=... --ftgate-update-goldens`), review the diff, and commit it; or restore the suite",

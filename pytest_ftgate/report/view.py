@@ -239,6 +239,11 @@ def build_view(run: GateRun, past: dict[str, list[Any]] | None = None) -> Report
             parts.append(f"{len(run.unchecked)} criteria checked nothing: {', '.join(run.unchecked[:8])}")
         parts += [f"promotion contract, {b}" for b in run.breaches]
         text += f" ({'; '.join(parts)})" if parts else ""
+    if verdict == "error":
+        failed = [f"{o.suite.name}::{d.criterion}" for o in run.outcomes for d in o.decisions if d.status == "error"]
+        text += f" ({', '.join(failed[:8])}{' …' if len(failed) > 8 else ''})" if failed else ""
+    if verdict in ("error", "blocked") and run.breaches:  # what else stands between this run and a promotion
+        text += "; nor could it promote: " + "; ".join(f"promotion contract, {b}" for b in run.breaches)
     if verdict == "baseline-only" and run.blocked:  # red: the exit is 1, and the line says why
         blocking = [f"{o.suite.name}::{d.criterion}" for o in run.outcomes for d in o.decisions if d.blocks]
         text = (f"baseline only (red phase): the baseline fails {len(blocking)} "

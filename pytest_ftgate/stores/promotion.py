@@ -42,6 +42,9 @@ class Promotion:
     # each golden suite's first frozen goldens (relative path -> golden origin), so that drift stays bounded when a
     # golden file is deleted and frozen again
     origins: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # an endpoint's: what its server reported about the model when it was promoted, and what of it identified the
+    # model ("identified_by" empty: nothing did, and the record holds only its URL and name)
+    served: dict[str, Any] | None = None
 
     def resolved_spec(self, directory: Path) -> str:
         """The spec as a subject builds it: a relative path read from the record's directory."""

@@ -87,7 +87,8 @@ class Subject:
     options: ClassVar[tuple[Option, ...]] = ()  # this kind's own command-line options and ini keys
     can_judge: ClassVar[bool] = False  # whether `judge_reply` works (an LLM that can read a rubric)
     info: SubjectInfo
-    cacheable: bool = True
+    cacheable: bool = True  # False: its outputs come from elsewhere (a file), nothing is generated or cached
+    reuse: bool = True  # False: outputs are not taken from an earlier run's cache (an endpoint that cannot be identified)
 
     # ---- the kind's declaration ---------------------------------------------------------------
     @classmethod

@@ -269,6 +269,16 @@ class EndpointClient:
         """One chat completion (the openai ChatCompletion), retried as the module says.
 
         `where` says what the call was for ("case general/france"); every error names it."""
+        return self._send(lambda: self._client.chat.completions.create(model=model, messages=messages, **params),
+                          model, where)
+
+    def get_json(self, path: str, *, model: str, where: str) -> Any:
+        """GET `path` (relative to the base URL, or absolute) and its JSON, retried as a completion is;
+        None where the server has no such route (404, 405, 501). It does not count as the endpoint
+        answering: the first completion still goes alone."""
+        return self._send(lambda: self._client.get(path, cast_to=object), model, where, probe=True)
+
+    def _send(self, call: Callable[[], T], model: str, where: str, *, probe: bool = False) -> Any:
         openai = self._openai
         cancel: threading.Event | None = getattr(self._local, "cancel", None)
         last = ""
@@ -277,12 +287,14 @@ class EndpointClient:
             answered = False
             delay: float | None = None
             try:
-                reply = self._client.chat.completions.create(model=model, messages=messages, **params)
+                reply = call()
                 answered = True
                 return reply
             except openai.APIStatusError as exc:
                 answered = True
                 status = exc.status_code
+                if probe and status in (404, 405, 501):
+                    return None
                 last = f"HTTP {status}: {self._detail(exc)}"
                 fatal = self._fatal(exc, model, where)
                 if fatal is not None:
@@ -311,7 +323,7 @@ class EndpointClient:
             except openai.APIError as exc:  # a reply the client cannot read: not worth a retry
                 raise GenerationError(f"{self.display_url} failed on {where}: {redact(str(exc))}") from None
             finally:
-                self._limiter.release(answered)
+                self._limiter.release(answered and not probe)
             if attempt < self.max_retries:
                 wait = backoff_s(attempt) if delay is None else delay + random.uniform(0, min(1.0, 0.1 * delay))
                 log.info("%s", redact(f"{self.display_url}: {where}: {last}; retry {attempt + 1} of {self.max_retries}"
@@ -322,7 +334,7 @@ class EndpointClient:
                 f"{self.display_url} stopped answering during the run: it answered earlier requests, and on {where} it "
                 f"{'closed the connection without a reply, then ' if self._disconnected else ''}refused connections "
                 f"({self.max_retries + 1} attempt(s), the last: {last}). The server has exited or crashed mid-run; its "
-                "own log says why. Restart it and rerun the gate (answers already received are cached).")
+                "own log says why. Restart it and rerun the gate (answers already received are cached where the server identifies its model).")
         raise GenerationError(
             f"{self.display_url} failed on {where} after {self.max_retries + 1} attempt(s), the last: {last}. "
             f"The endpoint is down, overloaded or rate-limited: check it, or raise --ftgate-openai-retries "

@@ -13,6 +13,7 @@ or none), and for the top log-probabilities of each token.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 import time
@@ -27,6 +28,7 @@ if TYPE_CHECKING:  # imported where used: loading the plugin stays light
     from ..cost.pricing import Pricing, ServingCost, Usage
     from ..types import JudgeReply, Output, ReplyToken, SubjectInfo
     from .client import EndpointClient
+    from .served import Served
 
 PREFIX = "openai:"
 FORMS = ("json_schema", "json_object+schema", "prompt")
@@ -69,6 +71,13 @@ class OpenAISubject(Subject):
         Option("--ftgate-openai-retries", "ftgate_openai_retries", field="openai_retries", metavar="N", type=count_arg,
                default=5, help="retries of a request after a 429, 5xx, timeout or connection error, with backoff and "
                                "jitter (Retry-After honoured). Default: {default}"),
+        Option("--ftgate-reuse-unidentified", "ftgate_reuse_unidentified", field="reuse_unidentified", action="store_true",
+               default=False, ini="ftgate_reuse_unidentified",
+               ini_help="reuse cached answers of endpoints that do not identify their model (--ftgate-reuse-unidentified)",
+               help="reuse cached answers of an OpenAI-compatible endpoint whose server does not identify the model it "
+                    "serves (llama-cpp-python's server, most proxies), taking the same URL and model name for the same "
+                    "model in every run. Off by default: a redeployed server would pass for the model that was measured. "
+                    "vLLM, llama.cpp's own server and OpenAI's pinned models identify theirs, and are reused"),
         Option("--ftgate-judge-base-url", "ftgate_judge_base_url", field="judge_base_url", metavar="URL",
                help="base URL of the judge's OpenAI-compatible endpoint. Default: $FTGATE_JUDGE_BASE_URL, else the "
                     "openai: subjects' endpoint (--ftgate-openai-base-url, $OPENAI_BASE_URL)"),
@@ -84,8 +93,10 @@ class OpenAISubject(Subject):
         url = o.openai_base_url
         if role == "judge":
             url = o.judge_base_url or os.environ.get("FTGATE_JUDGE_BASE_URL") or url
-        return cls(spec.removeprefix(PREFIX), role, url, concurrency=o.openai_concurrency, timeout_s=o.openai_timeout_s,
-                   retries=o.openai_retries)
+        subject = cls(spec.removeprefix(PREFIX), role, url, concurrency=o.openai_concurrency, timeout_s=o.openai_timeout_s,
+                      retries=o.openai_retries)
+        subject.identify(reuse_unidentified=bool(o.reuse_unidentified))
+        return subject
 
     @classmethod
     def serving_cost(cls, info: SubjectInfo, usage: Usage, pricing: Pricing) -> ServingCost:
@@ -113,11 +124,33 @@ class OpenAISubject(Subject):
         url = self.client.display_url  # never the key, nor a user:pass@ in the URL
         fingerprint = hashlib.sha256(f"{url}\0{model}".encode()).hexdigest()[:24]
         self.info = SubjectInfo(role, self.kind, model, fingerprint, {"base_url": url, "model": model})
+        self.served: Served | None = None  # what the server said it serves (see `identify`)
         # as a judge: one probe without retries finds the reply form the endpoint accepts, once
         self._probe = EndpointClient(base_url, concurrency=1, timeout_s=timeout_s, max_retries=0)
         self.form: str | None = None
         self._logprobs = True
         self._form_lock = threading.Lock()
+
+    def identify(self, *, reuse_unidentified: bool = False) -> None:
+        """Ask the server what it serves under this name (pytest_ftgate.subjects.served). What
+        identifies the model joins the fingerprint; an unidentified model's answers are not taken
+        from an earlier run's cache unless `reuse_unidentified`."""
+        from dataclasses import replace
+
+        from .served import ask
+
+        self.served = served = ask(self.client, self.model)
+        info = self.info
+        details = {**info.details, "served": served.to_json()}
+        if served.identified:
+            text = json.dumps(served.reported, sort_keys=True)
+            fingerprint = hashlib.sha256(f"{self.client.display_url}\0{self.model}\0{text}".encode()).hexdigest()[:24]
+            self.info = replace(info, fingerprint=fingerprint, details=details, generation=served.describe())
+            return
+        self.reuse = reuse_unidentified
+        said = ("its answers are reused across runs by URL and name (--ftgate-reuse-unidentified)" if reuse_unidentified
+                else "its answers are not reused across runs")
+        self.info = replace(info, details=details, generation=f"{served.describe()}: {said}")
 
     def _one(self, job: Job) -> Output:
         from ..types import Output
