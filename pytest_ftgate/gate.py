@@ -14,11 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .compare import compare
 from .errors import IncompleteDataError, OptionError
 from .kinds import get_kind, kind_names
 from .kinds.base import Criterion, DecisionContext, check_complete, pct
 from .scoring.perturb import PerturbResult, SubjectPerturbation
+from .stats import paired_comparison
 from .types import Comparison, GateDecision, Suite, SuiteResult
 
 
@@ -102,7 +102,7 @@ def decide(
     chosen = suite_criteria(suite, gate)
     try:
         check_complete(suite.name, baseline, candidate, allowed=kind.allowed_unscored(suite) if kind.allowed_unscored else 0.0)
-        cmp = compare(baseline, candidate) if candidate is not None else None
+        cmp = paired_comparison(baseline, candidate) if candidate is not None else None
     except IncompleteDataError as exc:
         return [GateDecision(suite.name, c.name, "error", str(exc)) for c in chosen], None
     ctx = DecisionContext(suite, gate, baseline, candidate, cmp, state, perturbation)

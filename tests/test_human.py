@@ -22,7 +22,6 @@ import pytest
 
 from pytest_ftgate.cli import main as ftgate
 from pytest_ftgate.human.export import balanced_order
-from pytest_ftgate.human.ratings import tie_split_wilson
 from pytest_ftgate.stats import wilson_interval
 
 # The form in a real browser: Debian's headless Chromium through Selenium, as for report.html.
@@ -199,7 +198,7 @@ def test_round_trip_unblinds_win_rates_and_writes_labels(project, capsys):
     text = capsys.readouterr().out
     qa = wilson_interval(9, 9)
     assert table_row(text, "qa") == ["qa", "9", "9", "9", "0", "0", "100.0%", f"{span(qa.low, qa.high)} (wilson)"]
-    overall = tie_split_wilson(Fraction(23, 2), 12)  # 11 wins and a tie of 12
+    overall = wilson_interval(Fraction(23, 2), 12)  # 11 wins and a tie of 12
     assert table_row(text, "overall")[1:] == ["12", "12", "11", "1", "0", "95.8%",
                                               f"{span(overall.low, overall.high)} (wilson, ties half)"]
     assert "the raters prefer the candidate" in text and "agreement: one rater" in text
@@ -227,17 +226,6 @@ def test_round_trip_unblinds_win_rates_and_writes_labels(project, capsys):
     assert qa_labels["q2"] == {"preference": "candidate", "score_candidate": 5, "score_baseline": 2, "raters": 2}
     assert qa_labels["q3"]["preference"] == "tie"
     assert labels(project / "suites/fmt.human.jsonl")["f1"]["preference"] == "baseline"
-
-
-def test_the_tie_split_interval_is_wilson_and_statsmodels():
-    from statsmodels.stats.proportion import proportion_confint
-
-    for k, n in [(0, 5), (3, 7), (12, 12)]:
-        ci, reference = tie_split_wilson(Fraction(k), n), wilson_interval(k, n)
-        assert (ci.low, ci.high, ci.method) == pytest.approx((reference.low, reference.high, "wilson"))
-    ci = tie_split_wilson(Fraction(7, 2), 6)
-    assert (ci.low, ci.high) == pytest.approx(proportion_confint(3.5, 6, method="wilson"))
-    assert wilson_interval(3, 6).low < ci.low < wilson_interval(4, 6).low
 
 
 def test_three_raters_get_fleiss_kappa_and_suites_dir_overrides(project, tmp_path, capsys):

@@ -18,7 +18,6 @@ from pytest_ftgate.judging.protocol import (
     ReplyToken,
     Rubric,
     TokenChoice,
-    agreement,
     judge_pair,
     judge_rubric,
     neutralise,
@@ -152,15 +151,16 @@ def test_the_self_test_passes_a_sound_judge_and_names_what_a_biased_one_fails():
                         "the right one must reach 4 and the wrong one stay below it)"]
 
 
-def test_agreement_is_cohens_kappa():
+def test_agreement_with_people_is_cohens_kappa():
+    from pytest_ftgate.stats import cohen_kappa
+
     pairs = [("candidate", "candidate")] * 6 + [("baseline", "baseline")] * 3 + [("candidate", "baseline"), ("tie", "candidate")]
-    a = agreement(pairs)
+    a = cohen_kappa(pairs, ("people", "judge"))
     # by hand: po = 9/11; pe = sum over labels of p_human * p_judge
     po = 9 / 11
     pe = (7 / 11) * (7 / 11) + (3 / 11) * (4 / 11) + (1 / 11) * 0
-    assert a.n == 11 and a.accuracy == pytest.approx(po) and a.kappa == pytest.approx((po - pe) / (1 - pe))
-    assert agreement([(4, 4), (2, 3), (5, 5), (1, 2)], ordinal=True).weights == "quadratic"
-    assert agreement([]).kappa is None
+    assert a.cases == 11 and a.observed == pytest.approx(po) and a.kappa == pytest.approx((po - pe) / (1 - pe))
+    assert cohen_kappa([(4, 4), (2, 3), (5, 5), (1, 2)], ordinal=True).method == "cohen, quadratic weights"
 
 
 # ---- a judge suite, gated end to end ----------------------------------------------------------

@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 from scipy.stats import beta, binom, norm
 
 from pytest_ftgate.stats import (
+    cohen_kappa,
     exact_interval,
     exact_upper_bound,
+    fleiss_kappa,
     max_passing_regressions,
     mcnemar_exact,
     min_n_to_resolve,
@@ -121,3 +123,68 @@ def test_per_class_prf_matches_sklearn_definition(expected, rnd):
         assert m["support"] == expected.count(label)
         if m["precision"]:
             assert m["precision"] == pytest.approx(tp / sum(p == label for p in predicted))
+
+
+# ---- fractional Wilson and agreement, against statsmodels -------------------------------------------------
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 500).flatmap(lambda n: st.tuples(st.integers(0, 2 * n), st.just(n))),
+       st.sampled_from([0.8, 0.9, 0.95, 0.99]))
+def test_wilson_with_ties_counted_as_half_matches_statsmodels(halves_n, confidence):
+    from statsmodels.stats.proportion import proportion_confint
+
+    halves, n = halves_n
+    iv = wilson_interval(halves / 2, n, confidence)
+    low, high = proportion_confint(halves / 2, n, alpha=1 - confidence, method="wilson")
+    assert (iv.low, iv.high) == (pytest.approx(low, abs=1e-9), pytest.approx(high, abs=1e-9))
+    assert iv.method == ("wilson" if halves % 2 == 0 else "wilson, ties half")
+
+
+def _table(pairs, labels):
+    table = np.zeros((len(labels), len(labels)))
+    for a, b in pairs:
+        table[labels.index(a), labels.index(b)] += 1
+    return table
+
+
+@pytest.mark.parametrize("ordinal", [False, True])
+def test_cohens_kappa_on_random_labels_matches_statsmodels(ordinal):
+    from statsmodels.stats.inter_rater import cohens_kappa
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        labels = [1, 2, 3, 4, 5] if ordinal else ["win", "tie", "loss"]
+        k = int(rng.integers(2, len(labels) + 1))
+        used = labels[:k]
+        n = int(rng.integers(2, 40))
+        pairs = [(used[int(rng.integers(k))], used[int(rng.integers(k))]) for _ in range(n)]
+        a = cohen_kappa(pairs, ordinal=ordinal)
+        present = sorted({x for p in pairs for x in p}, key=labels.index)
+        table = _table(pairs, present)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            want = float(cohens_kappa(table, wt="quadratic" if ordinal else None, return_results=False))
+        if math.isfinite(want) and len(present) > 1:
+            assert a.kappa == pytest.approx(want, abs=1e-9)
+        else:
+            assert a.kappa is None
+        assert a.cases == n and a.observed == pytest.approx(sum(x == y for x, y in pairs) / n)
+
+
+def test_fleiss_kappa_on_random_labels_matches_statsmodels():
+    from statsmodels.stats.inter_rater import fleiss_kappa as reference
+
+    rng = np.random.default_rng(4)
+    for raters in (3, 4, 6):
+        for _ in range(50):
+            rows = [[str(rng.choice(["a", "b", "c"], p=[0.6, 0.3, 0.1])) for _ in range(raters)] for _ in range(20)]
+            a = fleiss_kappa(rows, tuple(f"r{i}" for i in range(raters)))
+            counts = np.array([[row.count(x) for x in ("a", "b", "c")] for row in rows])
+            assert a.kappa == pytest.approx(float(reference(counts, method="fleiss")), abs=1e-9)
+            assert a.observed == pytest.approx(np.mean([len(set(r)) == 1 for r in rows]))
+
+
+def test_kappa_is_undefined_where_one_label_is_given_throughout():
+    assert cohen_kappa([("a", "a")] * 5).kappa is None
+    assert fleiss_kappa([["a"] * 3] * 4, ("x", "y", "z")).kappa is None
+    assert cohen_kappa([]).cases == 0 and cohen_kappa([]).kappa is None
+    with pytest.raises(ValueError, match="same number"):
+        fleiss_kappa([["a", "b"], ["a", "b", "c"]], ("x", "y", "z"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "pytest_ftgate"
@@ -124,7 +125,7 @@ def test_every_package_of_the_tree_is_in_the_distribution():
 
 # The folder list reads like the architecture: each concept one package, the floor and the faces at the top.
 TOP_LEVEL_MODULES = {
-    "__init__", "errors", "types", "stats", "compare",  # the floor: dataclasses, errors, statistics
+    "__init__", "errors", "types", "stats",  # the floor: dataclasses, errors, statistics
     "options", "config", "extensions",  # one option table, one builder, third-party registries
     "suite", "gate", "runner", "progress", "leakage",  # a gate run: load, decide, orchestrate, leakage first
     "contract",  # what a promotion needs, checked at the verdict and by `ftgate promote`
@@ -181,3 +182,14 @@ def test_every_public_name_resolves():
 
     for name in pytest_ftgate.__all__:
         assert getattr(pytest_ftgate, name) is not None, name
+
+
+# what computing an interval or a kappa looks like: scipy or statsmodels, a normal quantile, Wilson's z * z
+STATISTICS = re.compile(r"\b(scipy|statsmodels)\b|proportion_ci|norm\.ppf|1\.9599|z \* z|np\.trace")
+
+
+def test_intervals_and_kappas_are_computed_only_in_stats():
+    found = [f"{path.relative_to(PACKAGE)}:{n}: {line.strip()}"
+             for path in sorted(PACKAGE.rglob("*.py")) if path.name != "stats.py"
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if STATISTICS.search(line)]
+    assert not found, "statistics belong in pytest_ftgate/stats.py:\n" + "\n".join(found)

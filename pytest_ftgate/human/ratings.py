@@ -4,9 +4,8 @@
 
 The candidate's human win rate is (wins + ties/2) / n over cases, each case scored by the mean of
 its raters' votes (candidate 1, tie 1/2, baseline 0). Its interval is the Wilson score interval
-of that tie-split proportion ("wilson, ties half"): a score in [0, 1] with mean p has variance at
-most p(1 - p), the Bernoulli variance Wilson assumes, so counting ties as half keeps the interval
-conservative. Without ties it is exactly pytest_ftgate.stats.wilson_interval.
+of that tie-split proportion (pytest_ftgate.stats.wilson_interval, "wilson, ties half" where ties
+make it fractional).
 
 A partly rated sheet is accepted: a row without a preference counts nowhere (win rate, agreement,
 labels), and the import names each file's unrated cases. A sheet with no rating at all is an error.
@@ -35,6 +34,7 @@ from typing import Any
 
 from ..errors import HumanEvalError
 from ..files.jsonl import iter_jsonl
+from ..stats import Agreement, cohen_kappa, fleiss_kappa, wilson_interval
 from ..types import Interval
 from .export import BLIND_COLUMNS, COLUMNS, PREFERENCES, SCORE_RANGE, Key, SheetRow, read_key, unguard_cell
 
@@ -76,17 +76,6 @@ class WinRate:
     votes: dict[str, int]  # label -> ratings
     rate: float
     interval: Interval
-
-
-@dataclass(frozen=True)
-class Agreement:
-    method: str  # "cohen" | "fleiss"
-    raters: tuple[str, ...]
-    cases: int
-    kappa: float | None  # None: undefined (every rating the same label)
-    observed: float  # share of cases on which the raters all agree (p_o)
-    chance: float = math.nan  # agreement expected by chance from each label's share (p_e)
-    dominant: tuple[str, float] | None = None  # the most given label and its share of the ratings
 
 
 @dataclass(frozen=True)
@@ -240,19 +229,6 @@ def case_scores(ratings: list[Rating]) -> dict[tuple[str, str], Fraction]:
     return {k: sum(v, Fraction(0)) / len(v) for k, v in votes.items()}
 
 
-def tie_split_wilson(score_sum: Fraction, n: int, confidence: float = 0.95) -> Interval:
-    """Wilson score interval of a proportion whose successes may be fractional (ties as half)."""
-    from ..stats import wilson_interval
-
-    if score_sum.denominator == 1:
-        ci = wilson_interval(int(score_sum), n, confidence)
-        return Interval(float(ci.low), float(ci.high), "wilson")
-    from statsmodels.stats.proportion import proportion_confint
-
-    low, high = proportion_confint(float(score_sum), n, alpha=1 - confidence, method="wilson")
-    return Interval(float(low), float(high), "wilson, ties half")
-
-
 def win_rates(ratings: list[Rating]) -> list[WinRate]:
     """Per suite (in order of first appearance), then overall."""
     scores = case_scores(ratings)
@@ -262,41 +238,22 @@ def win_rates(ratings: list[Rating]) -> list[WinRate]:
         votes = Counter(r.preference for r in ratings if scope in ("overall", r.suite))
         total = sum(chosen, Fraction(0))
         out.append(WinRate(scope, len(chosen), {label: votes[label] for label in LABELS}, float(total / len(chosen)),
-                           tie_split_wilson(total, len(chosen))))
+                           wilson_interval(total, len(chosen))))
     return out
 
 
 def agreement(ratings: list[Rating]) -> Agreement | None:
-    """Cohen's kappa for two raters, Fleiss' for more, over the cases every rater rated (statsmodels)."""
-    import numpy as np
-    from statsmodels.stats.inter_rater import cohens_kappa, fleiss_kappa
-
+    """Cohen's kappa for two raters, Fleiss' for more, over the cases every rater rated (pytest_ftgate.stats)."""
     raters = tuple(dict.fromkeys(r.rater for r in ratings))
     if len(raters) < 2:
         return None
-    method = "cohen" if len(raters) == 2 else "fleiss"
     by_case: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
     for r in ratings:
         by_case[(r.suite, r.case)][r.rater] = r.preference
-    common = [labels for labels in by_case.values() if len(labels) == len(raters)]
-    if not common:
-        return Agreement(method, raters, 0, None, math.nan)
-    observed = sum(len(set(labels.values())) == 1 for labels in common) / len(common)
-    index = {label: i for i, label in enumerate(LABELS)}
-    counts = np.array([[list(labels.values()).count(label) for label in LABELS] for labels in common])
-    with np.errstate(invalid="ignore", divide="ignore"):  # one label throughout: chance agreement 1, kappa 0/0
-        if method == "cohen":
-            table = np.zeros((3, 3))
-            for labels in common:
-                table[index[labels[raters[0]]], index[labels[raters[1]]]] += 1
-            kappa = float(cohens_kappa(table, return_results=False))
-            chance = float(table.sum(axis=1) @ table.sum(axis=0)) / len(common) ** 2  # each rater's own shares
-        else:
-            kappa = float(fleiss_kappa(counts, method="fleiss"))
-            chance = float(((counts.sum(axis=0) / counts.sum()) ** 2).sum())  # the pooled shares
-    totals = counts.sum(axis=0)
-    dominant = (LABELS[int(totals.argmax())], float(totals.max() / totals.sum()))
-    return Agreement(method, raters, len(common), kappa if math.isfinite(kappa) else None, observed, chance, dominant)
+    common = [[labels[rater] for rater in raters] for labels in by_case.values() if len(labels) == len(raters)]
+    if len(raters) == 2:
+        return cohen_kappa([(a, b) for a, b in common], (raters[0], raters[1]))
+    return fleiss_kappa(common, raters)
 
 
 def case_labels(ratings: list[Rating]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -433,11 +390,6 @@ class ImportResult:
 
 def import_ratings(paths: list[Path], key_path: Path, suites_dir: Path | None = None) -> ImportResult:
     """Validate and unblind the ratings, summarise them, and merge the labels into SUITE.human.jsonl files."""
-    try:
-        import statsmodels  # noqa: F401
-    except ImportError:
-        raise HumanEvalError("the interval with ties and the raters' kappa come from statsmodels, which is not "
-                             "installed: pip install 'pytest-ftgate[human]'") from None
     key = read_key(key_path)
     ratings, unrated = read_ratings(paths, key)
     suites = list(dict.fromkeys(r.suite for r in ratings))

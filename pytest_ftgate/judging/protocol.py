@@ -14,7 +14,7 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from ..types import JudgeReply, ReplyToken, TokenChoice  # noqa: F401  (re-exported)
@@ -290,35 +290,3 @@ def _orders_text(v: PairVerdict) -> str:
     """What the judge said in each order, in words."""
     said = {"A": "answer A", "B": "answer B", "tie": "a tie", None: "nothing readable"}
     return f"{said[v.orders[0]]}, then {said[v.orders[1]]} with the answers swapped"
-
-
-# ---- agreement with people ------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Agreement:
-    n: int
-    accuracy: float | None
-    kappa: float | None
-    weights: str = ""  # "" (nominal) or "quadratic" (ordinal scores)
-    pairs: list[tuple[Any, Any]] = field(default_factory=list, repr=False)
-
-
-def agreement(pairs: Sequence[tuple[Any, Any]], ordinal: bool = False) -> Agreement:
-    """Accuracy and Cohen's kappa (statsmodels) of judge labels against human labels."""
-    pairs = [(h, j) for h, j in pairs if h is not None and j is not None]
-    if not pairs:
-        return Agreement(0, None, None)
-    accuracy = sum(h == j for h, j in pairs) / len(pairs)
-    labels = sorted({x for pair in pairs for x in pair}, key=str)
-    if len(labels) < 2:
-        return Agreement(len(pairs), accuracy, None, pairs=list(pairs))
-    import numpy as np
-    from statsmodels.stats.inter_rater import cohens_kappa
-
-    index = {label: i for i, label in enumerate(labels)}
-    table = np.zeros((len(labels), len(labels)))
-    for h, j in pairs:
-        table[index[h], index[j]] += 1
-    weights = "quadratic" if ordinal else None
-    kappa = float(cohens_kappa(table, wt=weights, return_results=False)) if weights else float(cohens_kappa(table, return_results=False))
-    return Agreement(len(pairs), accuracy, kappa, weights or "", list(pairs))

@@ -18,7 +18,6 @@ by `ftgate human import`): {"preference": candidate|baseline|tie, "score_candida
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,16 +28,15 @@ from typing import Any
 from ..errors import JudgeRefused, OptionError
 from ..human.ratings import output_digest, read_labels
 from ..judging.protocol import (
-    Agreement,
     PairVerdict,
     Rubric,
     RubricVerdict,
     SelfTest,
-    agreement,
     judge_pair,
     judge_rubric,
     self_test,
 )
+from ..stats import Agreement, cohen_kappa, wilson_interval
 from ..types import CaseResult, GateDecision, Interval, Score, SuiteResult
 from .base import (
     Criterion,
@@ -168,10 +166,10 @@ class JudgeState:
             for side, values in self.by_length.items():
                 if values:
                     out.append(f"win rate when the candidate's answer is {side}: {pct(sum(values) / len(values))} (n={len(values)})")
-        if self.agreement is not None and self.agreement.n:
+        if self.agreement is not None and self.agreement.cases:
             a = self.agreement
             kappa = "—" if a.kappa is None else f"{a.kappa:.2f}{' (quadratic)' if a.weights else ''}"
-            out.append(f"agreement with people: {a.n} labels, accuracy {pct(a.accuracy)}, Cohen's kappa {kappa}")
+            out.append(f"agreement with people: {a.cases} labels, accuracy {pct(a.observed)}, Cohen's kappa {kappa}")
         if self.stale_labels:
             out.append(f"{self.stale_labels} human label(s) were of other answers (an earlier candidate?) and not used")
         return out
@@ -181,8 +179,9 @@ class JudgeState:
                 "methods": dict(self.methods), "outcomes": dict(self.outcomes), "inconsistent": self.inconsistent,
                 "position_driven": self.position_driven,
                 "self_test": None if self.self_test is None else [list(c) for c in self.self_test.checks],
-                "agreement": None if self.agreement is None else {"n": self.agreement.n, "accuracy": self.agreement.accuracy,
-                                                                   "kappa": self.agreement.kappa, "weights": self.agreement.weights},
+                "agreement": None if self.agreement is None else {
+                    "n": self.agreement.cases, "accuracy": self.agreement.observed, "kappa": self.agreement.kappa,
+                    "weights": "quadratic" if "quadratic" in self.agreement.method else ""},
                 "win_rate_by_length": {k: (sum(v) / len(v) if v else None) for k, v in self.by_length.items()}}
 
 
@@ -315,7 +314,7 @@ def _calibrate(ctx: ScoringContext, spec: JudgeSpec, state: JudgeState, scored: 
                 pairs.append((int(human[f"score_{role}"]), int(label)))
             elif spec.mode == "pairwise" and role == "candidate" and human.get("preference"):
                 pairs.append((human["preference"], {"win": "candidate", "loss": "baseline", "tie": "tie"}[label]))
-    state.agreement = agreement(pairs, ordinal=spec.mode == "rubric") if pairs else None
+    state.agreement = cohen_kappa(pairs, ("people", "judge"), ordinal=spec.mode == "rubric") if pairs else None
     state.stale_labels = stale
     if spec.min_kappa is None:
         return
@@ -326,16 +325,7 @@ def _calibrate(ctx: ScoringContext, spec: JudgeSpec, state: JudgeState, scored: 
                            "the judge's agreement with people cannot be checked. Import ratings with `ftgate human import`")
     if a.kappa < spec.min_kappa:
         raise JudgeRefused(f"suite {ctx.suite.name}: judge {state.judge} agrees with people at Cohen's kappa {a.kappa:.2f} "
-                           f"< judge.min_kappa {spec.min_kappa} ({a.n} labels, accuracy {pct(a.accuracy)}); it is not used to score")
-
-
-def wilson(rate: float, n: int, z: float = 1.959964) -> Interval:
-    """Wilson score interval for a rate that may count ties as half a success."""
-    if n == 0:
-        return Interval(0.0, 1.0, "wilson")
-    centre = (rate + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return Interval(max(0.0, centre - half), min(1.0, centre + half), "wilson")
+                           f"< judge.min_kappa {spec.min_kappa} ({a.cases} labels, accuracy {pct(a.observed)}); it is not used to score")
 
 
 MIN_DECIDED = 5  # decided (won or lost) cases behind a pairwise win rate, at the least
@@ -353,12 +343,12 @@ def decide_win_rate(ctx: DecisionContext) -> GateDecision:
     labels = Counter(r.scores[0].label or "unscored" for r in ctx.candidate.results)
     n = ctx.candidate.n
     rate = (labels["win"] + labels["tie"] / 2) / n
-    iv = wilson(rate, n)
+    iv = wilson_interval(labels["win"] + labels["tie"] / 2, n)
     threshold = float(ctx.gate.get("min_win_rate", 0.5))
     figures = {"wins": labels["win"], "ties": labels["tie"], "losses": labels["loss"], "unscored": labels["unscored"],
                "n": n, "rate": rate, "wilson": [iv.low, iv.high], "threshold": threshold}
     text = (f"win rate {pct(rate)} = ({labels['win']} won + {labels['tie']} tied / 2) / {n} "
-            f"(95% Wilson {pct(iv.low)}–{pct(iv.high)}; unscored count as lost)")
+            f"(95% Wilson{', ties half' if labels['tie'] % 2 else ''} {pct(iv.low)}–{pct(iv.high)}; unscored count as lost)")
     decided, needed = labels["win"] + labels["loss"], int(ctx.gate.get("min_decided", MIN_DECIDED))
     figures.update(decided=decided, min_decided=needed)
     if decided == 0:  # every verdict a tie (or unscored): the judge told the answers apart nowhere
