@@ -22,13 +22,14 @@ from pathlib import Path
 
 from .errors import EXIT_GATE_ERROR, EXIT_USAGE, FtgateError, internal_error
 from .extensions import load_all
+from .options import HISTORY_FILE, SUITES_DIR
 
 
 def _check(args: argparse.Namespace) -> int:
     from .suite import find_suite_files, load_suite
 
     bad = 0
-    for f in find_suite_files(args.paths):
+    for f in find_suite_files(args.paths, Path(SUITES_DIR)):  # a directory named is checked as a suites directory
         try:
             s = load_suite(f)
             print(f"ok    {f}: {s.kind} suite {s.name!r}, {len(s.cases)} cases, scorers {[x.name for x in s.scorers]}")
@@ -52,7 +53,7 @@ def _gate(args: argparse.Namespace) -> int:
     if args.ftgate_suites is None and len(args.paths) == 1 and Path(args.paths[0]).is_dir():
         overrides["suites_dir"] = Path(args.paths[0])  # `ftgate gate DIR`: DIR is the project's suites directory
     config = build_run_config(vars(args), Path.cwd(), **overrides)
-    suites = [load_suite(f) for f in find_suite_files(args.paths)]
+    suites = [load_suite(f) for f in find_suite_files(args.paths, config.suites_dir)]
     run = run_gate(suites, config)
     view, paths = publish(run, config)
     for line in terminal_lines(view, verbose=args.verbose):
@@ -65,7 +66,6 @@ def _gate(args: argparse.Namespace) -> int:
 def _promote(args: argparse.Namespace) -> int:
     """Record the candidate of a promoted run as what ships; later gates compare against it by default."""
     import hashlib
-    import json
     import os
 
     from .errors import GateRunError, OptionError, SubjectError
@@ -74,20 +74,17 @@ def _promote(args: argparse.Namespace) -> int:
     from .contract import golden_origins, shipped_prompts
     from .stores.promotion import Promotion, now, read_promotion, relative_spec, write_promotion
     from .subjects import Resolver, SubjectOptions, subject_option_fields
+    from .report.json_report import read_report
     from .subjects.client import strip_credentials
 
     report = Path(args.report)
-    try:
-        data = json.loads(report.read_text(encoding="utf-8"))
-        verdict, candidate = data["verdict"], data["subjects"]["candidate"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise OptionError(f"{report}: not a readable report.json of a gate run ({exc}); give the report.json that "
-                          "`pytest --candidate=...` wrote in its --ftgate-report-dir") from None
+    data = read_report(report)
+    verdict, candidate = data["verdict"], (data["subjects"] or {}).get("candidate")
     suites = Path(args.suites)
     if not suites.is_dir():
         raise OptionError(f"--suites={suites}: no such directory; the record is written beside the suites it gated")
     from .contract import Breach, refusal, report_breaches, same_model
-    from .stores.history import history_path
+    from .options import history_path
 
     breaches = report_breaches(data, report, suites, history_path(args.history), read_promotion(suites))
     if verdict != "promoted" or candidate is None:
@@ -138,7 +135,8 @@ def _promote(args: argparse.Namespace) -> int:
 def _history(args: argparse.Namespace) -> int:
     import json
 
-    from .stores.history import history_path, runs
+    from .options import history_path
+    from .stores.history import runs
 
     path = history_path(args.history)
     if path is None:
@@ -237,6 +235,9 @@ def _suite_import(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .importers import attack_sets
+    from .importers import logs as log_import
+
     parser = argparse.ArgumentParser(prog="ftgate", description="Fine-tuning as test-driven development.")
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check", help="validate suite files")
@@ -252,16 +253,15 @@ def main(argv: list[str] | None = None) -> int:
     gate.set_defaults(func=_gate)
     promote = sub.add_parser("promote", help="record a promoted run's candidate as what ships (suites/ftgate.promoted.json)")
     promote.add_argument("report", help="report.json of a gate run whose verdict was promoted")
-    promote.add_argument("--suites", default="suites", help="the suites directory the record goes in. Default: suites")
+    promote.add_argument("--suites", default=SUITES_DIR, help=f"the suites directory the record goes in. Default: {SUITES_DIR}")
     promote.add_argument("--history", default=None,
-                         help="the history store to mark the promotion in. Default: $FTGATE_HISTORY or .ftgate/history.sqlite")
+                         help=f"the history store to mark the promotion in. Default: $FTGATE_HISTORY or {HISTORY_FILE}")
     promote.set_defaults(func=_promote)
     history = sub.add_parser("history", help="the gate runs recorded so far, newest first")
     history.add_argument("--suite", help="only runs of this suite, with its measure")
     history.add_argument("--json", action="store_true", help="print the runs as JSON")
     history.add_argument("--limit", type=int, default=50, help="at most this many runs (default 50)")
-    history.add_argument("--history", default=None,
-                         help="the history store. Default: $FTGATE_HISTORY or .ftgate/history.sqlite")
+    history.add_argument("--history", default=None, help=f"the history store. Default: $FTGATE_HISTORY or {HISTORY_FILE}")
     history.set_defaults(func=_history)
     compare = sub.add_parser("compare", help="the cases whose verdict differs between two gate reports, per suite")
     compare.add_argument("a", help="report.json of one run")
@@ -270,13 +270,11 @@ def main(argv: list[str] | None = None) -> int:
     compare.set_defaults(func=_compare)
     logs = sub.add_parser("logs", help="production logs in: a shadow run, failures as cases, failure modes")
     logs_sub = logs.add_subparsers(dest="logs_command", required=True)
-    from .importers.logs import __doc__ as logs_doc
-
     limport = logs_sub.add_parser("import", help="write a shadow suite, production's outputs, failures and failure modes",
-                                  description=(logs_doc or "").split("\n\n")[1],
+                                  description=(log_import.__doc__ or "").split("\n\n")[1],
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     limport.add_argument("logs", help="the JSONL of logged requests")
-    limport.add_argument("--format", required=True, choices=("openai", "generic"), help="how each line is written")
+    limport.add_argument("--format", required=True, choices=log_import.FORMATS, help="how each line is written")
     limport.add_argument("--out", required=True, help="the directory to write the suites and production.jsonl to")
     limport.add_argument("--train-out", help="also write the corrections as training rows (half of them; the other half "
                                              "are eval cases, kept apart by a leakage check)")
@@ -312,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     attack = suite_sub.add_parser("import", help="write an adversarial suite (YAML + JSONL) from a CSV or JSONL attack set",
                                   epilog=FORMATS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     attack.add_argument("file", help="the CSV, TSV or JSONL file")
-    attack.add_argument("--format", required=True, choices=("xstest", "prompt-injections", "generic"), help="its columns")
+    attack.add_argument("--format", required=True, choices=attack_sets.FORMATS, help="its columns")
     attack.add_argument("--out", required=True, help="the suite file to write (its cases go beside it as .jsonl)")
     attack.add_argument("--include-harmful", action="store_true",
                         help="also import prompts that must be refused (harmful behaviours); default: skipped and counted")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import OptionError
-from .options import OPTIONS, Option
+from .options import CACHE_DIR, OPTIONS, REPORT_DIR, SUITES_DIR, Option
 from .subjects.base import SubjectOptions, subject_kinds
 
 if TYPE_CHECKING:
@@ -33,9 +33,9 @@ class RunConfig:
     candidate: str | None = None
     baseline: str | None = None
     subject_options: SubjectOptions = field(default_factory=SubjectOptions)
-    suites_dir: Path = Path("suites")
-    report_dir: Path | None = Path(".ftgate/report")
-    cache_dir: Path | None = Path(".ftgate/cache")
+    suites_dir: Path = Path(SUITES_DIR)
+    report_dir: Path | None = Path(REPORT_DIR)
+    cache_dir: Path | None = Path(CACHE_DIR)
     thresholds: tuple[tuple[Threshold, ...], ...] = ()  # override layers: ini, then command line
     update_goldens: bool = False
     allow_partial: bool = False  # a partial run exits 0 (a selection made on purpose)
@@ -67,9 +67,8 @@ def _from_ini(option: Option, ini: Callable[[str], Any] | None) -> Any:
         return None
     convert = option.ini_converter
     try:
-        if option.ini_type == "linelist":
-            items = [part.strip() for line in raw for part in str(line).split(",") if part.strip()]
-            return [convert(x) if convert else x for x in items]
+        if option.ini_type == "linelist":  # each line converted as one flag value is
+            return [convert(str(line)) if convert else str(line) for line in raw if str(line).strip()]
         return convert(raw) if convert else raw
     except argparse.ArgumentTypeError as exc:
         raise OptionError(f"ini key {option.ini}: {exc}") from None
@@ -94,8 +93,8 @@ def build_run_config(
         from_ini = _from_ini(option, ini)
         if option.ini_relative and isinstance(from_ini, str) and (root / from_ini).exists():
             from_ini = str(root / from_ini)  # written beside the ini file, meant from there
-        if option.layered:  # both apply, ini first (thresholds)
-            value: Any = (tuple(from_ini or ()), tuple(given or ()))
+        if option.layered:  # both apply, ini first (thresholds); each value read is a tuple of them
+            value: Any = tuple(tuple(item for part in layer or () for item in part) for layer in (from_ini, given))
         else:
             unset = given is None or given is False or (isinstance(given, (list, str)) and not given)  # 0 is a value
             value = from_ini if unset and from_ini is not None else option.default if unset else given

@@ -82,12 +82,12 @@ def project_suites(suites_dir: Path, loaded: Iterable[Any] = ()) -> dict[str, st
 def _suite_files(suites_dir: Path, loaded: Iterable[Any] = ()) -> Iterator[tuple[str, Any]]:
     """(path relative to the suites directory, its Suite, or the SuiteError it raised), for each YAML file under it."""
     from .errors import SuiteError
-    from .suite import load_suite
+    from .suite import is_suite_file, load_suite
 
     if not Path(suites_dir).is_dir():
         return
     known = {suite_key(s.path, suites_dir): s for s in loaded}
-    for path in sorted(p for p in Path(suites_dir).rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()):
+    for path in sorted(p for p in Path(suites_dir).rglob("*") if p.is_file() and is_suite_file(p, suites_dir)):
         key = suite_key(path, suites_dir)
         try:
             yield key, known[key] if key in known else load_suite(path)

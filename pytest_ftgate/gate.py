@@ -50,8 +50,12 @@ def parse_threshold(text: str) -> Threshold:
     return Threshold(target, number)
 
 
-def parse_thresholds(items: Iterable[str]) -> tuple[Threshold, ...]:
-    return tuple(parse_threshold(part) for item in items for part in item.split(",") if part.strip())
+def parse_thresholds(text: str) -> tuple[Threshold, ...]:
+    """Parse a comma list, `golden:1%,format:90%`: how --ftgate-fail and the ini key ftgate_fail are read."""
+    parts = [part for part in text.split(",") if part.strip()]
+    if not parts:
+        raise ValueError(f"{text!r} names no threshold; write e.g. golden:5% or golden:1%,format:90%")
+    return tuple(parse_threshold(part) for part in parts)
 
 
 def check_targets(thresholds: Iterable[Threshold], suites: Iterable[Suite], source: str) -> None:

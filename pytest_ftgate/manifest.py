@@ -73,13 +73,9 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: Path) -> Manifest:
-        if not isinstance(data, dict) or not isinstance(data.get("base_model"), dict):
-            raise SubjectError(f"{where}: not an ftgate manifest (no base_model); delete it or retrain the adapter")
-        if data.get("schema_version") != SCHEMA_VERSION:
-            raise SubjectError(
-                f"{where}: manifest schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}; "
-                "retrain the adapter with this version of pytest-ftgate, or delete the file"
-            )
+        if not isinstance(data.get("base_model"), dict):
+            raise SubjectError(f"{where}: not an ftgate manifest (its base_model is not an object); delete it or retrain "
+                               "the adapter")
         known = {f.name for f in fields(cls)}
         base_known = {f.name for f in fields(BaseModel)}
         values = {k: v for k, v in data.items() if k in known}
@@ -95,10 +91,13 @@ def read_manifest(adapter_dir: Path) -> Manifest | None:
     path = Path(adapter_dir) / FILENAME
     if not path.is_file():
         return None
+    from .files.versioned import read_versioned
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise SubjectError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}); retrain the adapter or delete the file") from None
+        data = read_versioned(path, SCHEMA_VERSION, required=("base_model",))
+    except (OSError, ValueError) as exc:
+        raise SubjectError(f"{path}: not a readable ftgate manifest ({exc}); retrain the adapter with this version of "
+                           "pytest-ftgate, or delete the file") from None
     return Manifest.from_dict(data, path)
 
 

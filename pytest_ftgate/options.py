@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +21,20 @@ if TYPE_CHECKING:
     from .gate import Threshold
 
 
-def threshold_arg(text: str) -> Threshold:
-    """argparse `type=` converter for --ftgate-fail."""
-    from .gate import parse_threshold
+# where a run reads and writes, relative to its root; written here once (the options, RunConfig, the CLI and
+# the history store read them)
+SUITES_DIR = "suites"
+REPORT_DIR = ".ftgate/report"
+CACHE_DIR = ".ftgate/cache"
+HISTORY_FILE = ".ftgate/history.sqlite"
+
+
+def threshold_arg(text: str) -> tuple[Threshold, ...]:
+    """argparse `type=` converter for --ftgate-fail and its ini key: one threshold or a comma list."""
+    from .gate import parse_thresholds
 
     try:
-        return parse_threshold(text)
+        return parse_thresholds(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -74,11 +83,13 @@ def bool_arg(text: str | bool) -> bool:
     raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
 
 
-def history_arg(value: Any, root: Path) -> Path | None:
-    """--ftgate-history: a path (relative to the run's root), $FTGATE_HISTORY, the default, or off."""
-    from .stores.history import history_path
-
-    return history_path(value, root)
+def history_path(value: str | Path | None, root: Path | None = None) -> Path | None:
+    """Where the history store is: the option's value, else $FTGATE_HISTORY, else the default; None when `off`."""
+    chosen = value if value not in (None, "") else os.environ.get("FTGATE_HISTORY") or HISTORY_FILE
+    if str(chosen).lower() == "off":
+        return None
+    path = Path(chosen).expanduser()
+    return path if path.is_absolute() or root is None else root / path
 
 
 def as_path(value: Any, root: Path) -> Path | None:
@@ -145,13 +156,13 @@ OPTIONS: tuple[Option, ...] = (
            ini_help="default baseline spec (--baseline)",
            help="baseline: model dir or Hub id, openai:MODEL or outputs .jsonl. Default: ini ftgate_baseline, else the "
                 "candidate adapter's base model"),
-    Option("--ftgate-suites", "ftgate_suites", field="suites_dir", metavar="DIR", ini="ftgate_suites", default="suites",
+    Option("--ftgate-suites", "ftgate_suites", field="suites_dir", metavar="DIR", ini="ftgate_suites", default=SUITES_DIR,
            convert=as_path, ini_help="directory of suite YAML files (--ftgate-suites)",
-           help="directory of suite YAML files gated when no path is given. Default: ini ftgate_suites or suites"),
+           help="directory of suite YAML files gated when no path is given. Default: ini ftgate_suites or {default}"),
     Option("--ftgate-fail", "ftgate_fail", field="thresholds", metavar="TARGET:VALUE", action="append", type=threshold_arg,
            ini="ftgate_fail", ini_type="linelist", layered=True, ini_help="threshold overrides, one TARGET:VALUE per line",
-           help="override a threshold, e.g. golden:5%% or routing:95%% (repeatable; TARGET is a kind or a suite name; "
-                "wins over suite and ini). Default: none"),
+           help="override a threshold, e.g. golden:5%% or routing:95%%, or several: golden:1%%,format:90%% (repeatable; "
+                "TARGET is a kind or a suite name; wins over suite and ini). Default: none"),
     Option("--ftgate-update-goldens", "ftgate_update_goldens", field="update_goldens", action="store_true", default=False,
            help="freeze the cases the baseline passes as each golden suite's golden file. Default: off"),
     Option("--ftgate-allow-partial", "ftgate_allow_partial", field="allow_partial", action="store_true", default=False,
@@ -160,17 +171,17 @@ OPTIONS: tuple[Option, ...] = (
                 "a selection made on purpose (a criterion that checked nothing still exits 7). The verdict still says "
                 "partial. Default: off"),
     Option("--ftgate-report-dir", "ftgate_report_dir", field="report_dir", metavar="DIR", ini="ftgate_report_dir",
-           default=".ftgate/report", convert=as_path, ini_help="report directory (--ftgate-report-dir)",
-           help="where report.json, report.md and report.html go. Default: ini ftgate_report_dir or .ftgate/report"),
+           default=REPORT_DIR, convert=as_path, ini_help="report directory (--ftgate-report-dir)",
+           help="where report.json, report.md and report.html go. Default: ini ftgate_report_dir or {default}"),
     Option("--ftgate-cache-dir", "ftgate_cache_dir", field="cache_dir", metavar="DIR", ini="ftgate_cache_dir",
-           default=".ftgate/cache", convert=as_path, ini_help="generation cache directory (--ftgate-cache-dir)",
-           help="generation cache directory. Default: ini ftgate_cache_dir or .ftgate/cache"),
+           default=CACHE_DIR, convert=as_path, ini_help="generation cache directory (--ftgate-cache-dir)",
+           help="generation cache directory. Default: ini ftgate_cache_dir or {default}"),
     Option("--ftgate-no-cache", "ftgate_no_cache", field="no_cache", action="store_true", default=False,
            help="regenerate everything and store nothing. Default: off"),
-    Option("--ftgate-history", "ftgate_history", field="history", metavar="FILE", ini="ftgate_history", convert=history_arg,
+    Option("--ftgate-history", "ftgate_history", field="history", metavar="FILE", ini="ftgate_history", convert=history_path,
            ini_help="the history store every gate run appends to (--ftgate-history)",
            help="the SQLite history store every gate run appends to (`ftgate history` lists it; the HTML report plots "
-                "its trend); `off` for none. Default: ini ftgate_history, $FTGATE_HISTORY or .ftgate/history.sqlite"),
+                "its trend); `off` for none. Default: ini ftgate_history, $FTGATE_HISTORY or " + HISTORY_FILE),
     Option("--ftgate-judge", "ftgate_judge", field="judge", metavar="SUBJECT",
            help="judge for `kind: judge` suites: openai:MODEL or a local model dir (the baseline's own model is loaded "
                 "once). Default: the suite's judge.model"),

@@ -118,30 +118,18 @@ def _is_under(path: Path, parent: Path) -> bool:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    """A YAML file under the suites directory, or one named on the command line (as pytest collects any
-    test file it is given), is a suite; other YAML files (CI configs, ...) are not ours."""
+    """A YAML file under the suites directory, in a directory named on the command line, or named itself:
+    a suite where `suite.is_suite_file` says so (the one rule `ftgate gate` follows too)."""
+    from .suite import is_suite_file
+
     if file_path.suffix not in (".yaml", ".yml"):
         return None
     state = parent.config.stash[STATE]
-    if _is_under(file_path, state.config.suites_dir) or file_path.resolve() in state.named_files:
+    named = file_path.resolve() in state.named_files
+    ours = named or _is_under(file_path, state.config.suites_dir) or any(_is_under(file_path, d) for d in state.named_dirs)
+    if ours and is_suite_file(file_path, state.config.suites_dir, named=named):
         return SuiteFile.from_parent(parent, path=file_path)
-    if any(_is_under(file_path, d) for d in state.named_dirs) and _looks_like_suite(file_path):
-        return SuiteFile.from_parent(parent, path=file_path)  # a directory of suites named on the command line
     return None
-
-
-def _looks_like_suite(path: Path) -> bool:
-    """A YAML file whose top level says `kind: <a suite kind>` (a directory given may hold CI configs too)."""
-    import re
-
-    from .kinds import kind_names
-
-    try:
-        head = path.read_text(encoding="utf-8", errors="replace")[:20000]
-    except OSError:
-        return False
-    match = re.search(r"^kind:\s*['\"]?([\w-]+)", head, flags=re.MULTILINE)
-    return match is not None and match.group(1) in kind_names()
 
 
 class SuiteFile(pytest.File):

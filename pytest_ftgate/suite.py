@@ -21,12 +21,46 @@ CASE_KEYS = {"id", "input", "messages", "expected", "tags"}
 ROLES = {"system", "user", "assistant"}
 
 
-def find_suite_files(paths: list[str] | list[Path]) -> list[Path]:
-    """Suite files named directly or found (recursively) in directories; an error when there are none."""
+YAML = (".yaml", ".yml")
+
+
+def is_suite_file(path: Path, suites_dir: Path | None, *, named: bool = False) -> bool:
+    """The one rule of what is a suite file, for `pytest` and `ftgate` alike: a YAML file named on its own,
+    or under the project's suites directory; in any other directory, a YAML file whose top level says
+    `kind:` a suite kind (a directory given may hold CI configs and other YAML too)."""
+    if path.suffix not in YAML:
+        return False
+    return named or (suites_dir is not None and _is_under(path, suites_dir)) or _says_a_kind(path)
+
+
+def _is_under(path: Path, parent: Path) -> bool:
+    try:
+        path.resolve().relative_to(parent.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def _says_a_kind(path: Path) -> bool:
+    import re
+
+    from .kinds import kind_names
+
+    try:
+        head = path.read_text(encoding="utf-8", errors="replace")[:20000]
+    except OSError:
+        return False
+    match = re.search(r"^kind:\s*['\"]?([\w-]+)", head, flags=re.MULTILINE)
+    return match is not None and match.group(1) in kind_names()
+
+
+def find_suite_files(paths: list[str] | list[Path], suites_dir: Path | None = None) -> list[Path]:
+    """Suite files named directly or found (recursively) in directories (`is_suite_file`); an error when there
+    are none. `suites_dir`: the project's suites directory."""
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.suffix in (".yaml", ".yml"))
+            files += sorted(f for f in p.rglob("*") if f.is_file() and is_suite_file(f, suites_dir))
         elif p.exists():
             files.append(p)
         else:

@@ -139,8 +139,8 @@ def test_bad_threshold_says_how_to_write_it(text):
 def test_threshold_layers_later_wins(tmp_path):
     suite = golden_suite(tmp_path, 3, "{max_regression: 0.1}")
     assert effective_gate(suite)["max_regression"] == 0.1
-    ini = parse_thresholds(["golden:3%"])
-    cli = parse_thresholds(["g:1%,format:90%"])
+    ini = parse_thresholds("golden:3%")
+    cli = parse_thresholds("g:1%,format:90%")
     assert effective_gate(suite, ini)["max_regression"] == 0.03
     assert effective_gate(suite, ini, cli)["max_regression"] == 0.01  # suite name `g` targets it
 
@@ -154,3 +154,16 @@ def test_min_gain_requires_the_candidate_above_the_baseline(tmp_path):
     assert d.criterion == "vs_baseline" and d.status == "blocked" and "gain +10.0pp < required +20.0pp" in d.summary
     d = decide(suite, gate, base, results(suite, CAND, failing=["c0", "c1"]), None)[0][-1]
     assert d.status == "passed"
+
+
+def test_a_comma_list_of_thresholds_reads_the_same_from_the_flag_and_the_ini(tmp_path):
+    from pytest_ftgate.config import build_run_config
+    from pytest_ftgate.options import threshold_arg
+
+    both = parse_thresholds("g:1%,format:90%")
+    assert [(t.target, t.value) for t in both] == [("g", 0.01), ("format", 0.9)]
+    from_ini = build_run_config({}, tmp_path, {"ftgate_fail": ["g:1%,format:90%", "golden:2%"]}.get).thresholds
+    from_flag = build_run_config({"ftgate_fail": [threshold_arg("g:1%,format:90%")]}, tmp_path).thresholds
+    assert from_ini == ((*both, parse_threshold("golden:2%")), ()) and from_flag == ((), both)
+    with pytest.raises(ValueError, match="names no threshold"):
+        parse_thresholds(" , ")

@@ -395,7 +395,7 @@ def test_bad_export_input_is_a_clear_error(project, capsys):
     assert ftgate(["human", "export", report, "--out", "x", "--suite", "nope"]) == 4
     assert "--suite nope: not in this report; its suites are fmt, qa" in capsys.readouterr().err
     assert ftgate(["human", "export", str(project / "base.jsonl"), "--out", "x"]) == 4
-    assert "not a readable JSON report" in capsys.readouterr().err
+    assert "not a readable report.json of a gate run (not valid JSON" in capsys.readouterr().err
 
 
 def test_the_command_exits_without_a_traceback(project):

@@ -115,3 +115,17 @@ def test_case_hash_changes_with_content(tmp_path):
     a = load_suite(write(tmp_path / "a.yaml", "kind: golden\ncases: [{id: x, input: a, expected: b}]\nscorers: [exact]\n"))
     b = load_suite(write(tmp_path / "b.yaml", "kind: golden\ncases: [{id: x, input: a, expected: c}]\nscorers: [exact]\n"))
     assert a.cases[0].content_hash != b.cases[0].content_hash
+
+
+def test_one_rule_says_what_is_a_suite_file_for_pytest_and_ftgate(tmp_path):
+    from pytest_ftgate.suite import find_suite_files, is_suite_file
+
+    suites, other = tmp_path / "suites", tmp_path / "ci"
+    task = "kind: task\ncases:\n  - {id: a, input: q, expected: x}\nscorers: [exact]\n"
+    write(suites / "a.yaml", task)
+    write(suites / "typo.yaml", task.replace("kind: task", "kind: taks"))  # the project's: loaded, and refused there
+    write(other / "workflow.yml", "on: push\njobs: {}\n")
+    write(other / "b.yaml", task)
+    assert find_suite_files([suites, other], suites) == [suites / "a.yaml", suites / "typo.yaml", other / "b.yaml"]
+    assert find_suite_files([other], other) == [other / "b.yaml", other / "workflow.yml"]  # `ftgate gate ci/`: ci is the project
+    assert is_suite_file(other / "workflow.yml", suites, named=True)  # named on its own: a suite, and checked as one

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..files.versioned import read_versioned
 from ..errors import HumanEvalError
 
 KEY_SCHEMA_VERSION = 1
@@ -78,12 +79,8 @@ class Key:
 
 def read_key(path: Path) -> Key:
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if not isinstance(data, dict) or data.get("kind") != "ftgate-human-key":
-            raise ValueError("it is not a key written by `ftgate human export`")
-        if data.get("schema_version") != KEY_SCHEMA_VERSION:
-            raise ValueError(f"schema_version {data.get('schema_version')!r} is not {KEY_SCHEMA_VERSION}; "
-                             "export the sheet again")
+        data = read_versioned(path, KEY_SCHEMA_VERSION, kind="ftgate-human-key",
+                              what="a key written by `ftgate human export`")
         side = {(c["suite"], c["case"]): c["candidate"] for c in data["cases"]}
         hashes = {(c["suite"], c["case"]): c["row_hash"] for c in data["cases"]}
         if not isinstance(data["sheet"]["id"], str):
@@ -91,7 +88,7 @@ def read_key(path: Path) -> Key:
     except FileNotFoundError:
         raise HumanEvalError("no such key file: give the key.json that `ftgate human export` wrote", path) from None
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
-        raise HumanEvalError(f"not a usable key ({exc})", path) from None
+        raise HumanEvalError(f"not a usable key ({exc}); export the sheet again", path) from None
     return Key(Path(path), data, side, hashes)
 
 
@@ -121,16 +118,13 @@ def _text(value: Any) -> str:
 
 def load_report(path: Path) -> dict[str, Any]:
     """A gate run's report.json, checked for what a blind sheet needs (a candidate, cases with outputs)."""
+    from ..errors import OptionError
+    from ..report.json_report import read_report
+
     try:
-        report = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise HumanEvalError("no such file: give the report.json of a gate run (in its --ftgate-report-dir)",
-                             path) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise HumanEvalError(f"not a readable JSON report ({exc})", path) from None
-    if not isinstance(report, dict) or "suites" not in report or "subjects" not in report:
-        raise HumanEvalError("not a pytest-ftgate report.json (no 'suites' or 'subjects'): "
-                             "give the report.json that `pytest --ftgate-report-dir` or `ftgate gate` wrote", path)
+        report = read_report(path)
+    except OptionError as exc:
+        raise HumanEvalError(str(exc)) from None
     if not (report["subjects"] or {}).get("candidate"):
         raise HumanEvalError("this report has no candidate (a baseline-only run): there is nothing to compare. "
                              "Export the report of a run with --candidate", path)

@@ -4,12 +4,11 @@ baseline-only run); cases only one report holds are counted apart."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import OptionError
+from .json_report import read_report
 
 
 @dataclass(frozen=True)
@@ -31,15 +30,6 @@ class SuiteDiff:
     only_b: list[str] = field(default_factory=list)
 
 
-def _load(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        data["suites"], data["subjects"]  # noqa: B018 - the keys a report has
-        return data
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise OptionError(f"{path}: not a readable report.json of a gate run ({exc})") from None
-
-
 def _verdicts(report: dict[str, Any]) -> dict[str, dict[str, tuple[bool | None, str]]]:
     role = "candidate" if report["subjects"].get("candidate") else "baseline"
     return {s["name"]: {c["id"]: (c[role]["passed"], c[role]["output"]) for c in s["cases"] if c.get(role)}
@@ -47,7 +37,7 @@ def _verdicts(report: dict[str, Any]) -> dict[str, dict[str, tuple[bool | None, 
 
 
 def compare_reports(a: Path, b: Path) -> list[SuiteDiff]:
-    first, second = _verdicts(_load(a)), _verdicts(_load(b))
+    first, second = _verdicts(read_report(a)), _verdicts(read_report(b))
     diffs = []
     for name in sorted(set(first) | set(second)):
         x, y = first.get(name, {}), second.get(name, {})

@@ -4,6 +4,7 @@ It formats the view (pytest_ftgate.report.view) and computes nothing of its own.
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from .view import ReportView, SuiteDetail
@@ -68,3 +69,17 @@ def to_json(view: ReportView) -> dict[str, Any]:
         "subjects": {"baseline": asdict(view.baseline), "candidate": None if view.candidate is None else asdict(view.candidate)},
         "suites": [_suite(row, d) for row, d in zip(view.rows, view.details)],
     }
+
+
+def read_report(path: Path) -> dict[str, Any]:
+    """A report.json as `to_json` wrote it; every reader of reports (`ftgate promote`, `ftgate compare`, the
+    blind human export) reads it here. OptionError says why not, and what to do."""
+    from ..errors import OptionError
+    from ..files.versioned import read_versioned
+
+    try:
+        return read_versioned(path, SCHEMA_VERSION, required=("verdict", "subjects", "suites"))
+    except FileNotFoundError:
+        raise OptionError(f"{path}: no such file; give the report.json a gate run wrote in its --ftgate-report-dir") from None
+    except (OSError, ValueError) as exc:
+        raise OptionError(f"{path}: not a readable report.json of a gate run ({exc}); gate again to write one") from None

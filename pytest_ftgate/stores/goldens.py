@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..files.versioned import read_versioned
 from ..errors import SuiteError
 from ..types import SuiteResult
 
@@ -69,18 +70,10 @@ def read_goldens(path: Path) -> GoldenSet | None:
     if not path.exists():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_versioned(path, SCHEMA_VERSION, required=("goldens",))
         hashes = {g["id"]: g["hash"] for g in data["goldens"]}
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError, KeyError, TypeError) as exc:
-        raise SuiteError(
-            f"the golden file is damaged ({exc}); regenerate it with --ftgate-update-goldens", path
-        ) from None
-    if data.get("schema_version") != SCHEMA_VERSION:
-        raise SuiteError(
-            f"golden file schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}; "
-            "regenerate it with --ftgate-update-goldens",
-            path,
-        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SuiteError(f"not a readable golden file ({exc}); regenerate it with --ftgate-update-goldens", path) from None
     identity = data.get("baseline_identity")
     origin = None
     if isinstance(data.get("origin"), dict):

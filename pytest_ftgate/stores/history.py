@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,9 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OptionError
-
-DEFAULT = Path(".ftgate/history.sqlite")
-OFF = "off"
+from ..options import history_path
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -70,15 +67,6 @@ class TrendPoint:
     promoted: bool
     current: bool = False
     measure: str = ""  # what the value is ("goldens regressed", "baseline passes", ...): one axis draws one measure
-
-
-def history_path(value: str | Path | None, root: Path | None = None) -> Path | None:
-    """Where the store is: the option's value, else $FTGATE_HISTORY, else the default; None when `off`."""
-    chosen = value if value not in (None, "") else os.environ.get("FTGATE_HISTORY") or DEFAULT
-    if str(chosen).lower() == OFF:
-        return None
-    path = Path(chosen).expanduser()
-    return path if path.is_absolute() or root is None else root / path
 
 
 @contextmanager

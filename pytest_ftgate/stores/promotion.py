@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..files.versioned import read_versioned
 from ..errors import OptionError
 
 FILENAME = "ftgate.promoted.json"
@@ -88,9 +89,7 @@ def read_promotion(suites_dir: Path | None) -> Promotion | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("schema_version") != SCHEMA_VERSION:
-            raise ValueError(f"schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}")
+        data = read_versioned(path, SCHEMA_VERSION)
         known = set(Promotion.__dataclass_fields__)
         return Promotion(**{k: v for k, v in data.items() if k in known})
     except (OSError, UnicodeDecodeError, ValueError, TypeError, AttributeError) as exc:

@@ -37,7 +37,7 @@ def gate_checkpoints(output_dir: Path, suites_dir: Path, base: str, cache_dir: P
     from ..runner import run_gate
     from ..suite import find_suite_files, load_suite
 
-    suites = [load_suite(f) for f in find_suite_files([str(suites_dir)])]
+    suites = [load_suite(f) for f in find_suite_files([suites_dir], suites_dir)]
     losses = _eval_losses(output_dir)
     verdicts = []
     checkpoints = sorted((int(p.name.removeprefix("checkpoint-")), p) for p in output_dir.glob("checkpoint-*")
