@@ -17,6 +17,7 @@ import pytest
 
 from .config import RunConfig, all_options, build_run_config
 from .errors import EXIT_PARTIAL, FtgateError, FtgateWarning, GateBlocked, SuiteError, internal_error
+from .files.paths import is_under
 from .options import unknown_ini_keys
 
 CONFIG = pytest.StashKey[RunConfig]()
@@ -61,7 +62,7 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     if config.args_source != pytest.Config.ArgsSource.ARGS and run_config.suites_dir.is_dir():
         # `pytest --candidate=x` with no paths: gate the suites even if testpaths does not name them
-        if not any(_is_under(run_config.suites_dir, Path(a)) for a in config.args):
+        if not any(is_under(run_config.suites_dir, Path(a)) for a in config.args):
             config.args.append(str(run_config.suites_dir))
 
 
@@ -109,14 +110,6 @@ def _named_dirs(config: pytest.Config) -> tuple[Path, ...]:
     return tuple(p.resolve() for p in paths if p.is_dir())
 
 
-def _is_under(path: Path, parent: Path) -> bool:
-    try:
-        path.resolve().relative_to(parent.resolve())
-        return True
-    except ValueError:
-        return False
-
-
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     """A YAML file under the suites directory, in a directory named on the command line, or named itself:
     a suite where `suite.is_suite_file` says so (the one rule `ftgate gate` follows too)."""
@@ -126,7 +119,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
         return None
     state = parent.config.stash[STATE]
     named = file_path.resolve() in state.named_files
-    ours = named or _is_under(file_path, state.config.suites_dir) or any(_is_under(file_path, d) for d in state.named_dirs)
+    ours = named or is_under(file_path, state.config.suites_dir) or any(is_under(file_path, d) for d in state.named_dirs)
     if ours and is_suite_file(file_path, state.config.suites_dir, named=named):
         return SuiteFile.from_parent(parent, path=file_path)
     return None
@@ -344,7 +337,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         if tr:
             tr.write_line(f"ftgate: {message}", yellow=True)
     elif tr:
-        files = ", ".join(sorted(str(p.relative_to(session.config.rootpath)) if _is_under(p, session.config.rootpath)
+        files = ", ".join(sorted(str(p.relative_to(session.config.rootpath)) if is_under(p, session.config.rootpath)
                                  else str(p) for p in state.suites))
         tr.write_line(f"ftgate: {len(state.suites)} suite file(s) collected: {files}")
 

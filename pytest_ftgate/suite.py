@@ -7,7 +7,7 @@ from typing import Any
 
 from .errors import SuiteError
 from .files.jsonl import iter_jsonl
-from .files.paths import beside
+from .files.paths import beside, is_under
 from .files.yamlio import line_of, load_yaml_with_lines
 from .kinds import get_kind, kind_names
 from .scoring.perturb import parse_perturb
@@ -30,21 +30,11 @@ def is_suite_file(path: Path, suites_dir: Path | None, *, named: bool = False) -
     `kind:` a suite kind (a directory given may hold CI configs and other YAML too)."""
     if path.suffix not in YAML:
         return False
-    return named or (suites_dir is not None and _is_under(path, suites_dir)) or _says_a_kind(path)
-
-
-def _is_under(path: Path, parent: Path) -> bool:
-    try:
-        path.resolve().relative_to(parent.resolve())
-        return True
-    except ValueError:
-        return False
+    return named or (suites_dir is not None and is_under(path, suites_dir)) or _says_a_kind(path)
 
 
 def _says_a_kind(path: Path) -> bool:
     import re
-
-    from .kinds import kind_names
 
     try:
         head = path.read_text(encoding="utf-8", errors="replace")[:20000]

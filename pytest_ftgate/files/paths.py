@@ -1,4 +1,5 @@
-"""Files a suite names beside itself (cases, schemas, goldens) stay beside it."""
+"""Where files are: a file a suite names beside itself (cases, schemas, goldens) stays beside it, and
+whether a path lies under a directory."""
 
 from __future__ import annotations
 
@@ -16,3 +17,12 @@ def beside(directory: Path, name: str, what: str) -> Path:
         raise SuiteError(f"{what} {name!r} is outside the suite's directory {directory}: a suite only reads files "
                          "beside it or below it; copy the file there") from None
     return path
+
+
+def is_under(path: Path, parent: Path) -> bool:
+    """Whether `path` is `parent` or lies below it, symlinks resolved."""
+    try:
+        Path(path).resolve().relative_to(Path(parent).resolve())
+        return True
+    except ValueError:
+        return False
