@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .view import ReportView, SuiteDetail
+if TYPE_CHECKING:  # the reader below is used where the view's imports (the runner) would be a circle
+    from .view import ReportView, SuiteDetail
 
 SCHEMA_VERSION = 4  # 4: the promotion contract's terms; 3: notices, unchecked criteria, cost quartiles
 
