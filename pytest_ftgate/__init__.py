@@ -23,7 +23,7 @@ _EXPORTS = {
     "SuiteError": "errors", "UnsafeWeightsError": "errors", "FtgateWarning": "errors",
     "Threshold": "gate", "parse_threshold": "gate",
     "RunConfig": "config", "SubjectOptions": "config", "build_run_config": "config",
-    "GateRun": "runner", "SuiteOutcome": "runner", "run_gate": "runner",
+    "GateRun": "runner", "SuiteOutcome": "types", "run_gate": "runner",
     "Scorer": "scoring.scorers", "register_scorer": "scoring.scorers",
     "SuiteKind": "kinds", "register_kind": "kinds",
     "Subject": "subjects", "register_subject": "subjects", "Resolver": "subjects", "Option": "options",
@@ -61,9 +61,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .human.export import export_sheet  # noqa: F401
     from .human.ratings import import_ratings, read_labels  # noqa: F401
     from .kinds import SuiteKind, register_kind  # noqa: F401
-    from .runner import GateRun, SuiteOutcome, run_gate  # noqa: F401
+    from .runner import GateRun, run_gate  # noqa: F401
     from .scoring.scorers import Scorer, register_scorer  # noqa: F401
     from .options import Option  # noqa: F401
     from .subjects import Resolver, Subject, register_subject  # noqa: F401
     from .suite import Suite, load_suite  # noqa: F401
-    from .types import Case, CaseResult, Comparison, GateDecision, GenerationParams, Output, Score, SuiteResult  # noqa: F401
+    from .types import Case, CaseResult, Comparison, GateDecision, GenerationParams, Output, Score, SuiteOutcome, SuiteResult  # noqa: F401

@@ -46,6 +46,7 @@ def _check(args: argparse.Namespace) -> int:
 def _gate(args: argparse.Namespace) -> int:
     from .config import build_run_config
     from .report import publish, terminal_lines
+    from .report.formats import chosen_formats
     from .runner import run_gate
     from .suite import find_suite_files, load_suite
 
@@ -53,6 +54,7 @@ def _gate(args: argparse.Namespace) -> int:
     if args.ftgate_suites is None and len(args.paths) == 1 and Path(args.paths[0]).is_dir():
         overrides["suites_dir"] = Path(args.paths[0])  # `ftgate gate DIR`: DIR is the project's suites directory
     config = build_run_config(vars(args), Path.cwd(), **overrides)
+    chosen_formats(config.report_formats)  # a report format named wrong stops the gate before any work
     suites = [load_suite(f) for f in find_suite_files(args.paths, config.suites_dir)]
     run = run_gate(suites, config)
     view, paths = publish(run, config)

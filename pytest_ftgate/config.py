@@ -36,6 +36,7 @@ class RunConfig:
     suites_dir: Path = Path(SUITES_DIR)
     report_dir: Path | None = Path(REPORT_DIR)
     cache_dir: Path | None = Path(CACHE_DIR)
+    report_formats: tuple[str, ...] = ()  # besides report.json; () for the defaults (report/formats.py)
     thresholds: tuple[tuple[Threshold, ...], ...] = ()  # override layers: ini, then command line
     update_goldens: bool = False
     allow_partial: bool = False  # a partial run exits 0 (a selection made on purpose)

@@ -3,6 +3,9 @@
     [project.entry-points."ftgate.scorers"]   a module that calls register_scorer
     [project.entry-points."ftgate.kinds"]     a module that calls register_kind
     [project.entry-points."ftgate.subjects"]  a module that calls register_subject
+    [project.entry-points."ftgate.reports"]   a module that calls register_report_format
+
+Everything such a module needs is in pytest_ftgate.extend.
 
 Each group is loaded once, the first time its registry is asked. A broken extension stops a gate
 when it starts (exit 4), with a message naming its entry point and distribution, not a traceback;
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 from importlib import metadata
 
-GROUPS = ("ftgate.scorers", "ftgate.kinds", "ftgate.subjects")
+GROUPS = ("ftgate.scorers", "ftgate.kinds", "ftgate.subjects", "ftgate.reports")
 _loaded: set[str] = set()
 _failed: dict[str, Exception] = {}
 

@@ -39,6 +39,14 @@ def threshold_arg(text: str) -> tuple[Threshold, ...]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def names_arg(text: str) -> tuple[str, ...]:
+    """argparse `type=` converter for a name or a comma list of names."""
+    names = tuple(part.strip() for part in str(text).split(",") if part.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r} names nothing")
+    return names
+
+
 def positive_int_arg(text: str | int) -> int:
     try:
         value = int(text)
@@ -173,6 +181,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("--ftgate-report-dir", "ftgate_report_dir", field="report_dir", metavar="DIR", ini="ftgate_report_dir",
            default=REPORT_DIR, convert=as_path, ini_help="report directory (--ftgate-report-dir)",
            help="where report.json, report.md and report.html go. Default: ini ftgate_report_dir or {default}"),
+    Option("--ftgate-report-format", "ftgate_report_format", field="report_formats", metavar="NAME", action="append",
+           type=names_arg, convert=lambda v, root: tuple(n for part in v or () for n in part), ini="ftgate_report_formats",
+           ini_type="linelist", ini_help="report formats written besides report.json (--ftgate-report-format)",
+           help="a report format to write besides report.json, which is always written: markdown, html, github-summary, "
+                "or one an installed package adds (repeatable, or a comma list). Default: ini ftgate_report_formats, "
+                "else markdown, html and github-summary"),
     Option("--ftgate-cache-dir", "ftgate_cache_dir", field="cache_dir", metavar="DIR", ini="ftgate_cache_dir",
            default=CACHE_DIR, convert=as_path, ini_help="generation cache directory (--ftgate-cache-dir)",
            help="generation cache directory. Default: ini ftgate_cache_dir or {default}"),

@@ -52,6 +52,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
     try:
         load_all()  # a broken extension stops a gate before any work, naming it; ordinary test runs never load them
+        from .report.formats import chosen_formats
+
+        chosen_formats(run_config.report_formats)  # so does a report format named wrong
     except FtgateError as exc:
         raise pytest.UsageError(str(exc)) from None
     _refuse_misplaced_rootdir(config)

@@ -24,26 +24,10 @@ from .kinds import get_kind
 from .provenance import git_commit, library_versions, machine
 from .stores.cache import Cache, cache_key
 from .subjects import Job, Resolver, Subject
-from .types import CaseResult, Comparison, GateDecision, Output, Request, Score, SubjectInfo, Suite, SuiteResult
+from .types import (CaseResult, GateDecision, Output, Request, Score, SubjectInfo, Suite, SuiteOutcome,
+                    SuiteResult)
 
 Subjects = tuple[Subject, Subject | None]  # (baseline, candidate)
-
-
-@dataclass(frozen=True)
-class SuiteOutcome:
-    suite: Suite
-    gate: dict[str, Any]
-    baseline: SuiteResult
-    candidate: SuiteResult | None
-    comparison: Comparison | None
-    decisions: tuple[GateDecision, ...]
-    state: Any = None  # what the suite's kind prepared (e.g. its golden set)
-    perturbation: Any = None  # perturb.PerturbResult, for a suite that declares `perturb:`
-
-    @property
-    def could_not_run(self) -> bool:
-        """Every criterion ended in an error (a judge refused, outputs missing): its rates measure nothing."""
-        return bool(self.decisions) and all(d.status == "error" for d in self.decisions)
 
 
 @dataclass(frozen=True)

@@ -322,3 +322,22 @@ class Suite:
             if s.labels:
                 return s.labels
         return None
+
+
+@dataclass(frozen=True)
+class SuiteOutcome:
+    """One suite of a gate run, decided: what the reports and a kind's `headline` and `report` read."""
+
+    suite: Suite
+    gate: dict[str, Any]
+    baseline: SuiteResult
+    candidate: SuiteResult | None
+    comparison: Comparison | None
+    decisions: tuple[GateDecision, ...]
+    state: Any = None  # what the suite's kind prepared (e.g. its golden set)
+    perturbation: Any = None  # perturb.PerturbResult, for a suite that declares `perturb:`
+
+    @property
+    def could_not_run(self) -> bool:
+        """Every criterion ended in an error (a judge refused, outputs missing): its rates measure nothing."""
+        return bool(self.decisions) and all(d.status == "error" for d in self.decisions)

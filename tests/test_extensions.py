@@ -1,5 +1,6 @@
 """Third parties extend ftgate as they extend pytest: a package with entry points in the groups
-`ftgate.scorers`, `ftgate.kinds` and `ftgate.subjects`, found at start-up. No file of ours is edited."""
+`ftgate.scorers`, `ftgate.subjects`, `ftgate.kinds` and `ftgate.reports`, found at start-up, written
+against the public module pytest_ftgate.extend alone. No file of ours is edited."""
 
 from __future__ import annotations
 
@@ -13,11 +14,9 @@ import pytest
 from pytest_ftgate.errors import EXIT_USAGE
 
 EXTENSION = '''
-from pytest_ftgate.cost.pricing import ServingCost
-from pytest_ftgate.options import Option
-from pytest_ftgate.scoring.scorers import Scorer, register_scorer
-from pytest_ftgate.subjects import Subject, register_subject
-from pytest_ftgate.types import Output, Score, SubjectInfo
+from pytest_ftgate.extend import (Criterion, GateKey, Option, Output, ReportFormat, Score, Scorer, ServingCost, Subject,
+                                  SubjectInfo, SuiteKind, decide_min_rate, fraction, rate_headline, register_kind,
+                                  register_report_format, register_scorer, register_subject)
 
 
 @register_scorer("shouted")
@@ -55,6 +54,25 @@ class Echo(Subject):
     def run(self, jobs, on_batch, progress=None):
         said = [j.case.messages[-1]["content"] for j in jobs]
         on_batch([(i, Output((s.upper() if self.mode == "upper" else s.lower()) + self.suffix)) for i, s in enumerate(said)])
+
+
+# a suite kind: the share of answers a support desk may send as they are, against its own gate key
+register_kind(SuiteKind(
+    name="sendable",
+    description="the share of answers that can be sent to a customer as they are",
+    gate_keys=(GateKey("min_sendable", fraction, "least share of answers that can be sent", 0.9),),
+    main_key="min_sendable",
+    criteria=lambda gate, suite: (Criterion("sendable", lambda ctx: decide_min_rate(ctx, "sendable", ctx.gate["min_sendable"])),),
+    headline=rate_headline("sendable"),
+))
+
+
+# a report format: one line per suite, for a chat message
+def _chat(view):
+    return "".join(f"{row.suite}: {row.decision}\\n" for row in view.rows) + f"verdict: {view.verdict}\\n"
+
+
+register_report_format(ReportFormat("chat", "report.chat.txt", _chat, "one line per suite"))
 '''
 
 
@@ -75,25 +93,37 @@ def site(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
     return site
 
 
-def test_an_installed_package_adds_a_scorer_and_a_subject_kind_and_gates_with_them(pytester, site):
-    install(site, "ftgate_echo", EXTENSION, "[ftgate.scorers]\nshouted = ftgate_echo\n\n[ftgate.subjects]\necho = ftgate_echo\n")
+def test_an_installed_package_adds_a_scorer_a_subject_kind_a_suite_kind_and_a_report_format(pytester, site):
+    install(site, "ftgate_echo", EXTENSION, "[ftgate.scorers]\nshouted = ftgate_echo\n\n[ftgate.subjects]\necho = ftgate_echo\n\n"
+                                            "[ftgate.kinds]\nsendable = ftgate_echo\n\n[ftgate.reports]\nchat = ftgate_echo\n")
     (pytester.path / "suites").mkdir()
     (pytester.path / "suites/loud.yaml").write_text(
         "kind: format\ncases:\n  - {id: a, input: 'Where is my order?'}\n  - {id: b, input: 'Refund please'}\n"
         "scorers: [shouted]\ngate: {min_pass_rate: 1.0}\n")
+    (pytester.path / "suites/desk.yaml").write_text(
+        "kind: sendable\ncases:\n  - {id: c, input: 'Hello'}\nscorers: [shouted]\ngate: {min_sendable: 1.0}\n")
     helped = pytester.runpytest_subprocess("--help", "-p", "no:cacheprovider")
     assert "--ftgate-echo-suffix" in helped.stdout.str(), helped.stderr.str()
     result = pytester.runpytest_subprocess("--baseline=echo:lower", "--candidate=echo:upper", "--ftgate-echo-suffix=!",
-                                           "-p", "no:cacheprovider")
+                                           "--ftgate-report-format=chat,markdown", "-p", "no:cacheprovider")
     assert result.ret == 0, result.stdout.str()
-    result.stdout.fnmatch_lines(["candidate: echo:upper [[]echo *", "*loud::pass_rate: PASS candidate 2/2*",
-                                 "verdict: PROMOTED"])
-    report = json.loads((pytester.path / ".ftgate/report/report.json").read_text())
-    cases = report["suites"][0]["cases"]
+    result.stdout.fnmatch_lines(["candidate: echo:upper [[]echo *", "*desk::sendable: PASS candidate 1/1*",
+                                 "*loud::pass_rate: PASS candidate 2/2*", "verdict: PROMOTED"])
+    out = pytester.path / ".ftgate/report"
+    assert sorted(p.name for p in out.iterdir()) == ["report.chat.txt", "report.json", "report.md"]  # json always
+    assert (out / "report.chat.txt").read_text() == "desk: passed\nloud: passed\nverdict: promoted\n"
+    report = json.loads((out / "report.json").read_text())
+    assert [s["kind"] for s in report["suites"]] == ["sendable", "format"]
+    cases = report["suites"][1]["cases"]
     assert [c["candidate"]["output"] for c in cases] == ["WHERE IS MY ORDER?!", "REFUND PLEASE!"]  # its own option
     assert [c["baseline"]["scores"][0]["detail"] for c in cases][0] == "not shouted: 'where is my order?!'"
     blocked = pytester.runpytest_subprocess("--baseline=echo:upper", "--candidate=echo:lower", "-p", "no:cacheprovider")
     assert blocked.ret == 1
+    blocked.stdout.fnmatch_lines(["*desk::sendable: BLOCK*"])
+    unknown = pytester.runpytest_subprocess("--baseline=echo:upper", "--ftgate-report-format=pdf", "-p", "no:cacheprovider")
+    assert unknown.ret == EXIT_USAGE
+    unknown.stderr.fnmatch_lines(["*--ftgate-report-format pdf: no such report format; the formats are chat, github-summary, "
+                                  "html, json, markdown*"])
 
 
 def test_a_broken_extension_is_named_not_a_traceback(pytester, site):

@@ -126,7 +126,7 @@ def test_every_package_of_the_tree_is_in_the_distribution():
 # The folder list reads like the architecture: each concept one package, the floor and the faces at the top.
 TOP_LEVEL_MODULES = {
     "__init__", "errors", "types", "stats",  # the floor: dataclasses, errors, statistics
-    "options", "config", "extensions",  # one option table, one builder, third-party registries
+    "options", "config", "extensions", "extend",  # one option table, one builder, third-party registries and their API
     "suite", "gate", "runner", "progress", "leakage",  # a gate run: load, decide, orchestrate, leakage first
     "contract",  # what a promotion needs, checked at the verdict and by `ftgate promote`
     "manifest", "provenance", "quiet", "hardware",  # shared by the gate and the trainer: records, the machine

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..scoring.detectors import canary_list
 from ..stats import max_passing_regressions, wilson_interval
-from ..types import Case, GateDecision, Interval, SuiteResult
+from ..types import Case, GateDecision, Interval, SuiteOutcome, SuiteResult
 from .base import (
     Criterion,
     DecisionContext,
@@ -203,7 +203,7 @@ def criteria(gate: dict[str, Any], suite: Any = None) -> tuple[Criterion, ...]:
     return tuple(chosen)
 
 
-def headline(outcome: Any) -> Headline:
+def headline(outcome: SuiteOutcome) -> Headline:
     """The attack success rate (lower is better); the over-refusal rate for a suite of benign requests only."""
     summary: AdversarialSummary = outcome.state
     row = summary.overall_row(False) or summary.overall_row(True)
@@ -218,7 +218,7 @@ def _canary(value: Any, suite_path: Path) -> tuple[str, ...] | None:
     return None if value is None else canary_list(value, "canary")
 
 
-def report(outcome: Any) -> ReportSection:
+def report(outcome: SuiteOutcome) -> ReportSection:
     """Rates per category and overall, for both subjects."""
     summary: AdversarialSummary = outcome.state
     return ReportSection(tuple(summary.notes()), summary.to_json())

@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import IncompleteDataError
 from ..extensions import load_group
 from ..stats import wilson_interval
-from ..types import Comparison, GateDecision, Interval, Output, SubjectInfo, Suite, SuiteResult
+from ..types import Comparison, GateDecision, Interval, Output, SubjectInfo, Suite, SuiteOutcome, SuiteResult
 
 _NO_DEFAULT = object()
 
@@ -141,7 +141,7 @@ class SuiteKind:
     gate_keys: tuple[GateKey, ...]
     main_key: str | Callable[[Suite], str]  # a callable when it depends on the suite (e.g. a judge's mode)
     criteria: Callable[[dict[str, Any], Suite], tuple[Criterion, ...]]
-    headline: Callable[[Any], Headline]
+    headline: Callable[[SuiteOutcome], Headline]
     suite_keys: tuple[SuiteKey, ...] = ()
     case_keys: tuple[str, ...] = ()
     check: Callable[[dict[str, Any]], list[tuple[str, tuple[Any, ...]]]] | None = None
@@ -149,7 +149,7 @@ class SuiteKind:
     summary: Callable[[Suite, SuiteResult, SuiteResult | None], Any] | None = None
     score: Callable[[ScoringContext], Scored] | None = None
     preflight: Callable[[Suite, Any], None] | None = None
-    report: Callable[[Any], ReportSection] | None = None
+    report: Callable[[SuiteOutcome], ReportSection] | None = None
     allowed_unscored: Callable[[Suite], float] | None = None
     quality: bool = False
     requires_scorers: bool = True
@@ -271,10 +271,10 @@ def decide_vs_baseline(ctx: DecisionContext) -> GateDecision:
     return GateDecision(ctx.suite.name, "vs_baseline", "blocked", reason, figures, breaches=(reason,))
 
 
-def rate_headline(measure: str) -> Callable[[Any], Headline]:
+def rate_headline(measure: str) -> Callable[[SuiteOutcome], Headline]:
     """A row showing each subject's pass rate (named `measure`), with the shown rate's Wilson interval."""
 
-    def headline(outcome: Any) -> Headline:
+    def headline(outcome: SuiteOutcome) -> Headline:
         base, cand = outcome.baseline, outcome.candidate
         shown = cand if cand is not None else base
         return Headline(measure, base.pass_rate, cand.pass_rate if cand is not None else None,

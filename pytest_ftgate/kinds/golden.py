@@ -14,7 +14,7 @@ from ..errors import IncompleteDataError, SuiteError
 from ..files.paths import beside
 from ..stats import exact_interval, exact_upper_bound, max_passing_regressions, min_n_to_resolve, wilson_interval
 from ..stores.goldens import GoldenSet, dtype_changed, read_goldens, split_goldens, write_goldens
-from ..types import GateDecision, Interval, SuiteResult
+from ..types import GateDecision, Interval, SuiteOutcome, SuiteResult
 from .base import (
     Criterion,
     DecisionContext,
@@ -254,7 +254,7 @@ def _drift(golden: GoldenSet, baseline: SuiteResult, cand: dict[str, Any], max_d
             "drift_dtypes": [origin.dtype, now] if excluded else None}
 
 
-def headline(outcome: Any) -> Headline:
+def headline(outcome: SuiteOutcome) -> Headline:
     """With a candidate: the share of frozen goldens it regressed, which is what the gate decides on."""
     decision = next((d for d in outcome.decisions if d.criterion == "regressions"), None)
     figures = decision.figures if decision is not None else {}
@@ -265,7 +265,7 @@ def headline(outcome: Any) -> Headline:
     return Headline("baseline passes", base.pass_rate, None, wilson_interval(base.n_passed, base.n))
 
 
-def report(outcome: Any) -> ReportSection:
+def report(outcome: SuiteOutcome) -> ReportSection:
     """The golden file the run used (or wrote), for report.json."""
     return ReportSection((), outcome.state.to_json() if outcome.state is not None else None)
 

@@ -37,7 +37,7 @@ from ..judging.protocol import (
     self_test,
 )
 from ..stats import Agreement, cohen_kappa, wilson_interval
-from ..types import CaseResult, GateDecision, Interval, Score, SuiteResult
+from ..types import CaseResult, GateDecision, Interval, Score, SuiteOutcome, SuiteResult
 from .base import (
     Criterion,
     DecisionContext,
@@ -374,7 +374,7 @@ def criteria(gate: dict[str, Any], suite: Any) -> tuple[Criterion, ...]:
     return rate_and_baseline_criteria("pass_rate", "min_pass_rate")(gate)
 
 
-def headline(outcome: Any) -> Headline:
+def headline(outcome: SuiteOutcome) -> Headline:
     if outcome.suite.options["judge"].mode == "rubric":
         return rate_headline("judge pass rate")(outcome)
     decision = next((d for d in outcome.decisions if d.criterion == "win_rate"), None)
@@ -384,7 +384,7 @@ def headline(outcome: Any) -> Headline:
     return Headline("win rate vs baseline", None, figures["rate"], Interval(*figures["wilson"], "wilson"))
 
 
-def report(outcome: Any) -> ReportSection:
+def report(outcome: SuiteOutcome) -> ReportSection:
     """How the judge judged: its reply form, self-test, weighting, position consistency, agreement."""
     state = outcome.state
     if not isinstance(state, JudgeState):  # the judge was refused: its reason is the criteria's error

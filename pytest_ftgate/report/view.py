@@ -8,9 +8,9 @@ from typing import Any
 
 from ..cost.tco import TCO, SubjectCost
 from ..kinds import get_kind
-from ..runner import GateRun, SuiteOutcome
+from ..runner import GateRun
 from ..stats import per_class_prf
-from ..types import CaseResult, Flip, GateDecision, Interval, SubjectInfo
+from ..types import CaseResult, Flip, GateDecision, Interval, SubjectInfo, SuiteOutcome
 
 STATUS_MARK = {"passed": "PASS", "blocked": "BLOCK", "inconclusive": "INCONCLUSIVE", "skipped": "SKIP", "error": "ERROR"}
 MIN_BOOTSTRAP_N = 20  # below it a bootstrap interval of a mean delta means little: none is shown
