@@ -29,7 +29,9 @@ def _check(args: argparse.Namespace) -> int:
     from .suite import find_suite_files, load_suite
 
     bad = 0
-    for f in find_suite_files(args.paths, Path(SUITES_DIR)):  # a directory named is checked as a suites directory
+    # each directory named is checked as a suites directory: every YAML file in it is a suite
+    files = [f for p in map(Path, args.paths) for f in find_suite_files([p], p if p.is_dir() else None)]
+    for f in files:
         try:
             s = load_suite(f)
             print(f"ok    {f}: {s.kind} suite {s.name!r}, {len(s.cases)} cases, scorers {[x.name for x in s.scorers]}")

@@ -168,7 +168,7 @@ class JudgeState:
                     out.append(f"win rate when the candidate's answer is {side}: {pct(sum(values) / len(values))} (n={len(values)})")
         if self.agreement is not None and self.agreement.cases:
             a = self.agreement
-            kappa = "—" if a.kappa is None else f"{a.kappa:.2f}{' (quadratic)' if a.weights else ''}"
+            kappa = "—" if a.kappa is None else f"{a.kappa:.2f}{' (quadratic)' if 'quadratic' in a.method else ''}"
             out.append(f"agreement with people: {a.cases} labels, accuracy {pct(a.observed)}, Cohen's kappa {kappa}")
         if self.stale_labels:
             out.append(f"{self.stale_labels} human label(s) were of other answers (an earlier candidate?) and not used")
