@@ -21,14 +21,14 @@ _EXPORTS = {
     "AdapterMismatchError": "errors", "ConfigError": "errors", "EndpointError": "errors", "FtgateError": "errors", "GateRunError": "errors",
     "GenerationError": "errors", "IncompleteDataError": "errors", "OptionError": "errors", "SubjectError": "errors",
     "SuiteError": "errors", "UnsafeWeightsError": "errors", "FtgateWarning": "errors",
-    "Threshold": "gate", "parse_threshold": "gate",
-    "RunConfig": "config", "SubjectOptions": "config", "build_run_config": "config",
-    "GateRun": "runner", "SuiteOutcome": "types", "run_gate": "runner",
+    "Threshold": "gating.gate", "parse_threshold": "gating.gate",
+    "RunConfig": "settings.config", "SubjectOptions": "settings.config", "build_run_config": "settings.config",
+    "GateRun": "gating.runner", "SuiteOutcome": "types", "run_gate": "gating.runner",
     "Scorer": "scoring.scorers", "register_scorer": "scoring.scorers",
     "SuiteKind": "kinds", "register_kind": "kinds",
-    "Subject": "subjects", "register_subject": "subjects", "Resolver": "subjects", "Option": "options",
-    "Suite": "suite", "load_suite": "suite",
-    "EndpointClient": "subjects.client", "redact": "subjects.client",
+    "Subject": "subjects", "register_subject": "subjects", "Resolver": "subjects", "Option": "settings.options",
+    "Suite": "gating.suite", "load_suite": "gating.suite",
+    "EndpointClient": "subjects.endpoint.client", "redact": "subjects.endpoint.client",
     "Case": "types", "CaseResult": "types", "Comparison": "types", "GateDecision": "types",
     "GenerationParams": "types", "Output": "types", "Score": "types", "SuiteResult": "types",
     "HumanEvalError": "errors", "export_sheet": "human.export", "import_ratings": "human.ratings",
@@ -51,19 +51,19 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from .subjects.client import EndpointClient, redact  # noqa: F401
-    from .config import RunConfig, SubjectOptions, build_run_config  # noqa: F401
+    from .subjects.endpoint.client import EndpointClient, redact  # noqa: F401
+    from .settings.config import RunConfig, SubjectOptions, build_run_config  # noqa: F401
     from .errors import AdapterMismatchError, ConfigError, EndpointError, FtgateError, FtgateWarning, GateRunError  # noqa: F401
     from .errors import GenerationError, IncompleteDataError, OptionError, SubjectError, SuiteError  # noqa: F401
     from .errors import UnsafeWeightsError  # noqa: F401
     from .errors import HumanEvalError  # noqa: F401
-    from .gate import Threshold, parse_threshold  # noqa: F401
+    from .gating.gate import Threshold, parse_threshold  # noqa: F401
     from .human.export import export_sheet  # noqa: F401
     from .human.ratings import import_ratings, read_labels  # noqa: F401
     from .kinds import SuiteKind, register_kind  # noqa: F401
-    from .runner import GateRun, run_gate  # noqa: F401
+    from .gating.runner import GateRun, run_gate  # noqa: F401
     from .scoring.scorers import Scorer, register_scorer  # noqa: F401
-    from .options import Option  # noqa: F401
+    from .settings.options import Option  # noqa: F401
     from .subjects import Resolver, Subject, register_subject  # noqa: F401
-    from .suite import Suite, load_suite  # noqa: F401
+    from .gating.suite import Suite, load_suite  # noqa: F401
     from .types import Case, CaseResult, Comparison, GateDecision, GenerationParams, Output, Score, SuiteOutcome, SuiteResult  # noqa: F401

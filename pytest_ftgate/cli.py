@@ -9,7 +9,7 @@
     ftgate history / ftgate compare A B          the runs so far; the cases that flipped between two reports
     ftgate logs import LOGS --format F --out D   production logs in: a shadow run, failures, failure modes
 
-`ftgate gate` takes the same options as the pytest plugin (pytest_ftgate.options), and exits as
+`ftgate gate` takes the same options as the pytest plugin (pytest_ftgate.settings.options), and exits as
 pytest does: 0 promoted, 1 blocked, 4 bad suites or options, 6 the gate could not run, 7 partial. The
 trainer (`ftgate train`) and data checks (`ftgate data check`) plug in from pytest_ftgate.train.
 """
@@ -21,12 +21,12 @@ import sys
 from pathlib import Path
 
 from .errors import EXIT_GATE_ERROR, EXIT_USAGE, FtgateError, internal_error
-from .extensions import load_all
-from .options import HISTORY_FILE, SUITES_DIR
+from .settings.extensions import load_all
+from .settings.options import HISTORY_FILE, SUITES_DIR
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .suite import find_suite_files, load_suite
+    from .gating.suite import find_suite_files, load_suite
 
     bad = 0
     # each directory named is checked as a suites directory: every YAML file in it is a suite
@@ -46,11 +46,11 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _gate(args: argparse.Namespace) -> int:
-    from .config import build_run_config
+    from .settings.config import build_run_config
     from .report import publish, terminal_lines
     from .report.formats import chosen_formats
-    from .runner import run_gate
-    from .suite import find_suite_files, load_suite
+    from .gating.runner import run_gate
+    from .gating.suite import find_suite_files, load_suite
 
     overrides = {}
     if args.ftgate_suites is None and len(args.paths) == 1 and Path(args.paths[0]).is_dir():
@@ -73,13 +73,13 @@ def _promote(args: argparse.Namespace) -> int:
     import os
 
     from .errors import GateRunError, OptionError, SubjectError
-    from .provenance import git_commit
+    from .machine.provenance import git_commit
     from .stores.cache import Cache
-    from .contract import golden_origins, shipped_prompts
+    from .gating.contract import golden_origins, shipped_prompts
     from .stores.promotion import Promotion, now, read_promotion, relative_spec, write_promotion
     from .subjects import Resolver, SubjectOptions, subject_option_fields
-    from .report.json_report import read_report
-    from .subjects.client import strip_credentials
+    from .report.record import read_report
+    from .subjects.endpoint.client import strip_credentials
 
     report = Path(args.report)
     data = read_report(report)
@@ -87,8 +87,8 @@ def _promote(args: argparse.Namespace) -> int:
     suites = Path(args.suites)
     if not suites.is_dir():
         raise OptionError(f"--suites={suites}: no such directory; the record is written beside the suites it gated")
-    from .contract import Breach, refusal, report_breaches, same_model
-    from .options import history_path
+    from .gating.contract import Breach, refusal, report_breaches, same_model
+    from .settings.options import history_path
 
     breaches = report_breaches(data, report, suites, history_path(args.history), read_promotion(suites))
     if verdict != "promoted" or candidate is None:
@@ -139,7 +139,7 @@ def _promote(args: argparse.Namespace) -> int:
 def _history(args: argparse.Namespace) -> int:
     import json
 
-    from .options import history_path
+    from .settings.options import history_path
     from .stores.history import runs
 
     path = history_path(args.history)
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     check.set_defaults(func=_check)
     gate = sub.add_parser("gate", help="evaluate baseline and candidate on suites and gate the candidate")
     gate.add_argument("paths", nargs="+", help="suite files or directories")
-    from .config import all_options
+    from .settings.config import all_options
 
     for option in all_options():
         gate.add_argument(option.flag, **option.argparse_kwargs())

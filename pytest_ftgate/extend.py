@@ -48,7 +48,7 @@ from .kinds.base import (
     rate_headline,
     register_kind,
 )
-from .options import Option
+from .settings.options import Option
 from .report.formats import ReportFormat, register_report_format
 from .report.view import ReportView
 from .scoring.scorers import Scorer, register_scorer

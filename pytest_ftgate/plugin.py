@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from .config import RunConfig, all_options, build_run_config
+from .settings.config import RunConfig, all_options, build_run_config
 from .errors import EXIT_PARTIAL, FtgateError, FtgateWarning, GateBlocked, SuiteError, internal_error
 from .files.paths import is_under
-from .options import unknown_ini_keys
+from .settings.options import unknown_ini_keys
 
 CONFIG = pytest.StashKey[RunConfig]()
 STATE = pytest.StashKey["GateState"]()
@@ -48,7 +48,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = GateState(config, run_config)
     if not run_config.active:
         return
-    from .extensions import load_all
+    from .settings.extensions import load_all
 
     try:
         load_all()  # a broken extension stops a gate before any work, naming it; ordinary test runs never load them
@@ -71,7 +71,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _refuse_unknown_ini_keys(config: pytest.Config, options: Any) -> None:
     """An ini key that starts with ftgate but is not ours is a usage error: pytest would only warn and ignore it."""
-    from .startup import ini_keys_in
+    from .settings.rootdir import ini_keys_in
 
     overrides = {o.partition("=")[0].strip() for o in (config.getoption("override_ini", None) or [])}
     problems = unknown_ini_keys(ini_keys_in(config.inipath) | overrides, options)
@@ -81,7 +81,7 @@ def _refuse_unknown_ini_keys(config: pytest.Config, options: Any) -> None:
 
 
 def _refuse_misplaced_rootdir(config: pytest.Config) -> None:
-    from .startup import misplaced_setup, space_separated_values
+    from .settings.rootdir import misplaced_setup, space_separated_values
 
     if getattr(config.option, "inifilename", None):
         return  # -c fixes the ini file and the rootdir: nothing was guessed
@@ -116,7 +116,7 @@ def _named_dirs(config: pytest.Config) -> tuple[Path, ...]:
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     """A YAML file under the suites directory, in a directory named on the command line, or named itself:
     a suite where `suite.is_suite_file` says so (the one rule `ftgate gate` follows too)."""
-    from .suite import is_suite_file
+    from .gating.suite import is_suite_file
 
     if file_path.suffix not in (".yaml", ".yml"):
         return None
@@ -132,8 +132,8 @@ class SuiteFile(pytest.File):
     """A suite YAML file: validated on collection, one GateItem per criterion."""
 
     def collect(self):
-        from .gate import criteria, effective_gate
-        from .suite import load_suite
+        from .gating.gate import criteria, effective_gate
+        from .gating.suite import load_suite
 
         state = self.config.stash[STATE]
         try:
@@ -269,7 +269,7 @@ class GateState:
     def subjects(self) -> Any:
         """(baseline, candidate), built once per session for the gate and the fixtures alike."""
         if self._subjects is None:
-            from .runner import pick_subjects
+            from .gating.runner import pick_subjects
 
             picked = pick_subjects(self.config, self.resolver())
             self._subjects = (picked.baseline, picked.candidate)
@@ -281,7 +281,7 @@ class GateState:
             from contextlib import nullcontext
 
             from .report import publish
-            from .runner import run_gate
+            from .gating.runner import run_gate
 
             capman = self.pytest_config.pluginmanager.getplugin("capturemanager")
             try:
@@ -314,7 +314,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     state.gate_nodeids = frozenset(item.nodeid for item in session.items if isinstance(item, GateItem))
     if not state.config.active:
         return
-    from .gate import check_targets
+    from .gating.gate import check_targets
 
     try:
         check_targets(state.config.thresholds[-1], state.suites.values(), "--ftgate-fail")
@@ -441,7 +441,7 @@ def baseline(request: pytest.FixtureRequest) -> Any:
 def ftgate_rerun_check(request: pytest.FixtureRequest) -> Any:
     """`ftgate_rerun_check(subject, prompts, max_new_tokens=32)`: fail the test when the subject's greedy
     outputs for the prompts differ between two identical runs (a nondeterministic serving stack)."""
-    from .runner import rerun_differences
+    from .gating.runner import rerun_differences
     from .subjects import Job
     from .types import Case, GenerationParams, Request
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from .runner import GateRun, run_gate
-from .suite import Suite, load_suite
+from .gating.runner import GateRun, run_gate
+from .gating.suite import Suite, load_suite
 
 
 class FtgateHelper:

@@ -6,11 +6,8 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
-
-if TYPE_CHECKING:
-    from .scoring.perturb import PerturbSpec
-    from .scoring.scorers import Scorer
+from collections.abc import Callable
+from typing import Any, Literal
 
 Message = dict[str, str]
 
@@ -283,6 +280,39 @@ class Prompt:
         return tuple(messages)
 
 
+ScoreFn = Callable[[Case, str], Score]
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """A named, configured scorer. `labels` is set for classification scorers (per-class F1)."""
+
+    name: str
+    fn: ScoreFn
+    labels: tuple[str, ...] | None = None
+    # Model scorers are called with the subject's perplexity of `expected` instead of the output.
+    needs_perplexity: bool = False
+    # Every case must carry `expected` (checked when the suite loads, not when it runs).
+    needs_expected: bool = False
+    # Scorers that read their suite (a canary, the system prompt) are bound to it once it has loaded.
+    bind: Callable[[SuiteContext], Scorer] | None = None
+    # Whether a larger `value` is better (False for perplexity and a leaked word run): reports say which.
+    higher_is_better: bool = True
+
+    def __call__(self, case: Case, output: Any) -> Score:
+        return self.fn(case, output)
+
+
+@dataclass(frozen=True)
+class SuiteContext:
+    """What a scorer may read of its suite once it has loaded: the kind's own keys, the system prompts, the cases."""
+
+    options: dict[str, Any]
+    system_prompts: tuple[str, ...]
+    cases: tuple[Case, ...]
+    role_systems: dict[str, str] = field(default_factory=dict)  # each subject's own system prompt ("" for none)
+
+
 @dataclass(frozen=True)
 class Suite:
     """A validated suite: cases, per-subject prompts, decoding params, scorers, gate settings."""
@@ -297,7 +327,7 @@ class Suite:
     gate: dict[str, Any]
     options: dict[str, Any] = field(default_factory=dict)  # the kind's own suite keys, parsed
     description: str = ""
-    perturb: PerturbSpec | None = None  # `perturb:`: inputs perturbed by hypothesis, with an invariant
+    perturb: Any = None  # scoring.perturb.PerturbSpec: `perturb:`: inputs perturbed by hypothesis, with an invariant
     lines: dict[tuple[Any, ...], int] = field(default_factory=dict, repr=False, compare=False)
     scorer_specs: tuple[Any, ...] = ()  # the `scorers:` entries as written, arguments and all
 
@@ -341,3 +371,39 @@ class SuiteOutcome:
     def could_not_run(self) -> bool:
         """Every criterion ended in an error (a judge refused, outputs missing): its rates measure nothing."""
         return bool(self.decisions) and all(d.status == "error" for d in self.decisions)
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """One `TARGET:VALUE` override of a kind's or a suite's main threshold (--ftgate-fail, ini ftgate_fail)."""
+
+    target: str
+    value: float
+
+    def applies_to(self, suite: Suite) -> bool:
+        return self.target in (suite.kind, suite.name)
+
+    def __str__(self) -> str:
+        return f"{self.target}:{self.value:.4g}"
+
+    @classmethod
+    def parse(cls, text: str) -> Threshold:
+        """Parse `golden:5%` or `routing:0.9`; ValueError says how to write it."""
+        target, sep, value = text.strip().partition(":")
+        if not sep or not target or not value:
+            raise ValueError(f"{text!r} is not TARGET:VALUE; write e.g. golden:5% or format:0.95")
+        try:
+            number = float(value[:-1]) / 100 if value.endswith("%") else float(value)
+        except ValueError:
+            raise ValueError(f"{text!r}: {value!r} is not a number or percentage (5%, 0.05)") from None
+        if not 0 <= number <= 1:
+            raise ValueError(f"{text!r}: the threshold must be between 0% and 100%")
+        return cls(target, number)
+
+    @classmethod
+    def parse_list(cls, text: str) -> tuple[Threshold, ...]:
+        """Parse a comma list, `golden:1%,format:90%`: how --ftgate-fail and the ini key ftgate_fail are read."""
+        parts = [part for part in text.split(",") if part.strip()]
+        if not parts:
+            raise ValueError(f"{text!r} names no threshold; write e.g. golden:5% or golden:1%,format:90%")
+        return tuple(cls.parse(part) for part in parts)

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 from pytest_ftgate.cli import main
-from pytest_ftgate.config import RunConfig
+from pytest_ftgate.settings.config import RunConfig
 from pytest_ftgate.errors import SuiteError
 from pytest_ftgate.importers.attack_sets import import_attack_set
 from pytest_ftgate.report import build_view, write_reports
-from pytest_ftgate.runner import run_gate
+from pytest_ftgate.gating.runner import run_gate
 from pytest_ftgate.scoring.detectors import canary_in, classify_refusal, longest_common_ngram
 from pytest_ftgate.scoring.scorers import build_scorer
-from pytest_ftgate.suite import load_suite
+from pytest_ftgate.gating.suite import load_suite
 from pytest_ftgate.types import Case
 from tests.conftest import write
 

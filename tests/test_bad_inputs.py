@@ -145,7 +145,7 @@ structures = st.dictionaries(st.sampled_from(SUITE_KEYS), values, max_size=7)
 
 
 def _load(tmp_path: Path, suite: bytes, cases: bytes | None = None) -> None:
-    from pytest_ftgate.suite import load_suite
+    from pytest_ftgate.gating.suite import load_suite
 
     (tmp_path / "s.yaml").write_bytes(suite)
     (tmp_path / "cases.jsonl").write_bytes(cases if cases is not None else OK_CASES.encode())

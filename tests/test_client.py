@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_ftgate.config import build_run_config
+from pytest_ftgate.settings.config import build_run_config
 from pytest_ftgate.errors import EXIT_GATE_ERROR, EXIT_USAGE, EndpointError, GenerationError
-from pytest_ftgate.subjects.client import MASK, EndpointClient, _Limiter, redact, strip_credentials
+from pytest_ftgate.subjects.endpoint.client import MASK, EndpointClient, _Limiter, redact, strip_credentials
 from tests.fault_proxy import Fault, FaultProxy, openai_error
 
 CHAT = [{"role": "user", "content": "Say one word."}]  # the same prompt each time: llama.cpp reuses its cache
@@ -314,7 +314,7 @@ def test_a_token_given_as_a_url_user_name_is_a_secret_too():
 
 
 def test_endpoint_options_reach_the_subject_options(tmp_path, monkeypatch):
-    from pytest_ftgate.subjects.endpoint import OpenAISubject
+    from pytest_ftgate.subjects.endpoint.subject import OpenAISubject
 
     monkeypatch.delenv("FTGATE_JUDGE_BASE_URL", raising=False)
     monkeypatch.setattr(OpenAISubject, "identify", lambda self, **kw: None)  # no server here: only options are checked

@@ -294,7 +294,7 @@ def test_an_adapter_trained_on_suite_cases_behind_a_greeting_is_blocked_at_the_g
 def test_a_resumed_run_carries_the_data_of_the_run_it_resumed_into_the_gate(tmp_path, tiny_base, capsys):
     """Training into the same directory with other data resumed from a checkpoint trained on exact copies of the
     cases; the manifest named only the new data, and the gate said "leakage: PASS"."""
-    from pytest_ftgate.manifest import read_manifest
+    from pytest_ftgate.stores.manifest import read_manifest
 
     questions = _leaky_project(tmp_path)
 

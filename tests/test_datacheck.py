@@ -144,7 +144,7 @@ GOLDEN = "What is the capital of Australia and why was it chosen over Sydney?"
 ])
 def test_a_case_is_found_in_any_turn_of_a_training_row_however_it_is_wrapped(tmp_path, row, how):
     from pytest_ftgate.files.datacheck import find_leaks, training_rows
-    from pytest_ftgate.suite import load_suite
+    from pytest_ftgate.gating.suite import load_suite
 
     suite = load_suite(write(tmp_path / "g.yaml", f"kind: golden\ncases:\n  - {{id: au, input: '{GOLDEN}'}}\n"
                                                   "scorers: [json_valid]\n"))
@@ -154,7 +154,7 @@ def test_a_case_is_found_in_any_turn_of_a_training_row_however_it_is_wrapped(tmp
 
 def test_a_short_case_inside_a_longer_turn_is_not_a_leak(tmp_path):
     from pytest_ftgate.files.datacheck import find_leaks, training_rows
-    from pytest_ftgate.suite import load_suite
+    from pytest_ftgate.gating.suite import load_suite
 
     suite = load_suite(write(tmp_path / "g.yaml", "kind: golden\ncases:\n  - {id: hi, input: 'Say hello'}\nscorers: [json_valid]\n"))
     data = write(tmp_path / "train.jsonl", json.dumps({"messages": [

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from pytest_ftgate import RunConfig, hardware, load_suite, run_gate
-from pytest_ftgate.config import SubjectOptions
+from pytest_ftgate.settings.config import SubjectOptions
 from pytest_ftgate.errors import GenerationError
 from pytest_ftgate.kinds.golden import decide_goldens
 from pytest_ftgate.report import build_view, terminal_lines, write_reports
 from pytest_ftgate.stores.cache import Cache
 from pytest_ftgate.stores.goldens import read_goldens, write_goldens
-from pytest_ftgate.subjects.hf_engine import HFEngine
+from pytest_ftgate.subjects.hf.engine import HFEngine
 from pytest_ftgate.types import GenerationParams, Request
 from tests.conftest import write
 
@@ -69,7 +69,7 @@ def test_no_shared_prefix_under_sliding_window_attention(tiny_base):
     """The window counts cache positions, padding included: a prefix with padding after it would see other tokens."""
     from transformers import MistralConfig, Qwen2Config
 
-    from pytest_ftgate.subjects.batching import prefix_safe
+    from pytest_ftgate.subjects.hf.batching import prefix_safe
 
     e = engine(tiny_base)
     e.load()

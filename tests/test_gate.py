@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_ftgate.gate import decide, effective_gate, parse_threshold, parse_thresholds
+from pytest_ftgate.gating.gate import decide, effective_gate, parse_threshold, parse_thresholds
 from pytest_ftgate.kinds.golden import GoldenState
 from pytest_ftgate.stores.goldens import read_goldens, write_goldens
-from pytest_ftgate.suite import load_suite
+from pytest_ftgate.gating.suite import load_suite
 from pytest_ftgate.types import CaseResult, Output, Score, SubjectInfo, SuiteResult
 from tests.conftest import write
 
@@ -157,8 +157,8 @@ def test_min_gain_requires_the_candidate_above_the_baseline(tmp_path):
 
 
 def test_a_comma_list_of_thresholds_reads_the_same_from_the_flag_and_the_ini(tmp_path):
-    from pytest_ftgate.config import build_run_config
-    from pytest_ftgate.options import threshold_arg
+    from pytest_ftgate.settings.config import build_run_config
+    from pytest_ftgate.settings.options import threshold_arg
 
     both = parse_thresholds("g:1%,format:90%")
     assert [(t.target, t.value) for t in both] == [("g", 0.01), ("format", 0.9)]

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from pytest_ftgate import AdapterMismatchError, RunConfig, SubjectError, UnsafeWeightsError, load_suite, run_gate
-from pytest_ftgate.config import SubjectOptions
+from pytest_ftgate.settings.config import SubjectOptions
 from pytest_ftgate.stores.cache import Cache
 from pytest_ftgate.subjects import resolve_subjects
-from pytest_ftgate.subjects.hf import HFSubject
-from pytest_ftgate.subjects.hf_engine import HFEngine
+from pytest_ftgate.subjects.hf.subject import HFSubject
+from pytest_ftgate.subjects.hf.engine import HFEngine
 from tests.conftest import write
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,7 +100,7 @@ def test_a_killed_run_resumes_from_what_it_had(tmp_path, tiny_base):
         import os, sys
         sys.path.insert(0, {str(ROOT)!r})
         from pytest_ftgate import RunConfig, SubjectOptions, load_suite, run_gate
-        from pytest_ftgate.subjects.hf_engine import HFEngine
+        from pytest_ftgate.subjects.hf.engine import HFEngine
         calls = []
         original = HFEngine._generate_batch
         def dying(self, prompts, indices, params, *rest):
@@ -137,7 +137,7 @@ def test_manifest_base_hash_is_checked(tmp_path, tiny_base, tiny_adapter):
     import shutil
 
     adapter = Path(shutil.copytree(tiny_adapter, tmp_path / "adapter"))
-    from pytest_ftgate.manifest import BaseModel, Manifest, write_manifest
+    from pytest_ftgate.stores.manifest import BaseModel, Manifest, write_manifest
 
     write_manifest(adapter, Manifest(method="sft", base_model=BaseModel("/elsewhere", "0" * 64), created_at="2026-11-26"))
     with pytest.raises(AdapterMismatchError, match="another revision or another model"):
@@ -289,7 +289,7 @@ def test_a_base_is_the_same_model_alone_or_under_an_adapter_whatever_its_tokeniz
 def test_every_file_that_changes_generation_changes_the_fingerprint(tmp_path, tiny_base, tiny_adapter, where, name, edit):
     """The fingerprint keys the cache and identifies what was gated and promoted: an edit to any of these files
     changes what the model generates, so it must change the key."""
-    from pytest_ftgate.config import SubjectOptions
+    from pytest_ftgate.settings.config import SubjectOptions
     from pytest_ftgate.stores.cache import Cache
     from pytest_ftgate.subjects import Resolver
 

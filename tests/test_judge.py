@@ -297,7 +297,7 @@ def test_bad_judge_suites_name_the_line(tmp_path, yaml, needle):
 def test_a_local_judge_reads_its_own_logits_and_fails_closed_when_it_cannot_judge(tmp_path, tiny_base):
     """A tiny random model as the judge: its log-probabilities come from its logits, and its replies,
     which are not verdicts, leave every case unscored: the suite errors, nothing passes."""
-    from pytest_ftgate.config import SubjectOptions
+    from pytest_ftgate.settings.config import SubjectOptions
     from pytest_ftgate.judging.service import CachedJudge
     from pytest_ftgate.stores.cache import Cache
     from pytest_ftgate.subjects import Resolver, resolve_subjects
@@ -332,7 +332,7 @@ def test_a_judge_on_the_baselines_model_loads_the_weights_once(tiny_base, tiny_a
     directory is the baseline's own engine (the adapter switched off), not a second load."""
     from transformers import AutoModelForCausalLM
 
-    from pytest_ftgate.config import SubjectOptions
+    from pytest_ftgate.settings.config import SubjectOptions
     from pytest_ftgate.stores.cache import Cache
     from pytest_ftgate.subjects import Resolver
 
@@ -356,7 +356,7 @@ def test_a_judge_on_the_baselines_model_loads_the_weights_once(tiny_base, tiny_a
 
 
 def test_a_judge_spec_that_cannot_judge_names_the_judge_option(tmp_path):
-    from pytest_ftgate.config import SubjectOptions
+    from pytest_ftgate.settings.config import SubjectOptions
     from pytest_ftgate.errors import SubjectError
     from pytest_ftgate.stores.cache import Cache
     from pytest_ftgate.subjects import Resolver

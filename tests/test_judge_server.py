@@ -161,7 +161,7 @@ def test_replies_that_cannot_be_read_are_asked_again_then_unscored_never_passed(
 
 def test_the_self_test_decides_whether_the_judge_is_used(pytester, proxy, server):
     """Whether SmolLM2 passes depends on the machine; what follows from it does not."""
-    from pytest_ftgate.config import SubjectOptions
+    from pytest_ftgate.settings.config import SubjectOptions
     from pytest_ftgate.judging.protocol import Rubric, self_test
     from pytest_ftgate.judging.service import CachedJudge
     from pytest_ftgate.stores.cache import Cache

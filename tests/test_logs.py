@@ -12,7 +12,7 @@ from fixtures.log_data import write_logs
 from pytest_ftgate.cli import main
 from pytest_ftgate.errors import EXIT_USAGE
 from pytest_ftgate.importers.logs import import_logs
-from pytest_ftgate.suite import load_suite
+from pytest_ftgate.gating.suite import load_suite
 from tests.conftest import write
 
 

@@ -152,7 +152,7 @@ def test_an_unreachable_endpoint_is_an_error_never_a_pass(pytester):
     result = _gate(pytester, url, placeholders, "--ftgate-openai-retries=1")  # retries: tests/test_client.py
 
     assert result.ret == EXIT_GATE_ERROR
-    # the first request asks the server what it serves (pytest_ftgate.subjects.served)
+    # the first request asks the server what it serves (pytest_ftgate.subjects.endpoint.served)
     result.stdout.fnmatch_lines([f"*{url} failed on GET /models, asking what openai:smollm2 is after 2 attempt(s), "
                                  "the last: Connection error*"])
     result.stdout.no_fnmatch_line("*passed*")
@@ -236,8 +236,8 @@ def test_a_redeployed_endpoint_is_another_model_to_the_cache_the_promotion_and_p
     ([{"id": "other", "object": "model", "owned_by": "vllm", "root": "/srv/other"}], None, "", {}),  # not listed
 ])
 def test_what_the_server_says_identifies_the_model_or_not(server, listed, props, identified_by, reported):
-    from pytest_ftgate.subjects.client import EndpointClient
-    from pytest_ftgate.subjects.served import ask
+    from pytest_ftgate.subjects.endpoint.client import EndpointClient
+    from pytest_ftgate.subjects.endpoint.served import ask
     from tests.fault_proxy import FaultProxy
 
     with FaultProxy(server) as proxy, EndpointClient(proxy.url, max_retries=0) as client:
@@ -254,6 +254,6 @@ def test_what_the_server_says_identifies_the_model_or_not(server, listed, props,
     ("gpt-4o-2024-08-06", "http://127.0.0.1:8000/v1", False),  # anyone's server may use that name
 ])
 def test_openais_pinned_names_identify_their_model_and_aliases_do_not(model, url, pinned):
-    from pytest_ftgate.subjects.served import identified_by
+    from pytest_ftgate.subjects.endpoint.served import identified_by
 
     assert bool(identified_by({}, model, url)) == pinned

@@ -19,14 +19,14 @@ import pytest
 from hypothesis import Phase, find, settings
 from hypothesis import strategies as st
 
-from pytest_ftgate.config import RunConfig
+from pytest_ftgate.settings.config import RunConfig
 from pytest_ftgate.cost.pricing import ServingCost
 from pytest_ftgate.errors import EXIT_GATE_ERROR, EXIT_PARTIAL, SuiteError
 from pytest_ftgate.report import build_view, terminal_lines
 from pytest_ftgate.report.html import render_html
 from pytest_ftgate.report.json_report import to_json
 from pytest_ftgate.report.markdown import to_markdown
-from pytest_ftgate.runner import run_gate
+from pytest_ftgate.gating.runner import run_gate
 from pytest_ftgate.scoring.perturb import Invariant, PerturbSpec, Probe, isolated_hypothesis, plan, run_subject, search
 from pytest_ftgate.scoring.perturb_strategies import (
     HOMOGLYPHS,
@@ -40,7 +40,7 @@ from pytest_ftgate.scoring.scorers import build_scorer
 from pytest_ftgate.stores.cache import Cache
 from pytest_ftgate.subjects import Resolver, Subject
 from pytest_ftgate.subjects import base as subjects_base
-from pytest_ftgate.suite import load_suite
+from pytest_ftgate.gating.suite import load_suite
 from pytest_ftgate.types import Case, Output, SubjectInfo, content_hash
 from tests.conftest import write
 

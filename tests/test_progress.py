@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from pytest_ftgate.progress import LineProgress, NoProgress, progress
+from pytest_ftgate.gating.progress import LineProgress, NoProgress, progress
 
 
 def test_a_log_gets_a_line_every_tenth_of_the_work_and_the_last():

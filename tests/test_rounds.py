@@ -25,7 +25,7 @@ def test_two_adapters_on_one_base_share_one_load_and_answer_as_two_loads(tiny_ba
     from transformers import AutoModelForCausalLM
 
     from fixtures.tiny_models import build_tiny_adapter
-    from pytest_ftgate.config import SubjectOptions
+    from pytest_ftgate.settings.config import SubjectOptions
     from pytest_ftgate.stores.cache import Cache
     from pytest_ftgate.subjects import Resolver
 

@@ -118,7 +118,7 @@ def test_case_hash_changes_with_content(tmp_path):
 
 
 def test_one_rule_says_what_is_a_suite_file_for_pytest_and_ftgate(tmp_path):
-    from pytest_ftgate.suite import find_suite_files, is_suite_file
+    from pytest_ftgate.gating.suite import find_suite_files, is_suite_file
 
     suites, other = tmp_path / "suites", tmp_path / "ci"
     task = "kind: task\ncases:\n  - {id: a, input: q, expected: x}\nscorers: [exact]\n"

@@ -67,7 +67,7 @@ def lora_b_norm(adapter: Path) -> float:
 
 def test_sft_lora_trains_writes_a_manifest_and_loads_in_the_gate(tmp_path, tiny_base, sft_data, monkeypatch):
     from pytest_ftgate import RunConfig, load_suite, run_gate
-    from pytest_ftgate.manifest import base_fingerprint, read_manifest
+    from pytest_ftgate.stores.manifest import base_fingerprint, read_manifest
     from pytest_ftgate.train.trainer import train
 
     # the recipe names the base relative to where ftgate runs, as the demo's recipes do
@@ -99,7 +99,7 @@ def test_sft_lora_trains_writes_a_manifest_and_loads_in_the_gate(tmp_path, tiny_
 def test_a_hub_id_base_stays_an_id_in_the_adapter_config(tmp_path, tiny_base, sft_data, monkeypatch):
     import shutil
 
-    from pytest_ftgate.manifest import base_fingerprint
+    from pytest_ftgate.stores.manifest import base_fingerprint
     from pytest_ftgate.train.trainer import train
 
     # a Hugging Face cache holding the tiny base as `acme/tiny`; nothing is downloaded (offline)
@@ -189,7 +189,7 @@ def test_dpo_with_an_sft_term_passes_both_losses_to_trl(tmp_path, tiny_base, dpo
 
 def test_rerun_of_a_finished_run_trains_nothing_and_resume_carries_the_earlier_time(tmp_path, tiny_base, sft_data, capsys):
     from pytest_ftgate.cli import main
-    from pytest_ftgate.train.manifest import read_cost
+    from pytest_ftgate.train.lineage import read_cost
     from pytest_ftgate.train.trainer import train
 
     path = recipe_file(tmp_path, tiny_base, sft_data)
@@ -239,7 +239,7 @@ def test_the_hub_kernel_notice_of_bitsandbytes_is_dropped_and_nothing_else(caplo
     """Dropped by where the failure came from, never by wording: the messages here are our own."""
     import logging
 
-    from pytest_ftgate.quiet import quiet_kernels_notice
+    from pytest_ftgate.machine.quiet import quiet_kernels_notice
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     quiet_kernels_notice()
@@ -259,7 +259,7 @@ def test_the_hub_kernel_notice_of_bitsandbytes_is_dropped_and_nothing_else(caplo
 def test_the_kernels_packages_own_offline_notice_is_silenced_only_during_the_attempt(caplog, monkeypatch):
     import logging
 
-    from pytest_ftgate.quiet import hub_kernel_attempt
+    from pytest_ftgate.machine.quiet import hub_kernel_attempt
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with caplog.at_level(logging.WARNING):

@@ -137,7 +137,7 @@ def check_data(path: Path, suites_dir: Path | None = None, near_threshold: float
 
 
 def _check_leakage(report: CheckReport, converted: dict[int, dict], suites_dir: Path, threshold: float) -> None:
-    from ..suite import find_suite_files, load_suite
+    from ..gating.suite import find_suite_files, load_suite
 
     suites = [load_suite(f) for f in find_suite_files([suites_dir], suites_dir)]
     for name, line, how in find_leaks(converted, suites, threshold):

@@ -119,7 +119,7 @@ def _text(value: Any) -> str:
 def load_report(path: Path) -> dict[str, Any]:
     """A gate run's report.json, checked for what a blind sheet needs (a candidate, cases with outputs)."""
     from ..errors import OptionError
-    from ..report.json_report import read_report
+    from ..report.record import read_report
 
     try:
         report = read_report(path)

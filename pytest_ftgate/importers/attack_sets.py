@@ -199,7 +199,7 @@ def import_attack_set(path: str | Path, fmt: str, out: str | Path, include_harmf
 
     import yaml
 
-    from ..suite import load_suite
+    from ..gating.suite import load_suite
 
     path, out = Path(path), Path(out)
     if fmt not in FORMATS:

@@ -250,7 +250,7 @@ def import_logs(path: str | Path, fmt: str, out: str | Path, *, train_out: str |
                 seed: int = 0, force: bool = False, max_rejected: float = MAX_REJECTED) -> LogImport:
     """Read production logs and write the shadow run's suites and subject (see the module's docstring)."""
     from ..files.datacheck import find_leaks
-    from ..suite import load_suite
+    from ..gating.suite import load_suite
     from .failure_modes import cluster_failures, write_failure_modes
 
     path, out = Path(path), Path(out)

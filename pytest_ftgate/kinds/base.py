@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import IncompleteDataError
-from ..extensions import load_group
+from ..settings.extensions import load_group
 from ..stats import wilson_interval
 from ..types import Comparison, GateDecision, Interval, Output, SubjectInfo, Suite, SuiteOutcome, SuiteResult
 

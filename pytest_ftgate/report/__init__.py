@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..runner import GateRun
+from ..gating.runner import GateRun
 from ..errors import OptionError
 from .formats import RECORD, ReportFormat, chosen_formats
 from .view import ReportView, build_view

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .json_report import read_report
+from .record import read_report
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import OptionError
-from ..extensions import load_group
+from ..settings.extensions import load_group
 
 if TYPE_CHECKING:
     from .view import ReportView

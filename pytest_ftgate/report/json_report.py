@@ -4,13 +4,13 @@ It formats the view (pytest_ftgate.report.view) and computes nothing of its own.
 from __future__ import annotations
 
 from dataclasses import asdict
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from .record import SCHEMA_VERSION
 
 if TYPE_CHECKING:  # the reader below is used where the view's imports (the runner) would be a circle
     from .view import ReportView, SuiteDetail
 
-SCHEMA_VERSION = 4  # 4: the promotion contract's terms; 3: notices, unchecked criteria, cost quartiles
 
 
 def _suite(row: Any, d: SuiteDetail) -> dict[str, Any]:
@@ -70,17 +70,3 @@ def to_json(view: ReportView) -> dict[str, Any]:
         "subjects": {"baseline": asdict(view.baseline), "candidate": None if view.candidate is None else asdict(view.candidate)},
         "suites": [_suite(row, d) for row, d in zip(view.rows, view.details)],
     }
-
-
-def read_report(path: Path) -> dict[str, Any]:
-    """A report.json as `to_json` wrote it; every reader of reports (`ftgate promote`, `ftgate compare`, the
-    blind human export) reads it here. OptionError says why not, and what to do."""
-    from ..errors import OptionError
-    from ..files.versioned import read_versioned
-
-    try:
-        return read_versioned(path, SCHEMA_VERSION, required=("verdict", "subjects", "suites"))
-    except FileNotFoundError:
-        raise OptionError(f"{path}: no such file; give the report.json a gate run wrote in its --ftgate-report-dir") from None
-    except (OSError, ValueError) as exc:
-        raise OptionError(f"{path}: not a readable report.json of a gate run ({exc}); gate again to write one") from None

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..cost.tco import TCO, SubjectCost
 from ..kinds import get_kind
-from ..runner import GateRun
+from ..gating.runner import GateRun
 from ..stats import per_class_prf
 from ..types import CaseResult, Flip, GateDecision, Interval, SubjectInfo, SuiteOutcome
 

@@ -11,46 +11,12 @@ import json
 import re
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..extensions import load_group
-from ..types import Case, Score
+from ..settings.extensions import load_group
+from ..types import Case, Score, Scorer, ScoreFn, SuiteContext  # noqa: F401  (Scorer, SuiteContext: re-exported)
 from .detectors import canary_list, canary_scorer, classify_refusal, leak_scorer
-
-ScoreFn = Callable[[Case, str], Score]
-
-
-@dataclass(frozen=True)
-class Scorer:
-    """A named, configured scorer. `labels` is set for classification scorers (per-class F1)."""
-
-    name: str
-    fn: ScoreFn
-    labels: tuple[str, ...] | None = None
-    # Model scorers are called with the subject's perplexity of `expected` instead of the output.
-    needs_perplexity: bool = False
-    # Every case must carry `expected` (checked when the suite loads, not when it runs).
-    needs_expected: bool = False
-    # Scorers that read their suite (a canary, the system prompt) are bound to it once it has loaded.
-    bind: Callable[[SuiteContext], Scorer] | None = None
-    # Whether a larger `value` is better (False for perplexity and a leaked word run): reports say which.
-    higher_is_better: bool = True
-
-    def __call__(self, case: Case, output: Any) -> Score:
-        return self.fn(case, output)
-
-
-@dataclass(frozen=True)
-class SuiteContext:
-    """What a scorer may read of its suite once it has loaded: the kind's own keys, the system prompts, the cases."""
-
-    options: dict[str, Any]
-    system_prompts: tuple[str, ...]
-    cases: tuple[Case, ...]
-    role_systems: dict[str, str] = field(default_factory=dict)  # each subject's own system prompt ("" for none)
-
 
 Factory = Callable[[Any, Path], Scorer]
 _REGISTRY: dict[str, Factory] = {}

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OptionError
-from ..options import history_path
+from ..settings.options import history_path
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

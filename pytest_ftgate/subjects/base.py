@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from ..extensions import load_group
-from ..options import Option
+from ..settings.extensions import load_group
+from ..settings.options import Option
 if TYPE_CHECKING:  # the types are imported where used: loading the plugin (its options) stays light
     from ..types import Case, JudgeReply, Output, Request, SubjectInfo
     from ..cost.pricing import Pricing, ServingCost, Usage

@@ -31,7 +31,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.gate:
         from dataclasses import replace
 
-        from ..manifest import write_manifest
+        from ..stores.manifest import write_manifest
         from .select import format_verdicts, gate_checkpoints, selection_record
 
         verdicts = gate_checkpoints(result.output_dir, Path(args.gate), m.base_model.path)

@@ -377,6 +377,6 @@ def _check_environment(recipe: Recipe, blame: _Blame) -> None:
 def bf16_supported(device: str) -> bool:
     """bf16 computed in hardware: a GPU with it, or a CPU with AVX-512 BF16 or AMX (elsewhere torch emulates it,
     slower than float32), as the gates decide their dtype."""
-    from ..hardware import native_bf16
+    from ..machine.hardware import native_bf16
 
     return native_bf16(device)

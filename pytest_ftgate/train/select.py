@@ -33,9 +33,9 @@ def _eval_losses(output_dir: Path) -> dict[int, float]:
 
 def gate_checkpoints(output_dir: Path, suites_dir: Path, base: str, cache_dir: Path | None = None) -> list[CheckpointVerdict]:
     """Run the suites over each checkpoint; the list is sorted best first (passing, then eval loss)."""
-    from ..config import build_run_config
-    from ..runner import run_gate
-    from ..suite import find_suite_files, load_suite
+    from ..settings.config import build_run_config
+    from ..gating.runner import run_gate
+    from ..gating.suite import find_suite_files, load_suite
 
     suites = [load_suite(f) for f in find_suite_files([suites_dir], suites_dir)]
     losses = _eval_losses(output_dir)

@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, DataError, SubjectError, TrainConfigError
-from ..manifest import BaseModel, Manifest, base_fingerprint, read_manifest, write_manifest
-from ..quiet import library_deprecations, quiet_kernels_notice
+from ..stores.manifest import BaseModel, Manifest, base_fingerprint, read_manifest, write_manifest
+from ..machine.quiet import library_deprecations, quiet_kernels_notice
 from ..stores.cache import sha256_file
-from ..subjects.hub import resolve_model_dir
+from ..subjects.hf.hub import resolve_model_dir
 from .config import Recipe, bf16_supported
 from ..files.training import load_rows
-from .manifest import (Cost, build_manifest, device_info, extend_lineage, read_cost, read_lineage, write_cost,
+from .lineage import (Cost, build_manifest, device_info, extend_lineage, read_cost, read_lineage, write_cost,
                        write_lineage)
 
 

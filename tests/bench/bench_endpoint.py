@@ -26,7 +26,7 @@ CHAT = [{"role": "user", "content": "Say one word."}]
 
 
 def timed_run(url: str, calls: int, concurrency: int, max_tokens: int) -> float:
-    from pytest_ftgate.subjects.client import EndpointClient
+    from pytest_ftgate.subjects.endpoint.client import EndpointClient
 
     client = EndpointClient(url, concurrency=concurrency, max_retries=0)
     done: list[int] = []

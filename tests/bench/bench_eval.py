@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from fixtures.smollm2 import ensure_model
-    from pytest_ftgate.hardware import cpu_features, device, pick_dtype
+    from pytest_ftgate.machine.hardware import cpu_features, device, pick_dtype
 
     model = ensure_model()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores ({torch.get_num_threads()} "

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHILD = r"""
 import json, resource, sys, time
 started = time.perf_counter()
-from pytest_ftgate.config import SubjectOptions
+from pytest_ftgate.settings.config import SubjectOptions
 from pytest_ftgate.stores.cache import Cache
 from pytest_ftgate.subjects import Resolver
 promoted, candidate, mode = sys.argv[1], sys.argv[2], sys.argv[3]

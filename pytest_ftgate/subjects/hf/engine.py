@@ -4,9 +4,9 @@ share a base (and its tokenizer) share one engine: an adapter's baseline, a prom
 candidate, a judge on the base, all on one copy of the weights.
 
 Generation is batched (length-sorted, left-padded), greedy unless the suite says otherwise, under
-torch.inference_mode, in the dtype the hardware computes natively (pytest_ftgate.hardware). By default
+torch.inference_mode, in the dtype the hardware computes natively (pytest_ftgate.machine.hardware). By default
 the batch is the largest that fits, per length bucket, halved and retried on out-of-memory, never losing
-a case; a prefix every prompt of a call shares is prefilled once (pytest_ftgate.subjects.batching).
+a case; a prefix every prompt of a call shares is prefilled once (pytest_ftgate.subjects.hf.batching).
 torch, transformers and peft are imported inside functions only.
 """
 
@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AdapterMismatchError, GenerationError, SubjectError
-from ..types import GenerationParams, Output, Request
-from .base import OnBatch
+from ...errors import AdapterMismatchError, GenerationError, SubjectError
+from ...types import GenerationParams, Output, Request
+from ..base import OnBatch
 from .batching import (
     AUTO_MAX_BATCH,
     MEMORY_SHARE,
@@ -43,7 +43,7 @@ from .batching import (
 from .weights import ADAPTER_FILES, MODEL_FILES, TOKENIZER_FILES, dir_fingerprint, refuse_pickles, safetensors_shapes, shape_problem
 
 if TYPE_CHECKING:
-    from ..stores.cache import Cache
+    from ...stores.cache import Cache
 
 @dataclass
 class HFEngine:
@@ -66,14 +66,14 @@ class HFEngine:
     @property
     def device(self) -> str:
         if self._device is None:
-            from ..hardware import device
+            from ...machine.hardware import device
 
             self._device = device()
         return self._device
 
     @property
     def compute_dtype(self) -> str:
-        from ..hardware import pick_dtype
+        from ...machine.hardware import pick_dtype
 
         return pick_dtype(self.dtype, self.device)
 
@@ -113,7 +113,7 @@ class HFEngine:
         return f"{self.fingerprint(adapter)}-{self.compute_dtype}"
 
     def base_weights_hash(self) -> str:
-        from ..manifest import base_fingerprint
+        from ...stores.manifest import base_fingerprint
 
         return base_fingerprint(self.base_dir, self.cache.file_sha256)
 
@@ -126,7 +126,7 @@ class HFEngine:
         if self._model is not None:
             return
         if self.load_in_4bit or self.adapters:  # importing bitsandbytes costs seconds: only where it is used
-            from ..quiet import quiet_kernels_notice
+            from ...machine.quiet import quiet_kernels_notice
 
             quiet_kernels_notice()  # before peft or the 4-bit loader import bitsandbytes
         import torch
@@ -165,7 +165,7 @@ class HFEngine:
         self._load_adapters()
 
     def _load_adapters(self) -> None:
-        from ..quiet import library_deprecations, quiet_kernels_notice
+        from ...machine.quiet import library_deprecations, quiet_kernels_notice
 
         if set(self.adapters.values()) - self._loaded:
             quiet_kernels_notice()  # before peft imports bitsandbytes
@@ -200,7 +200,7 @@ class HFEngine:
 
     def _check_adapter_fits(self, model: Any, adapter_dir: Path) -> None:
         """Compare the adapter's tensor shapes and recorded base hash with the loaded base."""
-        from ..manifest import read_manifest
+        from ...stores.manifest import read_manifest
 
         manifest = read_manifest(adapter_dir)
         if manifest is not None:
@@ -280,7 +280,7 @@ class HFEngine:
         """The largest batch whose key/value cache and activations fit in the memory free now (auto only)."""
         if self.batch_size is not None:
             return self.batch_size
-        from ..hardware import free_memory
+        from ...machine.hardware import free_memory
 
         budget = free_memory(self.device) * MEMORY_SHARE[self.device == "cuda"]
         return max(1, min(self.max_batch, int(budget // max(1, self._row_bytes(prompt_len, new_tokens)))))

@@ -15,16 +15,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .config import RunConfig
+from ..settings.config import RunConfig
 from .contract import PRODUCTION, as_shipped, check_promoted_reachable, promotion_for_contract, run_terms, same_model
-from .errors import (EXIT_BLOCKED, EXIT_GATE_ERROR, EXIT_PARTIAL, GateRunError, GenerationError,
+from ..errors import (EXIT_BLOCKED, EXIT_GATE_ERROR, EXIT_PARTIAL, GateRunError, GenerationError,
                      IncompleteDataError, JudgeRefused, OptionError, SubjectError)
 from .gate import check_targets, criteria, decide, effective_gate
-from .kinds import get_kind
-from .provenance import git_commit, library_versions, machine
-from .stores.cache import Cache, cache_key
-from .subjects import Job, Resolver, Subject
-from .types import (CaseResult, GateDecision, Output, Request, Score, SubjectInfo, Suite, SuiteOutcome,
+from ..kinds import get_kind
+from ..machine.provenance import git_commit, library_versions, machine
+from ..stores.cache import Cache, cache_key
+from ..subjects import Job, Resolver, Subject
+from ..types import (CaseResult, GateDecision, Output, Request, Score, SubjectInfo, Suite, SuiteOutcome,
                     SuiteResult)
 
 Subjects = tuple[Subject, Subject | None]  # (baseline, candidate)
@@ -82,7 +82,7 @@ class GateRun:
 
     @property
     def breaches(self) -> tuple[Any, ...]:
-        """The clauses of the promotion contract (pytest_ftgate.contract) this run does not meet."""
+        """The clauses of the promotion contract (pytest_ftgate.gating.contract) this run does not meet."""
         return tuple(self.contract.breaches) if self.contract is not None else ()
 
     @property
@@ -213,7 +213,7 @@ class Services:
     def judge(self, spec: str) -> Any:
         """The judge for a spec, resolved like the candidate and baseline (sharing their loads), built once."""
         if spec not in self._judges:
-            from .judging.service import CachedJudge
+            from ..judging.service import CachedJudge
 
             self._judges[spec] = CachedJudge(self.resolver.judge(spec), self.cache, spec)
         return self._judges[spec]
@@ -232,7 +232,7 @@ class Services:
 
 
 def _score_suite(s: Suite, generated: dict[str, Generated], infos: dict[str, SubjectInfo], services: Services) -> Any:
-    from .kinds.base import Scored, ScoringContext
+    from ..kinds.base import Scored, ScoringContext
 
     kind = get_kind(s.kind)
     if kind.score is None:
@@ -260,9 +260,9 @@ def run_gate(
     one model load per session); by default the run makes its own from the config. `selection`
     keeps only the named criteria of each suite (a suite it does not name is not evaluated); the
     others are recorded as not run, and the verdict says partial."""
-    from .cost.pricing import load_pricing
-    from .cost.tco import compute_tco
-    from .stores.cache import Cache
+    from ..cost.pricing import load_pricing
+    from ..cost.tco import compute_tco
+    from ..stores.cache import Cache
 
     started = time.time()
     check_targets(config.all_thresholds, suites, "--ftgate-fail/ftgate_fail")
@@ -287,7 +287,7 @@ def run_gate(
                 kind.preflight(s, services)
         leakage = None
         if candidate is not None:  # before anything generates: a candidate trained on its eval cases would lie
-            from .leakage import check_leakage
+            from ..files.leakage import check_leakage
 
             leakage = check_leakage(candidate, gated, config.train_data, [Path.cwd(), config.suites_dir.parent])
         same = _same_subject(baseline, candidate)
@@ -343,7 +343,7 @@ def pick_subjects(config: RunConfig, resolver: Resolver) -> Picked:
     no --baseline, the baseline is the promoted model; `--baseline=base` is the adapter's base model,
     `--baseline=promoted` the record's model. A promoted model whose files changed is an error. The
     promoted model is served as it was promoted: with the suites' candidate prompts (see `baseline_prompt`)."""
-    from .stores.promotion import BASE, PROMOTED, read_promotion, record_path
+    from ..stores.promotion import BASE, PROMOTED, read_promotion, record_path
 
     wanted = config.baseline
     promotion = read_promotion(config.suites_dir) if wanted == PROMOTED or (wanted is None and config.candidate) else None
@@ -381,7 +381,7 @@ def _same_subject(baseline: Subject, candidate: Subject | None) -> str:
 def _perturb(s: Suite, subjects: dict[str, Subject], scored: Any, cache: Cache, config: RunConfig,
              prompts: dict[str, str]) -> Any:
     """The suite's perturbation search for each subject, its generations batched and cached like the others."""
-    from .scoring.perturb import Invariant, PerturbResult, SubjectPerturbation, plan, run_subject
+    from ..scoring.perturb import Invariant, PerturbResult, SubjectPerturbation, plan, run_subject
 
     assert s.perturb is not None
     drawn = plan(s.name, s.cases, s.perturb, config.seed)

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import SubjectError, UnsafeWeightsError
+from ...errors import SubjectError, UnsafeWeightsError
 
 if TYPE_CHECKING:
-    from ..stores.cache import Cache
+    from ...stores.cache import Cache
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 # every file that changes how text becomes tokens and back, or how a chat is laid out: the fingerprint covers them

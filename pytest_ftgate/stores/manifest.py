@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import SubjectError
+from ..errors import SubjectError
 
 SCHEMA_VERSION = 1
 FILENAME = "ftgate.json"
@@ -27,7 +27,7 @@ def base_fingerprint(base_dir: Path, file_hash: Callable[[Path], str] | None = N
     use its memoised hasher (multi-GB weights hash once).
     """
     if file_hash is None:
-        from .stores.cache import sha256_file as file_hash
+        from .cache import sha256_file as file_hash
     parts: dict[str, str] = {}
     for pattern in BASE_WEIGHT_PATTERNS:
         for f in sorted(Path(base_dir).glob(pattern)):
@@ -91,7 +91,7 @@ def read_manifest(adapter_dir: Path) -> Manifest | None:
     path = Path(adapter_dir) / FILENAME
     if not path.is_file():
         return None
-    from .files.versioned import read_versioned
+    from ..files.versioned import read_versioned
 
     try:
         data = read_versioned(path, SCHEMA_VERSION, required=("base_model",))

@@ -81,7 +81,7 @@ def project_suites(suites_dir: Path, loaded: Iterable[Any] = ()) -> dict[str, st
 
 def _suite_files(suites_dir: Path, loaded: Iterable[Any] = ()) -> Iterator[tuple[str, Any]]:
     """(path relative to the suites directory, its Suite, or the SuiteError it raised), for each YAML file under it."""
-    from .errors import SuiteError
+    from ..errors import SuiteError
     from .suite import is_suite_file, load_suite
 
     if not Path(suites_dir).is_dir():
@@ -157,7 +157,7 @@ def as_shipped(suites: Sequence[Any], promotion: Any, suites_dir: Path) -> tuple
     """The suites with the promoted model's prompts as it shipped (the record's), and what the reports say of it."""
     from dataclasses import replace
 
-    from .stores.promotion import as_prompt
+    from ..stores.promotion import as_prompt
 
     out, changed, new = [], [], []
     for s in suites:
@@ -182,9 +182,9 @@ def as_shipped(suites: Sequence[Any], promotion: Any, suites_dir: Path) -> tuple
 def promotion_for_contract(config: Any) -> Any:
     """The promotion record beside the suites, whatever --baseline says (the contract holds a run to it). A missing
     record where the history shows a promotion is an error: production would silently become the base model."""
-    from .errors import OptionError
-    from .stores.history import last_promotion
-    from .stores.promotion import read_promotion, record_path
+    from ..errors import OptionError
+    from ..stores.history import last_promotion
+    from ..stores.promotion import read_promotion, record_path
 
     promotion = read_promotion(config.suites_dir)
     if promotion is None and config.baseline is None:
@@ -201,8 +201,8 @@ def promotion_for_contract(config: Any) -> Any:
 
 def check_promoted_reachable(promotion: Any, spec: str, where: Path) -> None:
     """A promoted model named by a path that is not here is said as the record's, not as a --baseline nobody gave."""
-    from .errors import SubjectError
-    from .subjects.hub import looks_like_hub_id
+    from ..errors import SubjectError
+    from ..subjects.hf.hub import looks_like_hub_id
 
     if ":" in spec.split("/")[0] or Path(spec).exists() or (not Path(spec).is_absolute() and looks_like_hub_id(spec)):
         return
@@ -220,7 +220,7 @@ def same_model(who: str, since: str, fingerprint: str, served: Mapping[str, Any]
     endpoint, what its server `served` then); `who` names it, `since` says when it was recorded."""
     if found.fingerprint == fingerprint:
         return None
-    from .subjects.served import what_changed
+    from ..subjects.endpoint.served import what_changed
 
     changed = what_changed(served, found.details.get("served"))
     why = (f"its server reports another model: {changed}" if changed else
@@ -253,7 +253,7 @@ def report_breaches(report: Mapping[str, Any], report_path: Path, suites_dir: Pa
 
 
 def _intact(report_path: Path, history: Path | None) -> list[Breach]:
-    from .stores.history import report_recorded
+    from ..stores.history import report_recorded
 
     if history is None:
         return [Breach(INTACT_RECORD, "no history store to check the report against (the history is off): promote "
@@ -276,8 +276,8 @@ def shipped_prompts(suites_dir: Path) -> dict[str, dict[str, Any]]:
 
 def golden_origins(suites_dir: Path) -> dict[str, dict[str, Any]]:
     """Each golden suite's origin as a promotion keeps it: the file's own origin, else its goldens (the first)."""
-    from .errors import SuiteError
-    from .stores.goldens import as_origin, read_goldens
+    from ..errors import SuiteError
+    from ..stores.goldens import as_origin, read_goldens
 
     found: dict[str, dict[str, Any]] = {}
     for name, suite in _suite_files(suites_dir):

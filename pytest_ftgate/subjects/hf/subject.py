@@ -1,6 +1,6 @@
 """Local Hugging Face models: a PEFT adapter directory, or a full model directory or Hub id.
 
-A base model is loaded once (pytest_ftgate.subjects.hf_engine): an adapter's baseline is the same
+A base model is loaded once (pytest_ftgate.subjects.hf.engine): an adapter's baseline is the same
 loaded base with the adapters switched off, and two adapters on one base (the promoted model and the
 candidate) are two named adapters of one load. A base named by a Hub id (what PEFT writes into
 adapter_config.json) resolves from the user's Hugging Face cache as transformers resolves it.
@@ -16,16 +16,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import SubjectError
-from ..hardware import DTYPES
-from ..options import Option, positive_int_arg
-from .base import BuildContext, Job, OnBatch, Role, Subject, flag_of, register_subject
+from ...errors import SubjectError
+from ...machine.hardware import DTYPES
+from ...settings.options import Option, positive_int_arg
+from ..base import BuildContext, Job, OnBatch, Role, Subject, flag_of, register_subject
 from .hub import resolve_model_dir
 
 if TYPE_CHECKING:  # imported where used: loading the plugin stays light
-    from ..cost.pricing import Pricing, ServingCost, Usage
-    from ..types import JudgeReply, SubjectInfo
-    from .hf_engine import HFEngine
+    from ...cost.pricing import Pricing, ServingCost, Usage
+    from ...types import JudgeReply, SubjectInfo
+    from .engine import HFEngine
 
 
 def batch_arg(text: str | int | None) -> int | None:
@@ -102,12 +102,12 @@ class HFSubject(Subject):
 
     @classmethod
     def serving_cost(cls, info: SubjectInfo, usage: Usage, pricing: Pricing) -> ServingCost:
-        from ..cost.pricing import compute_cost
+        from ...cost.pricing import compute_cost
 
         return compute_cost(pricing, usage)
 
     def __init__(self, engine: HFEngine, role: Role, adapter: Path | None):
-        from ..types import SubjectInfo, TrainingCost
+        from ...types import SubjectInfo, TrainingCost
 
         self.engine = engine
         self.adapter = adapter
@@ -120,7 +120,7 @@ class HFSubject(Subject):
         training = None
         if adapter is not None:
             details["adapter"] = str(adapter)
-            from ..manifest import read_manifest
+            from ...stores.manifest import read_manifest
 
             manifest = read_manifest(adapter)
             if manifest is not None:
@@ -146,7 +146,7 @@ class HFSubject(Subject):
     def judge_reply(self, messages: Sequence[dict[str, str]], *, schema: dict[str, Any], max_tokens: int,
                     where: str) -> JudgeReply:
         """Greedy, constrained by the prompt alone; the log-probabilities come from the model's own logits."""
-        from ..types import JudgeReply, ReplyToken, TokenChoice
+        from ...types import JudgeReply, ReplyToken, TokenChoice
 
         text, tokens, n_in, n_out = self.engine.complete_with_logprobs(list(messages), max_tokens, TOP_LOGPROBS,
                                                                        adapter=self.adapter)
@@ -157,7 +157,7 @@ class HFSubject(Subject):
 def _engine_for(engines: list[HFEngine], base: Path, tok_dir: Path, ctx: BuildContext) -> HFEngine:
     """The engine on this base whose tokenizer has the same files (two adapters saved with the same tokenizer
     share one load), else a new one."""
-    from .hf_engine import HFEngine
+    from .engine import HFEngine
     from .weights import TOKENIZER_FILES, dir_fingerprint
 
     wanted = json.dumps(dir_fingerprint(tok_dir, ctx.cache, TOKENIZER_FILES), sort_keys=True)

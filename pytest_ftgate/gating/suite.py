@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .errors import SuiteError
-from .files.jsonl import iter_jsonl
-from .files.paths import beside, is_under
-from .files.yamlio import line_of, load_yaml_with_lines
-from .kinds import get_kind, kind_names
-from .scoring.perturb import parse_perturb
-from .scoring.scorers import Scorer, SuiteContext, build_scorer
-from .types import Case, GenerationParams, Message, Prompt, Suite, content_hash  # noqa: F401  (Suite re-exported)
+from ..errors import SuiteError
+from ..files.jsonl import iter_jsonl
+from ..files.paths import beside, is_under
+from ..files.yamlio import line_of, load_yaml_with_lines
+from ..kinds import get_kind, kind_names
+from ..scoring.perturb import parse_perturb
+from ..scoring.scorers import Scorer, SuiteContext, build_scorer
+from ..types import Case, GenerationParams, Message, Prompt, Suite, content_hash  # noqa: F401  (Suite re-exported)
 
 COMMON_KEYS = {"name", "kind", "description", "cases", "prompt", "generate", "scorers", "gate", "perturb"}
 PROMPT_KEYS = {"system", "few_shot"}

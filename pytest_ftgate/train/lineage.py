@@ -1,4 +1,4 @@
-"""What a training run puts into the manifest (pytest_ftgate.manifest.Manifest, read and written there).
+"""What a training run puts into the manifest (pytest_ftgate.stores.manifest.Manifest, read and written there).
 
 Besides the provenance, the manifest carries the cost of the training that produced the weights,
 which the gate's TCO reads. A run resumed from a checkpoint continues earlier runs, so each
@@ -15,8 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..manifest import BaseModel, Manifest
-from ..provenance import TRAIN_LIBRARIES, git_commit, library_versions, machine
+from ..stores.manifest import BaseModel, Manifest
+from ..machine.provenance import TRAIN_LIBRARIES, git_commit, library_versions, machine
 
 if TYPE_CHECKING:
     from .config import Recipe

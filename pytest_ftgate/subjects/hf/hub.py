@@ -12,7 +12,7 @@ import os
 import re
 from pathlib import Path
 
-from ..errors import SubjectError
+from ...errors import SubjectError
 
 MODEL_FILES = [
     "config.json", "generation_config.json", "*.safetensors", "*.safetensors.index.json",

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..errors import EndpointError, GateRunError, GenerationError
+from ...errors import EndpointError, GateRunError, GenerationError
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -1,6 +1,6 @@
 """`openai:MODEL`: an OpenAI-compatible chat endpoint (OpenAI, vLLM, llama.cpp's server, `ft:` models).
 
-Calls go through pytest_ftgate.subjects.client.EndpointClient (bounded concurrency, one shared rate
+Calls go through pytest_ftgate.subjects.endpoint.client.EndpointClient (bounded concurrency, one shared rate
 limiter, retries with backoff that honour Retry-After, timeouts); token usage is recorded. A failed
 request is a GenerationError naming the case, a refused key or unknown model an EndpointError that
 stops the run: never a pass. Reports and the fingerprint see the URL without its credentials.
@@ -20,13 +20,13 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import GenerationError, SubjectError
-from ..options import Option, count_arg, positive_int_arg, seconds_arg
-from .base import BuildContext, Job, OnBatch, Role, Subject, flag_of, register_subject
+from ...errors import GenerationError, SubjectError
+from ...settings.options import Option, count_arg, positive_int_arg, seconds_arg
+from ..base import BuildContext, Job, OnBatch, Role, Subject, flag_of, register_subject
 
 if TYPE_CHECKING:  # imported where used: loading the plugin stays light
-    from ..cost.pricing import Pricing, ServingCost, Usage
-    from ..types import JudgeReply, Output, ReplyToken, SubjectInfo
+    from ...cost.pricing import Pricing, ServingCost, Usage
+    from ...types import JudgeReply, Output, ReplyToken, SubjectInfo
     from .client import EndpointClient
     from .served import Served
 
@@ -44,7 +44,7 @@ def _response_format(form: str, schema: dict[str, Any]) -> dict[str, Any] | None
 
 
 def _tokens(choice: Any) -> tuple[ReplyToken, ...]:
-    from ..types import ReplyToken, TokenChoice
+    from ...types import ReplyToken, TokenChoice
 
     content = getattr(getattr(choice, "logprobs", None), "content", None) or []
     return tuple(
@@ -102,7 +102,7 @@ class OpenAISubject(Subject):
     def serving_cost(cls, info: SubjectInfo, usage: Usage, pricing: Pricing) -> ServingCost:
         # An unpriced endpoint (a self-hosted server, an `ft:` model) leaves its cost unknown and
         # says how to price it; the quality gates do not depend on prices.
-        from ..cost.pricing import api_cost
+        from ...cost.pricing import api_cost
 
         return api_cost(pricing, info.name, usage)
 
@@ -119,7 +119,7 @@ class OpenAISubject(Subject):
         self.model = model
         self.concurrency = concurrency
         self.client = EndpointClient(base_url, concurrency=concurrency, timeout_s=timeout_s, max_retries=retries)
-        from ..types import SubjectInfo
+        from ...types import SubjectInfo
 
         url = self.client.display_url  # never the key, nor a user:pass@ in the URL
         fingerprint = hashlib.sha256(f"{url}\0{model}".encode()).hexdigest()[:24]
@@ -132,7 +132,7 @@ class OpenAISubject(Subject):
         self._form_lock = threading.Lock()
 
     def identify(self, *, reuse_unidentified: bool = False) -> None:
-        """Ask the server what it serves under this name (pytest_ftgate.subjects.served). What
+        """Ask the server what it serves under this name (pytest_ftgate.subjects.endpoint.served). What
         identifies the model joins the fingerprint; an unidentified model's answers are not taken
         from an earlier run's cache unless `reuse_unidentified`."""
         from dataclasses import replace
@@ -153,7 +153,7 @@ class OpenAISubject(Subject):
         self.info = replace(info, details=details, generation=f"{served.describe()}: {said}")
 
     def _one(self, job: Job) -> Output:
-        from ..types import Output
+        from ...types import Output
 
         p = job.request.params
         kwargs: dict[str, Any] = {"temperature": p.temperature, "max_tokens": p.max_new_tokens, "seed": p.seed}
@@ -216,7 +216,7 @@ class OpenAISubject(Subject):
         raise GenerationError(f"judge {PREFIX}{self.model} answered no request form: " + "; ".join(errors[-3:]))
 
     def _judge_reply(self, reply: Any) -> JudgeReply:
-        from ..types import JudgeReply
+        from ...types import JudgeReply
 
         if not reply.choices:
             raise GenerationError(f"judge {PREFIX}{self.model} returned no choices")

@@ -11,12 +11,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import OptionError
+from ..errors import OptionError
 from .options import CACHE_DIR, OPTIONS, REPORT_DIR, SUITES_DIR, Option
-from .subjects.base import SubjectOptions, subject_kinds
+from ..subjects.base import SubjectOptions, subject_kinds
 
 if TYPE_CHECKING:
-    from .gate import Threshold
+    from ..types import Threshold
 
 __all__ = ["RunConfig", "SubjectOptions", "all_options", "build_run_config"]
 

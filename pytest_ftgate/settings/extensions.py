@@ -36,7 +36,7 @@ def load_group(group: str) -> None:
         try:
             ep.load()
         except Exception as exc:  # noqa: BLE001 - any failure of someone else's module is reported the same way
-            from .errors import OptionError
+            from ..errors import OptionError
 
             dist = f" (from {ep.dist.name} {ep.dist.version})" if ep.dist is not None else ""
             _failed.setdefault(group, OptionError(

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .gate import Threshold
+    from ..types import Threshold
 
 
 # where a run reads and writes, relative to its root; written here once (the options, RunConfig, the CLI and
@@ -31,10 +31,10 @@ HISTORY_FILE = ".ftgate/history.sqlite"
 
 def threshold_arg(text: str) -> tuple[Threshold, ...]:
     """argparse `type=` converter for --ftgate-fail and its ini key: one threshold or a comma list."""
-    from .gate import parse_thresholds
+    from ..types import Threshold
 
     try:
-        return parse_thresholds(text)
+        return Threshold.parse_list(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

@@ -11,51 +11,19 @@ beside them, whatever its kind: `perturbation` for a suite that declares `pertur
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-from .errors import IncompleteDataError, OptionError
-from .kinds import get_kind, kind_names
-from .kinds.base import Criterion, DecisionContext, check_complete, pct
-from .scoring.perturb import PerturbResult, SubjectPerturbation
-from .stats import paired_comparison
-from .types import Comparison, GateDecision, Suite, SuiteResult
+from ..errors import IncompleteDataError, OptionError
+from ..kinds import get_kind, kind_names
+from ..kinds.base import Criterion, DecisionContext, check_complete, pct
+from ..scoring.perturb import PerturbResult, SubjectPerturbation
+from ..stats import paired_comparison
+from ..types import Comparison, GateDecision, Suite, SuiteResult, Threshold
 
 
-@dataclass(frozen=True)
-class Threshold:
-    """One `TARGET:VALUE` override."""
-
-    target: str
-    value: float
-
-    def applies_to(self, suite: Suite) -> bool:
-        return self.target in (suite.kind, suite.name)
-
-    def __str__(self) -> str:
-        return f"{self.target}:{self.value:.4g}"
-
-
-def parse_threshold(text: str) -> Threshold:
-    """Parse `golden:5%` or `routing:0.9`; ValueError says how to write it."""
-    target, sep, value = text.strip().partition(":")
-    if not sep or not target or not value:
-        raise ValueError(f"{text!r} is not TARGET:VALUE; write e.g. golden:5% or format:0.95")
-    try:
-        number = float(value[:-1]) / 100 if value.endswith("%") else float(value)
-    except ValueError:
-        raise ValueError(f"{text!r}: {value!r} is not a number or percentage (5%, 0.05)") from None
-    if not 0 <= number <= 1:
-        raise ValueError(f"{text!r}: the threshold must be between 0% and 100%")
-    return Threshold(target, number)
-
-
-def parse_thresholds(text: str) -> tuple[Threshold, ...]:
-    """Parse a comma list, `golden:1%,format:90%`: how --ftgate-fail and the ini key ftgate_fail are read."""
-    parts = [part for part in text.split(",") if part.strip()]
-    if not parts:
-        raise ValueError(f"{text!r} names no threshold; write e.g. golden:5% or golden:1%,format:90%")
-    return tuple(parse_threshold(part) for part in parts)
+parse_threshold = Threshold.parse  # the public names of the one parser (pytest_ftgate.types.Threshold)
+parse_thresholds = Threshold.parse_list
 
 
 def check_targets(thresholds: Iterable[Threshold], suites: Iterable[Suite], source: str) -> None:
@@ -126,7 +94,7 @@ def _small_sample(decision: GateDecision, n: int) -> GateDecision:
     """A pass on few cases is said, for every kind (the golden kind says it its own way, against its threshold)."""
     if decision.status != "passed" or n >= SMALL_SUITE or any(w.startswith("only ") for w in decision.warnings):
         return decision
-    from .stats import wilson_interval
+    from ..stats import wilson_interval
 
     iv = wilson_interval(n // 2, n) if n else None
     spread = f": a rate of 50% on {n} has a 95% interval of {pct(iv.low)}–{pct(iv.high)}" if iv else ""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .types import GateDecision, Suite
+from ..types import GateDecision, Suite
 
 RUN = "(run)"  # the `suite` of a decision about the run as a whole
 
@@ -80,7 +80,7 @@ def check_leakage(candidate: Any, suites: Sequence[Suite], explicit: Path | None
 
 def _data_file(entry: dict[str, Any], roots: Sequence[Path], adapter: Path | None) -> tuple[Any, str]:
     """((path, recorded sha256), "") for a data set of the manifest, or (None, why it cannot be checked)."""
-    from .stores.cache import sha256_file
+    from ..stores.cache import sha256_file
 
     if not entry.get("path"):
         return None, (f"the adapter was resumed from {entry.get('resumed_from')}, {entry.get('note')}: what it was "
@@ -96,7 +96,7 @@ def _data_file(entry: dict[str, Any], roots: Sequence[Path], adapter: Path | Non
 
 
 def _check_files(files: Sequence[tuple[Path, str | None]], suites: Sequence[Suite]) -> LeakageCheck:
-    from .files.datacheck import find_leaks, training_rows
+    from .datacheck import find_leaks, training_rows
 
     leaks: list[tuple[str, str, str]] = []
     counted = []

@@ -1,0 +1,1 @@
+"""The machine a run is on: its hardware, the provenance a report records, and quiet third-party output."""
