@@ -29,42 +29,16 @@ from __future__ import annotations
 
 from .cost.pricing import Pricing, ServingCost, Usage
 from .errors import ConfigError, GateRunError, GenerationError, OptionError, SubjectError, SuiteError
-from .kinds.base import (
-    Criterion,
-    DecisionContext,
-    GateKey,
-    Headline,
-    ReportSection,
-    Scored,
-    ScoringContext,
-    SuiteKey,
-    SuiteKind,
-    boolean,
-    decide_min_rate,
-    decide_vs_baseline,
-    fraction,
-    pct,
-    rate_figures,
-    rate_headline,
-    register_kind,
-)
+from .kinds.base import (Criterion, DecisionContext, GateKey, Headline, ReportSection, Scored, ScoringContext, SuiteKey,
+                         SuiteKind, boolean, decide_min_rate, decide_vs_baseline, fraction, pct, rate_figures,
+                         rate_headline, register_kind)
 from .settings.options import Option
 from .report.formats import ReportFormat, register_report_format
 from .report.view import ReportView
 from .scoring.scorers import Scorer, register_scorer
 from .subjects.base import BuildContext, Job, Role, Subject, register_subject
-from .types import (
-    Case,
-    CaseResult,
-    GateDecision,
-    Interval,
-    Output,
-    Score,
-    SubjectInfo,
-    Suite,
-    SuiteOutcome,
-    SuiteResult,
-)
+from .types import (Case, CaseResult, GateDecision, Interval, Output, Score, SubjectInfo, Suite, SuiteOutcome,
+                    SuiteResult)
 
 __all__ = [
     # scorers

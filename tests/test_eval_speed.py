@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_ftgate import RunConfig, hardware, load_suite, run_gate
+from pytest_ftgate import RunConfig, load_suite, run_gate
+from pytest_ftgate.machine import hardware
 from pytest_ftgate.settings.config import SubjectOptions
 from pytest_ftgate.errors import GenerationError
 from pytest_ftgate.kinds.golden import decide_goldens
