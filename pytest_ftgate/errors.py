@@ -32,7 +32,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-EXIT_PROMOTED = 0
 EXIT_BLOCKED = 1
 EXIT_GATE_ERROR = 6  # not 3: that is pytest's own INTERNAL_ERROR
 EXIT_USAGE = 4

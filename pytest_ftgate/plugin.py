@@ -401,12 +401,6 @@ def _verdict_line(line: str, state: GateState, tr: Any, exitstatus: int) -> str:
     return f"verdict: {verdict} — the gate's criteria passed, but {why}, so this session exits {int(exitstatus)}"
 
 
-@pytest.fixture(scope="session")
-def ftgate_settings(request: pytest.FixtureRequest) -> RunConfig:
-    """The session's pytest-ftgate run configuration."""
-    return request.config.stash[CONFIG]
-
-
 def _subject_fixture(request: pytest.FixtureRequest, role: str) -> Any:
     state: GateState = request.config.stash[STATE]
     if not state.config.active:

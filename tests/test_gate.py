@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_ftgate.gating.gate import decide, effective_gate, parse_threshold, parse_thresholds
+from pytest_ftgate.gating.gate import decide, effective_gate, parse_threshold
+from pytest_ftgate.types import Threshold
 from pytest_ftgate.kinds.golden import GoldenState
 from pytest_ftgate.stores.goldens import read_goldens, write_goldens
 from pytest_ftgate.gating.suite import load_suite
@@ -139,8 +140,8 @@ def test_bad_threshold_says_how_to_write_it(text):
 def test_threshold_layers_later_wins(tmp_path):
     suite = golden_suite(tmp_path, 3, "{max_regression: 0.1}")
     assert effective_gate(suite)["max_regression"] == 0.1
-    ini = parse_thresholds("golden:3%")
-    cli = parse_thresholds("g:1%,format:90%")
+    ini = Threshold.parse_list("golden:3%")
+    cli = Threshold.parse_list("g:1%,format:90%")
     assert effective_gate(suite, ini)["max_regression"] == 0.03
     assert effective_gate(suite, ini, cli)["max_regression"] == 0.01  # suite name `g` targets it
 
@@ -160,10 +161,10 @@ def test_a_comma_list_of_thresholds_reads_the_same_from_the_flag_and_the_ini(tmp
     from pytest_ftgate.settings.config import build_run_config
     from pytest_ftgate.settings.options import threshold_arg
 
-    both = parse_thresholds("g:1%,format:90%")
+    both = Threshold.parse_list("g:1%,format:90%")
     assert [(t.target, t.value) for t in both] == [("g", 0.01), ("format", 0.9)]
     from_ini = build_run_config({}, tmp_path, {"ftgate_fail": ["g:1%,format:90%", "golden:2%"]}.get).thresholds
     from_flag = build_run_config({"ftgate_fail": [threshold_arg("g:1%,format:90%")]}, tmp_path).thresholds
     assert from_ini == ((*both, parse_threshold("golden:2%")), ()) and from_flag == ((), both)
     with pytest.raises(ValueError, match="names no threshold"):
-        parse_thresholds(" , ")
+        Threshold.parse_list(" , ")

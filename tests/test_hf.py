@@ -14,7 +14,7 @@ import pytest
 from pytest_ftgate import AdapterMismatchError, RunConfig, SubjectError, UnsafeWeightsError, load_suite, run_gate
 from pytest_ftgate.settings.config import SubjectOptions
 from pytest_ftgate.stores.cache import Cache
-from pytest_ftgate.subjects import resolve_subjects
+from pytest_ftgate.subjects import Resolver
 from pytest_ftgate.subjects.hf.subject import HFSubject
 from pytest_ftgate.subjects.hf.engine import HFEngine
 from tests.conftest import write
@@ -150,7 +150,7 @@ def test_pickle_adapter_is_refused(tmp_path, tiny_base):
     adapter = build_tiny_adapter(tiny_base, tmp_path / "pickled", safe=False)
     assert (adapter / "adapter_model.bin").exists()
     with pytest.raises(UnsafeWeightsError, match="pickle files can run code"):
-        resolve_subjects(str(adapter), None, SubjectOptions(), Cache(None))
+        Resolver(SubjectOptions(), Cache(None)).pair(str(adapter), None)
 
 
 def _adapter_naming(tiny_adapter: Path, tmp_path: Path, base: str) -> Path:
@@ -168,7 +168,7 @@ def test_a_hub_id_base_missing_from_the_cache_offline_is_a_clear_error(tmp_path,
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
     adapter = _adapter_naming(tiny_adapter, tmp_path, "HuggingFaceTB/SmolLM2-135M-Instruct")
     with pytest.raises(SubjectError, match="not in the Hugging Face cache .*HF_HUB_OFFLINE is set.*--ftgate-base=PATH"):
-        resolve_subjects(str(adapter), None, SubjectOptions(), Cache(None))
+        Resolver(SubjectOptions(), Cache(None)).pair(str(adapter), None)
 
 
 def test_a_hub_id_base_resolves_from_the_local_cache_offline(tmp_path, tiny_base, tiny_adapter, monkeypatch):
@@ -194,7 +194,7 @@ def test_a_hub_id_base_resolves_from_the_local_cache_offline(tmp_path, tiny_base
 
 
 def test_subject_generate_for_hand_written_tests(tiny_adapter):
-    baseline, candidate = resolve_subjects(str(tiny_adapter), None, SubjectOptions(), Cache(None))
+    baseline, candidate = Resolver(SubjectOptions(), Cache(None)).pair(str(tiny_adapter), None)
     assert isinstance(candidate, HFSubject)
     text = candidate.generate("Hello", max_new_tokens=5)
     assert isinstance(text, str)
@@ -271,8 +271,8 @@ def test_a_base_is_the_same_model_alone_or_under_an_adapter_whatever_its_tokeniz
     for f in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(tiny_base / f, adapter / f)
     (adapter / "tokenizer_config.json").write_text((adapter / "tokenizer_config.json").read_text().replace("{", '{"x": 1, ', 1))
-    alone, _ = resolve_subjects(None, str(tiny_base), SubjectOptions(), Cache(None))
-    implied, candidate = resolve_subjects(str(adapter), None, SubjectOptions(), Cache(None))
+    alone, _ = Resolver(SubjectOptions(), Cache(None)).pair(None, str(tiny_base))
+    implied, candidate = Resolver(SubjectOptions(), Cache(None)).pair(str(adapter), None)
     assert implied.info.fingerprint != alone.info.fingerprint  # another tokenizer file: other generations
     assert implied.info.model_identity == alone.info.model_identity and alone.info.identity.startswith("weights:")
     assert candidate.info.model_identity != alone.info.model_identity

@@ -300,7 +300,7 @@ def test_a_local_judge_reads_its_own_logits_and_fails_closed_when_it_cannot_judg
     from pytest_ftgate.settings.config import SubjectOptions
     from pytest_ftgate.judging.service import CachedJudge
     from pytest_ftgate.stores.cache import Cache
-    from pytest_ftgate.subjects import Resolver, resolve_subjects
+    from pytest_ftgate.subjects import Resolver
 
     judge = CachedJudge(Resolver(SubjectOptions(), Cache(None)).judge(str(tiny_base)), Cache(None), str(tiny_base))
     reply = judge.complete([{"role": "user", "content": "Score this: 4"}], schema={}, max_tokens=6, where="test")
@@ -309,7 +309,7 @@ def test_a_local_judge_reads_its_own_logits_and_fails_closed_when_it_cannot_judg
         probabilities = [math.exp(c.logprob) for c in token.top]
         assert len(token.top) == 5 and sum(probabilities) <= 1 + 1e-6 and probabilities == sorted(probabilities, reverse=True)
         assert token.token == token.top[0].token  # greedy: the chosen token is the most likely one
-    base, _ = resolve_subjects(None, str(tiny_base), SubjectOptions(), Cache(None))
+    base, _ = Resolver(SubjectOptions(), Cache(None)).pair(None, str(tiny_base))
     assert reply.text == base.generate("Score this: 4", max_new_tokens=6)  # the same greedy reply, same machine
 
     suite = judge_project(tmp_path, "rubric", "{min_pass_rate: 0.0}", extra=", self_test: false")

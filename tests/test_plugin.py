@@ -185,6 +185,9 @@ def test_reports_junit_and_step_summary(project, monkeypatch):
     report = json.loads((project.path / "out/report.json").read_text())
     assert report["schema_version"] == 4 and report["verdict"] == "promoted"
     assert report["subjects"]["candidate"]["name"] == "good.jsonl" and report["run"]["machine"]["python"]
+    from pytest_ftgate.machine.hardware import cpu_features  # which kernels ran: greedy text can differ between them
+
+    assert report["run"]["machine"]["cpu_features"] == cpu_features()
     qa = next(s for s in report["suites"] if s["name"] == "qa")
     assert qa["comparison"]["pass_to_fail"] == 1 and qa["decisions"][0]["figures"]["n"] == 60
     assert "pytest-ftgate: promoted" in summary.read_text()

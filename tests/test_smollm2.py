@@ -32,7 +32,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from fixtures.smollm2 import ensure_model, gguf_path
 from pytest_ftgate.stores.cache import Cache
-from pytest_ftgate.subjects import SubjectOptions, resolve_subjects
+from pytest_ftgate.subjects import Resolver, SubjectOptions
 
 prompts = {prompts!r}
 folder = ensure_model(Path({folder!r}))
@@ -61,7 +61,7 @@ with torch.inference_mode():
                              max_new_tokens=16, do_sample=False, eos_token_id=eos, pad_token_id=tok.pad_token_id)
         reference.append(tok.decode(out[0, len(i):], skip_special_tokens=True))
 
-base, _ = resolve_subjects(None, str(folder), SubjectOptions(batch_size=1), Cache(None))
+base, _ = Resolver(SubjectOptions(batch_size=1), Cache(None)).pair(None, str(folder))
 subject = [base.generate(p, max_new_tokens=16) for p in prompts]
 again = [base.generate(p, max_new_tokens=16) for p in prompts]
 print("PROBE", json.dumps({{

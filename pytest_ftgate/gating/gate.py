@@ -22,8 +22,7 @@ from ..stats import paired_comparison
 from ..types import Comparison, GateDecision, Suite, SuiteResult, Threshold
 
 
-parse_threshold = Threshold.parse  # the public names of the one parser (pytest_ftgate.types.Threshold)
-parse_thresholds = Threshold.parse_list
+parse_threshold = Threshold.parse  # the public name of the one parser (pytest_ftgate.types.Threshold)
 
 
 def check_targets(thresholds: Iterable[Threshold], suites: Iterable[Suite], source: str) -> None:

@@ -8,6 +8,8 @@ import subprocess
 from importlib import metadata
 from typing import Any
 
+from .hardware import cpu_features
+
 GATE_LIBRARIES = ("pytest-ftgate", "torch", "transformers", "peft", "openai")
 TRAIN_LIBRARIES = ("pytest-ftgate", "torch", "transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate")
 
@@ -39,4 +41,6 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
+        # which vector kernels torch, bitsandbytes and llama.cpp pick: a small model's greedy text can differ between them
+        "cpu_features": cpu_features(),
     }

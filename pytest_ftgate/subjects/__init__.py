@@ -19,16 +19,10 @@ from . import hf  # noqa: E402,F401  (the catch-all for local models and Hub ids
 from .resolver import Resolver  # noqa: E402
 
 
-def resolve_subjects(candidate: str | None, baseline: str | None, options: SubjectOptions,
-                     cache: object) -> tuple[Subject, Subject | None]:
-    """(baseline, candidate), through a resolver of their own (a run shares one: see Resolver)."""
-    return Resolver(options, cache).pair(candidate, baseline)  # type: ignore[arg-type]
-
-
 def cost_model(kind: str) -> type[Subject]:
     """The registered class of a subject kind (its `serving_cost`), for the TCO."""
     return subject_kinds()[kind]
 
 
 __all__ = ["BuildContext", "Job", "OnBatch", "Resolver", "Role", "Subject", "SubjectOptions", "cost_model", "flag_of",
-           "register_subject", "resolve_subjects", "subject_kinds", "subject_option_fields"]
+           "register_subject", "subject_kinds", "subject_option_fields"]
