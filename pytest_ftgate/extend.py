@@ -22,6 +22,10 @@ the like), `criteria` (each a `Criterion(name, decide)` with `decide(DecisionCon
 (`rate_headline` for a pass rate). Optional: a `report(SuiteOutcome) -> ReportSection`, a `score`
 (`ScoringContext -> Scored`) that scores both subjects itself.
 
+**A suite feature** is a `SuiteFeature` declaration of a key any suite may declare beside its kind
+(its parse, the criteria it adds, its work in a run through `FeatureRun`, and a `FeatureSection` for
+the reports), registered with `register_feature` from an `ftgate.kinds` entry point.
+
 **A report format** is a `ReportFormat(name, filename, render)`, with `render(ReportView) -> str`.
 """
 
@@ -29,9 +33,9 @@ from __future__ import annotations
 
 from .cost.pricing import Pricing, ServingCost, Usage
 from .errors import ConfigError, GateRunError, GenerationError, OptionError, SubjectError, SuiteError
-from .kinds.base import (Criterion, DecisionContext, GateKey, Headline, ReportSection, Scored, ScoringContext, SuiteKey,
-                         SuiteKind, boolean, decide_min_rate, decide_vs_baseline, fraction, pct, rate_figures,
-                         rate_headline, register_kind)
+from .kinds.base import (Criterion, DecisionContext, FeatureRun, FeatureSection, GateKey, Headline, ReportSection, Scored,
+                         ScoringContext, SuiteFeature, SuiteKey, SuiteKind, boolean, decide_min_rate, decide_vs_baseline,
+                         fraction, pct, rate_figures, rate_headline, register_feature, register_kind)
 from .settings.options import Option
 from .report.formats import ReportFormat, register_report_format
 from .report.view import ReportView
@@ -50,6 +54,8 @@ __all__ = [
     "CaseResult", "Criterion", "DecisionContext", "GateDecision", "GateKey", "Headline", "Interval", "ReportSection",
     "Scored", "ScoringContext", "Suite", "SuiteKey", "SuiteKind", "SuiteOutcome", "SuiteResult", "boolean",
     "decide_min_rate", "decide_vs_baseline", "fraction", "pct", "rate_figures", "rate_headline", "register_kind",
+    # suite features: a key any suite may declare beside its kind (as `perturb:` is, kinds/perturbation.py)
+    "FeatureRun", "FeatureSection", "SuiteFeature", "register_feature",
     # report formats
     "ReportFormat", "ReportView", "register_report_format",
     # errors an extension raises: the gate reports them without a traceback

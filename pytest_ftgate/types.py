@@ -327,7 +327,7 @@ class Suite:
     gate: dict[str, Any]
     options: dict[str, Any] = field(default_factory=dict)  # the kind's own suite keys, parsed
     description: str = ""
-    perturb: Any = None  # scoring.perturb.PerturbSpec: `perturb:`: inputs perturbed by hypothesis, with an invariant
+    features: dict[str, Any] = field(default_factory=dict)  # keys any suite may declare (kinds.SuiteFeature) -> parsed spec
     lines: dict[tuple[Any, ...], int] = field(default_factory=dict, repr=False, compare=False)
     scorer_specs: tuple[Any, ...] = ()  # the `scorers:` entries as written, arguments and all
 
@@ -344,7 +344,9 @@ class Suite:
 
     @property
     def hash(self) -> str:
-        return content_hash({"cases": [[c.id, c.content_hash] for c in self.cases], **self.definition})
+        """What the suite is: its cases, what decides a pass, and its features' specs (a perturb: block)."""
+        features = {"features": content_hash({k: repr(v) for k, v in sorted(self.features.items())})} if self.features else {}
+        return content_hash({"cases": [[c.id, c.content_hash] for c in self.cases], **self.definition, **features})
 
     @property
     def labels(self) -> tuple[str, ...] | None:
@@ -365,7 +367,7 @@ class SuiteOutcome:
     comparison: Comparison | None
     decisions: tuple[GateDecision, ...]
     state: Any = None  # what the suite's kind prepared (e.g. its golden set)
-    perturbation: Any = None  # perturb.PerturbResult, for a suite that declares `perturb:`
+    features: dict[str, Any] = field(default_factory=dict)  # each declared feature's result in this run, by its key
 
     @property
     def could_not_run(self) -> bool:

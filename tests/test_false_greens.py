@@ -184,7 +184,7 @@ def test_a_misspelled_ini_key_is_a_usage_error_naming_the_real_one(pytester):
 
 
 def test_a_perturbation_criterion_with_no_baseline_rate_is_an_error_not_a_pass():
-    from pytest_ftgate.gating.gate import decide_perturbation
+    from pytest_ftgate.kinds.perturbation import decide_perturbation
     from pytest_ftgate.kinds.base import DecisionContext
     from pytest_ftgate.scoring.perturb import PerturbResult, PerturbSpec, SubjectPerturbation
     from pytest_ftgate.gating.suite import load_suite  # noqa: F401  (the kinds registered)
@@ -192,7 +192,7 @@ def test_a_perturbation_criterion_with_no_baseline_rate_is_an_error_not_a_pass()
     def ctx(spec: PerturbSpec, base: SubjectPerturbation, cand: SubjectPerturbation | None) -> DecisionContext:
         subjects = {"baseline": base, **({"candidate": cand} if cand else {})}
         suite = type("S", (), {"name": "routing"})()
-        return DecisionContext(suite, {}, None, None, None, None, PerturbResult(spec, 6, subjects))  # type: ignore[arg-type]
+        return DecisionContext(suite, {}, None, None, None, None, {"perturb": PerturbResult(spec, 6, subjects)})  # type: ignore[arg-type]
 
     nothing = SubjectPerturbation("baseline", counted=0, broken=0, excluded=6)
     breaks = SubjectPerturbation("candidate", counted=6, broken=2)

@@ -336,8 +336,8 @@ def test_red_phase_reports_the_rate_and_passes_unless_max_break_rate(tmp_path):
 
 def test_examples_are_generated_in_one_batch_and_a_rerun_generates_nothing(tmp_path):
     run, b, c = gate(tmp_path, fragile, fragile)
-    planned = run.outcomes[0].perturbation.planned
-    failures = run.outcomes[0].perturbation.subjects["candidate"].failures
+    planned = run.outcomes[0].features["perturb"].planned
+    failures = run.outcomes[0].features["perturb"].subjects["candidate"].failures
     for subject in (b, c):
         assert subject.calls[0] == 3  # the suite's cases
         assert subject.calls[1] == planned  # every perturbed input, in one batch
@@ -350,7 +350,7 @@ def test_examples_are_generated_in_one_batch_and_a_rerun_generates_nothing(tmp_p
 
 def summary(run) -> list[tuple[Any, ...]]:
     """What a perturbation search found, without its timings."""
-    result = run.outcomes[0].perturbation
+    result = run.outcomes[0].features["perturb"]
     return [(role, s.counted, s.broken, s.excluded, [(f.case_id, f.drawn_input, f.minimal_input, f.output, f.generations)
                                                     for f in s.failures]) for role, s in result.subjects.items()]
 
@@ -371,14 +371,15 @@ def test_deselected_perturbation_does_not_search(tmp_path):
     config = RunConfig(baseline="rule:b", cache_dir=None, report_dir=None, progress=False)
     with resolver_of(config, b, None) as resolver:
         run = run_gate([suite], config, resolver, selection={suite.path: frozenset({"accuracy"})})
-    assert b.calls == [3] and run.outcomes[0].perturbation is None
+    assert b.calls == [3] and "perturb" not in run.outcomes[0].features
     assert run.not_run == ("fox::vs_baseline", "fox::perturbation")
 
 
 def test_reports_show_the_minimal_input_beside_the_original(tmp_path):
     run, _, _ = gate(tmp_path, robust, fragile)
     view = build_view(run)
-    (p,) = view.perturbations
+    ((section,),) = [d.sections for d in view.details]
+    p = section.view
     (failure,) = p.failures
     assert failure.role == "candidate" and one_swap_in_word3(failure.minimal) and failure.original == FOX
     text = "\n".join(terminal_lines(view))
@@ -389,7 +390,7 @@ def test_reports_show_the_minimal_input_beside_the_original(tmp_path):
     data = to_json(view)["suites"][0]["perturbation"]
     assert data["failures"][0]["minimal"] == failure.minimal and data["subjects"]["candidate"]["broken"] >= 1
     html = render_html(view)
-    for marker in ('id="verdict"', 'id="suites"', 'class="plot"', 'id="perturbations"', failure.minimal):
+    for marker in ('id="verdict"', 'id="suites"', 'class="plot"', 'class="perturbations"', 'Perturbations in fox', failure.minimal):
         assert marker in html
 
 
@@ -462,8 +463,8 @@ def test_every_perturb_problem_is_reported_at_once(tmp_path):
 
 def test_a_valid_perturb_block_is_on_the_suite_with_its_defaults(tmp_path):
     suite = load_suite(write(tmp_path / "s.yaml", BASE + "perturb: {invariant: label_unchanged, examples: 12}\n"))
-    assert suite.perturb == PerturbSpec(strategies=tuple(STRATEGIES), examples=12, invariant="label_unchanged")
-    assert load_suite(write(tmp_path / "t.yaml", BASE)).perturb is None
+    assert suite.features["perturb"] == PerturbSpec(strategies=tuple(STRATEGIES), examples=12, invariant="label_unchanged")
+    assert load_suite(write(tmp_path / "t.yaml", BASE)).features == {}
 
 
 # ---- a tiny random-weight model, end to end through pytest ----------------------------------------
@@ -521,3 +522,12 @@ def test_tiny_model_end_to_end_through_pytest(pytester, tiny_base, tiny_adapter)
                 [{k: v for k, v in f.items() if k != "seconds"} for f in p["failures"]])
 
     assert found(rerun) == found(p)  # seeded: the same inputs, breaks and shrunk failures again
+
+
+def test_a_perturb_block_is_part_of_what_the_suite_is(tmp_path):
+    """The promotion contract compares suite hashes: a perturb: block edited after the gate is another suite."""
+    strict = load_suite(write(tmp_path / "a.yaml", BASE + "perturb: {examples: 12, max_break_rate: 0.1}\n"))
+    loose = load_suite(write(tmp_path / "a.yaml", BASE + "perturb: {examples: 12, max_break_rate: 0.9}\n"))
+    plain = load_suite(write(tmp_path / "a.yaml", BASE))
+    assert len({strict.hash, loose.hash, plain.hash}) == 3
+    assert strict.definition == plain.definition  # what decides a golden's pass is not what a perturbation searches

@@ -4,8 +4,8 @@ Threshold language (ini `ftgate_fail`, option `--ftgate-fail`): `TARGET:VALUE`, 
 a suite kind or a suite name, and VALUE a percentage (`5%`) or a fraction (`0.05`). It sets the
 kind's main threshold (golden: max_regression, format: min_pass_rate, task: min_accuracy, ...,
 as each kind declares). Later sources win: suite < ini < command line. The criteria and how each
-decides come from the suite's kind (pytest_ftgate.kinds), plus the criteria any suite may add
-beside them, whatever its kind: `perturbation` for a suite that declares `perturb:`.
+decides come from the suite's kind (pytest_ftgate.kinds), plus the criteria of each feature a suite
+declares beside its kind (kinds.SuiteFeature).
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from dataclasses import replace
 from typing import Any
 
 from ..errors import IncompleteDataError, OptionError
-from ..kinds import get_kind, kind_names
+from ..kinds import get_feature, get_kind, kind_names
 from ..kinds.base import Criterion, DecisionContext, check_complete, pct
-from ..scoring.perturb import PerturbResult, SubjectPerturbation
 from ..stats import paired_comparison
 from ..types import Comparison, GateDecision, Suite, SuiteResult, Threshold
 
@@ -48,7 +47,7 @@ def effective_gate(suite: Suite, *layers: tuple[Threshold, ...]) -> dict[str, An
 
 
 def suite_criteria(suite: Suite, gate: dict[str, Any]) -> tuple[Criterion, ...]:
-    """The kind's own criteria under `gate`, then those any suite may add (perturbation)."""
+    """The kind's own criteria under `gate`, then those of the features the suite declares."""
     return tuple(get_kind(suite.kind).criteria(gate, suite)) + cross_criteria(suite)
 
 
@@ -63,12 +62,12 @@ def decide(
     baseline: SuiteResult,
     candidate: SuiteResult | None,
     state: Any = None,
-    perturbation: PerturbResult | None = None,
+    features: dict[str, Any] | None = None,
 ) -> tuple[list[GateDecision], Comparison | None]:
     """Decide every criterion of a suite. Errors become decisions with status `error`.
 
     `state` is what the kind's `prepare` returned for this run (e.g. the golden set);
-    `perturbation` the perturbation search's rates, for a suite that declares `perturb:`."""
+    `features` each declared feature's result in this run (a perturbation search's rates), by its key."""
     kind = get_kind(suite.kind)
     chosen = suite_criteria(suite, gate)
     try:
@@ -76,7 +75,7 @@ def decide(
         cmp = paired_comparison(baseline, candidate) if candidate is not None else None
     except IncompleteDataError as exc:
         return [GateDecision(suite.name, c.name, "error", str(exc)) for c in chosen], None
-    ctx = DecisionContext(suite, gate, baseline, candidate, cmp, state, perturbation)
+    ctx = DecisionContext(suite, gate, baseline, candidate, cmp, state, dict(features or {}))
     decisions = []
     for criterion in chosen:
         try:
@@ -101,75 +100,6 @@ def _small_sample(decision: GateDecision, n: int) -> GateDecision:
     return replace(decision, warnings=(*decision.warnings, warning))
 
 
-# ---- perturbation: a criterion any suite adds by declaring `perturb:` ---------------------------
-
-def _rate_text(s: SubjectPerturbation) -> str:
-    iv = s.interval
-    return f"{s.role} {s.broken}/{s.counted} broke = {pct(s.rate)} (95% Wilson {pct(iv.low)}–{pct(iv.high)})"
-
-
-def decide_perturbation(ctx: DecisionContext) -> GateDecision:
-    """The candidate may break no more often than the baseline (+ max_increase), nor above max_break_rate."""
-    name, result = ctx.suite.name, ctx.perturbation
-    if result is None:
-        return GateDecision(name, "perturbation", "error", "the perturbation search did not run")
-    errors = [f"{s.role}: {s.error}" for s in result.subjects.values() if s.error]
-    if errors:
-        return GateDecision(name, "perturbation", "error", "the perturbation search failed: " + "; ".join(errors))
-    spec = result.spec
-    base, cand = result.subjects["baseline"], result.subjects.get("candidate")
-    figures: dict[str, Any] = {"invariant": spec.invariant, "strategies": ",".join(spec.strategies),
-                               "planned": result.planned, "max_increase": spec.max_increase}
-    if spec.max_break_rate is not None:
-        figures["max_break_rate"] = spec.max_break_rate
-    for s in (base, cand):
-        if s is not None:
-            iv = s.interval
-            figures.update({f"{s.role}_broken": s.broken, f"{s.role}_n": s.counted, f"{s.role}_rate": s.rate,
-                            f"{s.role}_wilson_low": iv.low, f"{s.role}_wilson_high": iv.high,
-                            f"{s.role}_excluded": s.excluded})
-    shown = cand if cand is not None else base
-    text = "; ".join(_rate_text(s) for s in (base, cand) if s is not None) + f" (invariant {spec.invariant})"
-    empty = [s for s in (base, cand) if s is not None and s.counted == 0]
-    # Nothing measured is not a pass. A baseline that counted no example leaves the candidate's rate
-    # nothing to be compared with: the criterion could not be evaluated (an error, not a verdict),
-    # unless the suite asked for an absolute limit (max_break_rate), which then decides alone. A
-    # candidate that counted none fails every case unperturbed: the suite's own criteria block it,
-    # and this one says it checked nothing (the run is never a promotion).
-    alone = cand is not None and empty == [base] and spec.max_break_rate is not None
-    why = {s.role: ("its original outputs fail the scorers on every case, so no perturbation of them can break anything"
-                    if spec.invariant == "scorers" else "no label could be read from its original outputs") for s in empty}
-    if cand is None and empty:
-        return GateDecision(name, "perturbation", "skipped", f"no perturbed example of the baseline counted: "
-                            f"{why['baseline']}", figures)
-    if base in empty and not alone:
-        hint = "set perturb.max_break_rate to gate the candidate on its own, " if cand not in empty else ""
-        return GateDecision(
-            name, "perturbation", "error",
-            f"the perturbation criterion could not be evaluated: no perturbed example of the baseline counted "
-            f"({why['baseline']}); {text}. A rate compared with nothing is not a pass: {hint}fix the suite so its cases "
-            "pass unperturbed (the prompt, the scorers), or drop `perturb:` from it", figures)
-    if cand in empty:
-        return GateDecision(name, "perturbation", "skipped",
-                            f"checked nothing: no perturbed example of the candidate counted ({why['candidate']}); the "
-                            "suite's own criteria decide on its unperturbed answers", figures)
-    if alone:
-        text += (f"; the baseline counted no example, so only the {pct(spec.max_break_rate)} limit (max_break_rate) "
-                 "decides")
-    breaches = []
-    if spec.max_break_rate is not None and shown.rate > spec.max_break_rate + 1e-12:
-        breaches.append(f"{text}: the {shown.role} breaks above the {pct(spec.max_break_rate)} limit")
-    if cand is not None and not alone and cand.rate > base.rate + spec.max_increase + 1e-12:
-        allowed = f" + {pct(spec.max_increase)} allowed" if spec.max_increase else ""
-        breaches.append(f"{text}: the candidate breaks more often than the baseline{allowed}")
-    if breaches:
-        return GateDecision(name, "perturbation", "blocked", breaches[0], figures, breaches=tuple(breaches))
-    return GateDecision(name, "perturbation", "passed", text, figures)
-
-
-PERTURBATION = Criterion("perturbation", decide_perturbation)
-
-
 def cross_criteria(suite: Suite) -> tuple[Criterion, ...]:
-    """The criteria any suite may add beside its kind's own: `perturbation` when it declares `perturb:`."""
-    return (PERTURBATION,) if suite.perturb is not None else ()
+    """The criteria any suite may add beside its kind's own: those of each feature it declares (kinds.SuiteFeature)."""
+    return tuple(c for key in suite.features for c in get_feature(key).criteria)

@@ -17,8 +17,8 @@ from typing import Any, NamedTuple
 
 from ..settings.config import RunConfig
 from .contract import PRODUCTION, as_shipped, check_promoted_reachable, promotion_for_contract, run_terms, same_model
-from ..errors import (EXIT_BLOCKED, EXIT_GATE_ERROR, EXIT_PARTIAL, GateRunError, GenerationError,
-                     IncompleteDataError, JudgeRefused, OptionError, SubjectError)
+from ..errors import (EXIT_BLOCKED, EXIT_GATE_ERROR, EXIT_PARTIAL, GenerationError,
+                     JudgeRefused, OptionError, SubjectError)
 from .gate import check_targets, criteria, decide, effective_gate
 from ..kinds import get_kind
 from ..machine.provenance import git_commit, library_versions, machine
@@ -302,10 +302,8 @@ def run_gate(
         outcomes = []
         for s in gated:
             scored = _score_suite(s, generated, infos, services)
-            perturbed = None
-            if s.perturb is not None and (selection is None or "perturbation" in selection[s.path]):
-                perturbed = _perturb(s, roles, scored, cache, config, prompts)
-            outcome, skipped = _decide_suite(s, config, selection, scored, perturbed, same, prompts)
+            features = _run_features(s, roles, scored, cache, config, prompts, selection)
+            outcome, skipped = _decide_suite(s, config, selection, scored, features, same, prompts)
             outcomes.append(outcome)
             not_run += skipped
     finally:
@@ -378,34 +376,28 @@ def _same_subject(baseline: Subject, candidate: Subject | None) -> str:
             "same prompt cannot gate (its criteria error). Did you mean another --candidate, or --baseline?")
 
 
-def _perturb(s: Suite, subjects: dict[str, Subject], scored: Any, cache: Cache, config: RunConfig,
-             prompts: dict[str, str]) -> Any:
-    """The suite's perturbation search for each subject, its generations batched and cached like the others."""
-    from ..scoring.perturb import Invariant, PerturbResult, SubjectPerturbation, plan, run_subject
+def _run_features(s: Suite, subjects: dict[str, Subject], scored: Any, cache: Cache, config: RunConfig,
+                  prompts: dict[str, str], selection: Mapping[Path, frozenset[str]] | None) -> dict[str, Any]:
+    """Each feature the suite declares does its run's work (a perturbation search), unless all its criteria were
+    deselected; its generations go through the run's cache, batched like the others."""
+    from ..kinds import get_feature
+    from ..kinds.base import FeatureRun
 
-    assert s.perturb is not None
-    drawn = plan(s.name, s.cases, s.perturb, config.seed)
-    invariant = Invariant(s.perturb.invariant, s.scorers)
-    rates = {}
-    for role, subject in subjects.items():
-        prompt = s.prompts[prompts[role]]
+    def generate(subject: Subject, jobs: list[Job]) -> list[Output]:
+        return generate_all(subject, jobs, cache, config.progress and len(jobs) > 1)
 
-        def generate(probes: Sequence[Any], subject: Subject = subject, prompt: Any = prompt) -> list[str]:
-            jobs = [Job(s.name, p.perturbed_case, Request(prompt.render(p.perturbed_case), s.params)) for p in probes]
-            return [o.text for o in generate_all(subject, jobs, cache, config.progress and len(jobs) > 1)]
-
-        originals = {r.case.id: r.output.text for r in getattr(scored, role).results}
-        try:
-            rates[role] = run_subject(role, drawn, s.perturb, invariant, originals, generate)
-        except GateRunError as exc:  # this criterion errs; the suite's others stand
-            hint = (" (an outputs file holds answers to the cases only: gate perturbations on a model or endpoint)"
-                    if isinstance(exc, IncompleteDataError) else "")
-            rates[role] = SubjectPerturbation(role, error=f"{exc}{hint}")
-    return PerturbResult(s.perturb, len(drawn.probes), rates)
+    results = {}
+    for key, spec in s.features.items():
+        feature = get_feature(key)
+        if selection is not None and not any(c.name in selection[s.path] for c in feature.criteria):
+            continue
+        results[key] = feature.run(FeatureRun(s, spec, subjects, prompts,
+                                              {role: getattr(scored, role) for role in subjects}, config.seed, generate))
+    return results
 
 
 def _decide_suite(s: Suite, config: RunConfig, selection: Mapping[Path, frozenset[str]] | None,
-                  scored: Any, perturbed: Any = None, same: str = "",
+                  scored: Any, features: dict[str, Any] | None = None, same: str = "",
                   prompts: Mapping[str, str] | None = None) -> tuple[SuiteOutcome, list[str]]:
     kind = get_kind(s.kind)
     gate = effective_gate(s, *config.thresholds)
@@ -420,13 +412,13 @@ def _decide_suite(s: Suite, config: RunConfig, selection: Mapping[Path, frozense
     elif isinstance(state, JudgeRefused):
         decisions, cmp = [GateDecision(s.name, name, "error", str(state)) for name in criteria(s, gate)], None
     else:
-        decisions, cmp = decide(s, gate, b, c, state, perturbed)
+        decisions, cmp = decide(s, gate, b, c, state, features)
     skipped: list[str] = []
     if selection is not None:
         chosen = selection[s.path]
         skipped = [f"{s.name}::{d.criterion}" for d in decisions if d.criterion not in chosen]
         decisions = [d for d in decisions if d.criterion in chosen]
-    return SuiteOutcome(s, gate, b, c, cmp, tuple(decisions), state, perturbed), skipped
+    return SuiteOutcome(s, gate, b, c, cmp, tuple(decisions), state, dict(features or {})), skipped
 
 
 def run_info(config: RunConfig, duration_s: float) -> dict[str, Any]:

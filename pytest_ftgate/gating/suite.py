@@ -9,12 +9,11 @@ from ..errors import SuiteError
 from ..files.jsonl import iter_jsonl
 from ..files.paths import beside, is_under
 from ..files.yamlio import line_of, load_yaml_with_lines
-from ..kinds import get_kind, kind_names
-from ..scoring.perturb import parse_perturb
+from ..kinds import feature_keys, get_feature, get_kind, kind_names
 from ..scoring.scorers import Scorer, SuiteContext, build_scorer
 from ..types import Case, GenerationParams, Message, Prompt, Suite, content_hash  # noqa: F401  (Suite re-exported)
 
-COMMON_KEYS = {"name", "kind", "description", "cases", "prompt", "generate", "scorers", "gate", "perturb"}
+COMMON_KEYS = {"name", "kind", "description", "cases", "prompt", "generate", "scorers", "gate"}  # and each feature's key
 PROMPT_KEYS = {"system", "few_shot"}
 GENERATE_KEYS = {"max_new_tokens", "temperature", "top_p", "seed"}
 CASE_KEYS = {"id", "input", "messages", "expected", "tags"}
@@ -99,7 +98,8 @@ def load_suite(path: str | Path) -> Suite:
         problems.add(f"kind must be one of {', '.join(kind_names())}, got {kind_name!r}", "kind")
     else:
         kind = get_kind(kind_name)
-    allowed = COMMON_KEYS | {k.name for k in kind.suite_keys} if kind else COMMON_KEYS
+    common = COMMON_KEYS | set(feature_keys())
+    allowed = common | {k.name for k in kind.suite_keys} if kind else common
     for key in sorted(set(data) - allowed, key=str):
         problems.add(f"unknown key {key!r}; a {kind_name or ''} suite may have: {', '.join(sorted(allowed))}", key)
     needs_scorers = kind.requires_scorers if kind else True
@@ -129,14 +129,14 @@ def load_suite(path: str | Path) -> Suite:
                         f"case {case.id!r} has no `expected`, which the {scorer.name} scorer needs; add one, "
                         "or use a scorer that does not compare with an expected value", case.file or path, case.line))
 
-    perturb = None
-    if "perturb" in data:
-        raw_scorers = data.get("scorers")  # checked against perturb only when they all loaded
-        complete = (raw_scorers is None and not needs_scorers) or (
-            isinstance(raw_scorers, list) and len(scorers) == len(raw_scorers))
-        perturb, perturb_problems = parse_perturb(data["perturb"], scorers if complete else None)
-        for message, where in perturb_problems:
-            problems.add(message, "perturb", *where)
+    features: dict[str, Any] = {}
+    raw_scorers = data.get("scorers")  # a feature checks them only when they all loaded
+    complete = (raw_scorers is None and not needs_scorers) or (isinstance(raw_scorers, list) and len(scorers) == len(raw_scorers))
+    for key in feature_keys():
+        if key in data:
+            features[key], feature_problems = get_feature(key).parse(data[key], scorers if complete else None)
+            for message, where in feature_problems:
+                problems.add(message, key, *where)
 
     gate = data.get("gate") or {}
     if not isinstance(gate, dict):
@@ -175,7 +175,7 @@ def load_suite(path: str | Path) -> Suite:
         gate=dict(gate),
         options=options,
         description=str(data.get("description", "")),
-        perturb=perturb,
+        features={k: v for k, v in features.items() if v is not None},
         lines=lines,
         scorer_specs=tuple(data.get("scorers") or ()),
     )

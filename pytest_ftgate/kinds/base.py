@@ -6,8 +6,8 @@ package names kinds. The decision helpers shared by several kinds live here too.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,7 @@ class DecisionContext:
     candidate: SuiteResult | None
     comparison: Comparison | None
     state: Any = None  # what the kind's `prepare` returned (a golden set, ...)
-    perturbation: Any = None  # perturb.PerturbResult, for a suite that declares `perturb:`
+    features: dict[str, Any] = field(default_factory=dict)  # each declared feature's result in this run, by its key
 
 
 @dataclass(frozen=True)
@@ -185,10 +185,88 @@ def kind_names() -> tuple[str, ...]:
     return tuple(_KINDS)
 
 
+# ---- features: keys any suite may declare beside its kind ----------------------------------------
+@dataclass(frozen=True)
+class FeatureRun:
+    """What a feature's work in a run gets: the suite and its parsed spec, each subject with the prompt key it
+    answers with and its scored results, the run's seed, and `generate(subject, jobs) -> outputs`, which goes
+    through the run's cache as every other generation does."""
+
+    suite: Suite
+    spec: Any
+    subjects: dict[str, Any]  # role -> Subject
+    prompts: dict[str, str]  # role -> the suite's prompt key it answers with
+    results: dict[str, SuiteResult]  # role -> its scored results on the suite's own cases
+    seed: int
+    generate: Callable[[Any, list[Any]], list[Output]]
+
+
+@dataclass(frozen=True)
+class FeatureSection:
+    """What a feature adds to one suite's reports, in each format: report.json data under `key`, terminal and
+    Markdown lines, and an HTML template (under pytest_ftgate/templates) that reads `section.view`."""
+
+    key: str
+    data: dict[str, Any]
+    terminal: Callable[[int, int], list[str]]  # (verbose, at most this many items unless verbose) -> lines
+    markdown: Callable[[int], list[str]]  # (at most this many items) -> lines
+    html_template: str
+    view: Any = None
+
+
+@dataclass(frozen=True)
+class SuiteFeature:
+    """A top-level key any suite may declare beside its kind, declared once as a SuiteKind is.
+
+    key       the suite key (`perturb`)
+    parse     (raw value, the suite's scorers or None when they did not all load) -> (spec, [(message, key path)])
+    criteria  the criteria it adds to a suite that declares it (one pytest item each)
+    run       its work in a run, before the suite is decided; the result reaches its criteria as
+              `DecisionContext.features[key]` and the reports as `SuiteOutcome.features[key]`
+    section   (the decided outcome, its result) -> what the reports show, or None
+    """
+
+    key: str
+    parse: Callable[[Any, Sequence[Any] | None], tuple[Any, list[tuple[str, tuple[Any, ...]]]]]
+    criteria: tuple[Criterion, ...]
+    run: Callable[[FeatureRun], Any]
+    section: Callable[[SuiteOutcome, Any], FeatureSection | None]
+
+
+_FEATURES: dict[str, SuiteFeature] = {}
+
+
+def register_feature(feature: SuiteFeature) -> SuiteFeature:
+    _FEATURES[feature.key] = feature
+    return feature
+
+
+def get_feature(key: str) -> SuiteFeature:
+    return _FEATURES[key]
+
+
+def feature_keys() -> tuple[str, ...]:
+    load_group("ftgate.kinds")
+    return tuple(_FEATURES)
+
+
 # ---- decisions shared by several kinds ---------------------------------------------------------
 
 def pct(x: float) -> str:
     return f"{100 * x:.1f}%"
+
+
+def seconds(x: float | None) -> str:
+    """A duration as the reports show it: ms below a second."""
+    if x is None:
+        return "—"
+    return f"{1000 * x:,.0f} ms" if x < 1 else f"{x:,.2f} s"
+
+
+def clip(text: str, width: int) -> str:
+    """Text on one line, at most `width` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def rate_figures(k: int, n: int) -> dict[str, Any]:

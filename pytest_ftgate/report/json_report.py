@@ -32,13 +32,8 @@ def _suite(row: Any, d: SuiteDetail) -> dict[str, Any]:
         entry["comparison"] = d.comparison
     if d.per_class is not None:
         entry["per_class"] = d.per_class
-    if d.perturbation is not None:
-        p = d.perturbation
-        entry["perturbation"] = {
-            "invariant": p.invariant, "strategies": list(p.strategies), "planned": p.planned,
-            "subjects": {r.role: {**asdict(r), "interval": [r.interval.low, r.interval.high]} for r in p.rates},
-            "failures": [asdict(f) for f in p.failures],
-        }
+    for section in d.sections:
+        entry[section.key] = section.data
     return entry
 
 

@@ -48,25 +48,9 @@ def to_markdown(view: ReportView, max_flips: int = 50) -> str:
             cell = lambda s: clip(s, 120).replace("|", "\\|")  # noqa: E731
             out.append(f"| `{f.case_id}` | {arrow} | {cell(f.baseline)} | {cell(f.candidate)} |")
         out += ["", "</details>"]
-    for p in view.perturbations:
-        out += ["", f"**Perturbations in {p.suite}**: {p.planned} inputs by {', '.join(p.strategies)}; invariant `{p.invariant}`",
-                "", "| subject | broke | rate | 95% CI (Wilson) | not counted | time |", "|---|---:|---:|---|---:|---:|"]
-        for r in p.rates:
-            if r.error:
-                out.append(f"| {r.role} | error: {r.error} | | | | |")
-            else:
-                out.append(f"| {r.role} | {r.broken}/{r.counted} | {pct(r.rate)} | {pct(r.interval.low)}–{pct(r.interval.high)} | "
-                           f"{r.excluded} | {seconds(r.seconds)} |")
-        if p.failures:
-            cell = lambda s: clip(s, 120).replace("|", "\\|")  # noqa: E731
-            header = "| case | subject | strategy: change | original | smallest breaking input | output (original) | output (perturbed) |"
-            out += ["", f"<details><summary>{len(p.failures)} case(s) broken by a perturbation in {p.suite}</summary>", "",
-                    header, "|---|---|---|---|---|---|---|"]
-            for f in p.failures[:max_flips]:
-                how = f"shrunk, {f.generations} generations" if f.shrunk else "not shrunk"
-                out.append(f"| `{f.case_id}` | {f.role} | {f.strategy}: `{cell(f.change)}` ({how}) | {cell(f.original)} | "
-                           f"{cell(f.minimal)} | {cell(f.original_output)} | {cell(f.output)} |")
-            out += ["", "</details>"]
+    for d in view.details:
+        for section in d.sections:
+            out += section.markdown(max_flips)
     return "\n".join(out) + "\n"
 
 

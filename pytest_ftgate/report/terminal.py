@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .view import STATUS_MARK, PerturbView, ReportView, clip, delta_text, interval_text, money, pct, seconds
+from .view import STATUS_MARK, ReportView, clip, delta_text, interval_text, money, pct, seconds
 
 
 def terminal_lines(view: ReportView, verbose: int = 0, max_flips: int = 10) -> list[str]:
@@ -47,35 +47,11 @@ def terminal_lines(view: ReportView, verbose: int = 0, max_flips: int = 10) -> l
             lines.append(f"baseline fails {len(d.baseline_failures)}/{d.n} in {name}:")
             for case_id, text, why in d.baseline_failures if verbose > 0 else d.baseline_failures[:max_flips]:
                 lines.append(f"  {case_id}: {clip(text, 70)} ({clip(why, 60)})")
-        if d.perturbation is not None:
-            lines.extend(perturbation_lines(d.perturbation, verbose, max_flips))
+        for section in d.sections:
+            lines.extend(section.terminal(verbose, max_flips))
     if view.cost is not None:
         lines.extend(cost_lines(view))
     lines.append(f"verdict: {view.verdict.upper()}" + ("" if view.verdict_text == view.verdict else f" — {view.verdict_text}"))
-    return lines
-
-
-def perturbation_lines(p: PerturbView, verbose: int = 0, max_failures: int = 10) -> list[str]:
-    """Each subject's break rate, then each failing case: the original beside the smallest break found."""
-    lines = [f"perturbations in {p.suite} ({p.planned} inputs by {', '.join(p.strategies)}; invariant {p.invariant}):"]
-    for r in p.rates:
-        if r.error:
-            lines.append(f"  {r.role:<9} ERROR {r.error}")
-            continue
-        lines.append(f"  {r.role:<9} {r.broken}/{r.counted} broke = {pct(r.rate)} (95% Wilson {pct(r.interval.low)}–"
-                     f"{pct(r.interval.high)}); {r.excluded} not counted (the original does not hold), {seconds(r.seconds)}")
-    shown = p.failures if verbose > 0 else p.failures[:max_failures]
-    for f in shown:
-        how = f"shrunk with {f.generations} new generations" if f.shrunk else "as drawn, not shrunk"
-        lines.append(f"  [{f.role}] {f.case_id}: {f.strategy} {clip(f.change, 70)} ({how})")
-        lines.append(f"      original: {clip(f.original, 90)}")
-        lines.append(f"      minimal:  {clip(f.minimal, 90)}")
-        lines.append(f"      output (original): {clip(f.original_output, 80)}")
-        lines.append(f"      output (minimal):  {clip(f.output, 80)}")
-        if f.why:
-            lines.append(f"      why: {clip(f.why, 90)}")
-    if len(shown) < len(p.failures):
-        lines.append(f"  … {len(p.failures) - len(shown)} more (use -v, or see report.md)")
     return lines
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..cost.tco import TCO, SubjectCost
 from ..kinds import get_kind
+from ..kinds.base import FeatureSection, clip, seconds  # noqa: F401  (clip, seconds: the renderers import them here)
 from ..gating.runner import GateRun
 from ..stats import per_class_prf
 from ..types import CaseResult, Flip, GateDecision, Interval, SubjectInfo, SuiteOutcome
@@ -38,17 +39,6 @@ def money(x: float | None) -> str:
     if abs(x) < 1:
         return f"${x:.3f}"
     return f"${x:,.2f}"
-
-
-def seconds(x: float | None) -> str:
-    if x is None:
-        return "—"
-    return f"{1000 * x:,.0f} ms" if x < 1 else f"{x:,.2f} s"
-
-
-def clip(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -93,50 +83,6 @@ class CostView:
     latency_label: str  # what the latency columns mean at the batch size used
     curve: dict[str, list[tuple[float, float]]]  # role -> (requests in millions, cumulative USD)
     noisy: str = ""  # why the cost figures are too noisy to decide on ('' when they are not)
-
-
-@dataclass(frozen=True)
-class PerturbRate:
-    """One subject's perturbation rate over a suite."""
-
-    role: str
-    broken: int
-    counted: int
-    rate: float
-    interval: Interval
-    excluded: int  # examples of cases whose original output the invariant does not hold for
-    unscored: int
-    seconds: float
-    error: str | None
-
-
-@dataclass(frozen=True)
-class PerturbFailure:
-    """A case a perturbation broke: the original beside the smallest breaking input found, both outputs."""
-
-    suite: str
-    role: str
-    case_id: str
-    strategy: str
-    change: str  # e.g. "'br' -> 'rb' at 10"
-    original: str
-    minimal: str
-    original_output: str
-    output: str
-    why: str
-    shrunk: bool  # False: shown as drawn (beyond the `shrink` budget, or the search did not meet it again)
-    generations: int  # new generations the shrink asked for
-    seconds: float
-
-
-@dataclass(frozen=True)
-class PerturbView:
-    suite: str
-    invariant: str
-    strategies: tuple[str, ...]
-    planned: int  # distinct perturbed inputs drawn for the suite
-    rates: tuple[PerturbRate, ...]
-    failures: tuple[PerturbFailure, ...]
 
 
 @dataclass(frozen=True)
@@ -191,7 +137,7 @@ class SuiteDetail:
     comparison: dict[str, Any] | None = None  # the paired figures: flip table, rates, intervals, McNemar
     per_class: dict[str, dict[str, dict[str, float]]] | None = None  # role -> label -> precision/recall/f1/support
     kind_data: Any = None  # what the suite's kind records about this run (its report section's data)
-    perturbation: PerturbView | None = None
+    sections: tuple[FeatureSection, ...] = ()  # what the suite's features add (a perturbation search)
 
     @property
     def n(self) -> int:
@@ -221,10 +167,6 @@ class ReportView:
     @property
     def flips(self) -> list[FlipRow]:
         return [f for d in self.details for f in d.flips]
-
-    @property
-    def perturbations(self) -> list[PerturbView]:
-        return [d.perturbation for d in self.details if d.perturbation is not None]
 
 
 def build_view(run: GateRun, past: dict[str, list[Any]] | None = None) -> ReportView:
@@ -361,22 +303,16 @@ def _detail(o: SuiteOutcome) -> SuiteDetail:
         comparison=_comparison(o),
         per_class=class_stats(o) if o.suite.labels else None,
         kind_data=section.data if section is not None else None,
-        perturbation=_perturbation(o),
+        sections=_sections(o),
     )
 
 
-def _perturbation(o: SuiteOutcome) -> PerturbView | None:
-    result = o.perturbation
-    if result is None:
-        return None
-    rates = tuple(PerturbRate(s.role, s.broken, s.counted, s.rate, s.interval, s.excluded, s.unscored, s.seconds, s.error)
-                  for s in result.subjects.values())
-    failures = tuple(
-        PerturbFailure(o.suite.name, s.role, f.case_id, f.strategy, f.change, f.original_input, f.minimal_input,
-                       f.original_output, f.output, f.detail, f.shrunk, f.generations, f.seconds)
-        for s in result.subjects.values() for f in s.failures
-    )
-    return PerturbView(o.suite.name, result.spec.invariant, result.spec.strategies, result.planned, rates, failures)
+def _sections(o: SuiteOutcome) -> tuple[FeatureSection, ...]:
+    """What each feature the suite declared shows of its result (kinds.SuiteFeature.section)."""
+    from ..kinds import get_feature
+
+    found = (get_feature(key).section(o, result) for key, result in o.features.items())
+    return tuple(s for s in found if s is not None)
 
 
 def mean_tokens(results: tuple[CaseResult, ...]) -> tuple[float | None, float | None]:
