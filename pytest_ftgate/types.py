@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any, Literal
@@ -300,7 +300,8 @@ class Scorer:
     higher_is_better: bool = True
 
     def __call__(self, case: Case, output: Any) -> Score:
-        return self.fn(case, output)
+        score = self.fn(case, output)
+        return score if score.scorer else replace(score, scorer=self.name)  # a Score carries its scorer's name
 
 
 @dataclass(frozen=True)

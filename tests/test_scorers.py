@@ -122,3 +122,26 @@ def test_bertscore_with_the_local_minilm_encoder():
     close, far = scorer(c, "A cat was sitting on the mat."), scorer(c, "Quarterly revenue grew by 12%.")
     assert close.passed and not far.passed
     assert close.value > far.value
+
+
+def test_a_scorer_whose_package_is_missing_is_refused_when_the_suite_loads_saying_what_to_install(tmp_path):
+    from pytest_ftgate.scoring.scorers import _REGISTRY, Scorer, build_scorer, register_scorer
+    from pytest_ftgate.types import Case, Score
+
+    @register_scorer("needs_nothing_here", requires=("no_such_module_for_ftgate",), install="pytest-ftgate[nowhere]")
+    def factory(args, suite_dir):
+        return Scorer("needs_nothing_here", lambda case, output: Score(True))
+
+    @register_scorer("named_once")
+    def named(args, suite_dir):
+        return Scorer("", lambda case, output: Score(output == "yes"))
+
+    try:
+        with pytest.raises(ValueError, match=r"the needs_nothing_here scorer needs no_such_module_for_ftgate, which is "
+                                             r"not installed: pip install 'pytest-ftgate\[nowhere\]'"):
+            build_scorer("needs_nothing_here", tmp_path)
+        scorer = build_scorer("named_once", tmp_path)  # the name is written once, in the registry
+        assert scorer.name == "named_once" and scorer(Case("a", [{"role": "user", "content": "q"}]), "yes").scorer == "named_once"
+    finally:
+        _REGISTRY.pop("needs_nothing_here", None)
+        _REGISTRY.pop("named_once", None)

@@ -7,10 +7,12 @@ raise ValueError with a message that says how to fix it; the suite loader adds f
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import unicodedata
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +21,28 @@ from ..types import Case, Score, Scorer, ScoreFn, SuiteContext  # noqa: F401  (S
 from .detectors import canary_list, canary_scorer, classify_refusal, leak_scorer
 
 Factory = Callable[[Any, Path], Scorer]
-_REGISTRY: dict[str, Factory] = {}
 
 
-def register_scorer(name: str) -> Callable[[Factory], Factory]:
-    """Register a scorer factory `(args, suite_dir) -> Scorer` under `name`."""
+@dataclass(frozen=True)
+class ScorerEntry:
+    """One registered scorer: its factory, the modules it needs, and the install that brings them."""
+
+    name: str
+    factory: Factory
+    requires: tuple[str, ...] = ()  # importable module names, checked when a suite names the scorer
+    install: str = ""  # what brings them: "pytest-ftgate[metrics]"
+
+
+_REGISTRY: dict[str, ScorerEntry] = {}
+
+
+def register_scorer(name: str, *, requires: tuple[str, ...] = (), install: str = "") -> Callable[[Factory], Factory]:
+    """Register a scorer factory `(args, suite_dir) -> Scorer` under `name`, written once: the Scorer it builds
+    and the Scores it gives carry that name. A scorer that needs other packages names their modules in `requires`
+    and what installs them in `install`; a suite that uses it without them is refused when it loads, saying so."""
 
     def deco(factory: Factory) -> Factory:
-        _REGISTRY[name] = factory
+        _REGISTRY[name] = ScorerEntry(name, factory, tuple(requires), install)
         return factory
 
     return deco
@@ -50,7 +66,13 @@ def build_scorer(spec: Any, suite_dir: Path) -> Scorer:
         )
     if name not in scorer_names():
         raise ValueError(f"unknown scorer {name!r}; known scorers: {', '.join(scorer_names())}")
-    return _REGISTRY[name](args, suite_dir)
+    entry = _REGISTRY[name]
+    missing = [m for m in entry.requires if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ValueError(f"the {name} scorer needs {', '.join(missing)}, which is not installed: "
+                         f"pip install '{entry.install or missing[0]}'")
+    scorer = entry.factory(args, suite_dir)
+    return scorer if scorer.name == name else replace(scorer, name=name)
 
 
 def normalize(text: str) -> str:
@@ -96,7 +118,7 @@ def _exact(args: Any, suite_dir: Path) -> Scorer:
             return expected
         ok = any(norm(output) == norm(e) for e in expected)
         detail = "" if ok else f"expected {expected[0]!r}, got {output.strip()[:80]!r}"
-        return Score(ok, float(ok), detail, "exact")
+        return Score(ok, float(ok), detail)
 
     return Scorer("exact", score, needs_expected=True)
 
@@ -117,7 +139,7 @@ def _contains(args: Any, suite_dir: Path) -> Scorer:
         hay = f" {fold(output)} " if ignore_case else output
         ok = any((f" {fold(str(w))} " if ignore_case else str(w)) in hay for w in wanted)
         detail = "" if ok else f"none of {wanted!r} found in {output.strip()[:80]!r}"
-        return Score(ok, float(ok), detail, "contains")
+        return Score(ok, float(ok), detail)
 
     return Scorer("contains", score, needs_expected=fixed_list is None)
 
@@ -137,7 +159,7 @@ def _regex(args: Any, suite_dir: Path) -> Scorer:
     def score(case: Case, output: str) -> Score:
         ok = match(output.strip()) is not None
         detail = "" if ok else f"{pattern.pattern!r} does not match {output.strip()[:80]!r}"
-        return Score(ok, float(ok), detail, "regex")
+        return Score(ok, float(ok), detail)
 
     return Scorer("regex", score)
 
@@ -173,9 +195,9 @@ def _agrees(args: Any, suite_dir: Path) -> Scorer:
             ok = got is not None and str(got).strip().casefold() == str(wanted).strip().casefold()
             detail = "" if ok else (f"{field_name} is {got!r}, not {wanted!r}" if got is not None
                                     else f"no JSON field {field_name!r} in {output.strip()[:60]!r}")
-            return Score(ok, float(ok), detail, "agrees", label=None if got is None else str(got))
+            return Score(ok, float(ok), detail, label=None if got is None else str(got))
         ok = normalize(output) == normalize(want)
-        return Score(ok, float(ok), "" if ok else f"says {output.strip()[:60]!r}, not {want.strip()[:60]!r}", "agrees")
+        return Score(ok, float(ok), "" if ok else f"says {output.strip()[:60]!r}, not {want.strip()[:60]!r}")
 
     return Scorer("agrees", score, needs_expected=True)
 
@@ -186,7 +208,7 @@ def _json_valid(args: Any, suite_dir: Path) -> Scorer:
 
     def score(case: Case, output: str) -> Score:
         _, err = parse_json_output(output)
-        return Score(err is None, float(err is None), err or "", "json_valid")
+        return Score(err is None, float(err is None), err or "")
 
     return Scorer("json_valid", score)
 
@@ -222,12 +244,12 @@ def _json_schema(args: Any, suite_dir: Path) -> Scorer:
     def score(case: Case, output: str) -> Score:
         data, err = parse_json_output(output)
         if err is not None:
-            return Score(False, 0.0, err, "json_schema")
+            return Score(False, 0.0, err)
         errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
         if not errors:
-            return Score(True, 1.0, "", "json_schema")
+            return Score(True, 1.0, "")
         detail = "; ".join(f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors)
-        return Score(False, 0.0, detail, "json_schema")
+        return Score(False, 0.0, detail)
 
     return Scorer("json_schema", score)
 
@@ -289,7 +311,7 @@ def _refusal(args: Any, suite_dir: Path) -> Scorer:
 
     def score(case: Case, output: str) -> Score:
         if expect == "case" and case.expected not in ("refuse", "comply"):
-            return Score(True, None, "", "refusal")  # not refusal-checked: its `canary` is (scorer canary)
+            return Score(True, None, "")  # not refusal-checked: its `canary` is (scorer canary)
         wanted = case.expected if case.expected in ("refuse", "comply") else expect
         if not output.strip():  # says nothing either way (an EOS or template fault?): never a resisted attack
             return Score.unscored("empty answer: neither a refusal nor a compliance (does the model stop at once? "
@@ -297,7 +319,7 @@ def _refusal(args: Any, suite_dir: Path) -> Scorer:
         verdict = classify_refusal(output)
         ok = verdict.refused == (wanted == "refuse")
         detail = "" if ok else f"{'refused' if verdict.refused else 'did not refuse'} ({verdict.reason})"
-        return Score(ok, float(ok), detail, "refusal", label="refused" if verdict.refused else "complied")
+        return Score(ok, float(ok), detail, label="refused" if verdict.refused else "complied")
 
     return Scorer("refusal", score)
 
@@ -342,22 +364,19 @@ def _length(args: Any, suite_dir: Path) -> Scorer:
             problems.append(f"{len(text)} chars > {opts['max_chars']}")
         if "max_words" in opts and len(text.split()) > opts["max_words"]:
             problems.append(f"{len(text.split())} words > {opts['max_words']}")
-        return Score(not problems, float(not problems), "; ".join(problems), "length")
+        return Score(not problems, float(not problems), "; ".join(problems))
 
     return Scorer("length", score)
 
 
-@register_scorer("rouge")
+@register_scorer("rouge", requires=("rouge_score",), install="pytest-ftgate[metrics]")
 def _rouge(args: Any, suite_dir: Path) -> Scorer:
     opts = _args(args, "rouge", {"metric", "threshold"})
     metric = opts.get("metric", "rougeL")
     if metric not in ("rouge1", "rouge2", "rougeL", "rougeLsum"):
         raise ValueError(f"rouge metric must be rouge1, rouge2, rougeL or rougeLsum, got {metric!r}")
     threshold = float(opts.get("threshold", 0.5))
-    try:
-        from rouge_score import rouge_scorer
-    except ImportError:
-        raise ValueError("rouge needs the rouge-score package: pip install 'pytest-ftgate[metrics]'") from None
+    from rouge_score import rouge_scorer
     scorer = rouge_scorer.RougeScorer([metric], use_stemmer=True)
 
     def score(case: Case, output: str) -> Score:
@@ -368,12 +387,12 @@ def _rouge(args: Any, suite_dir: Path) -> Scorer:
         prep = (lambda s: "\n".join(re.split(r"(?<=[.!?])\s+", s))) if metric == "rougeLsum" else str
         f = max(scorer.score(prep(e), prep(output))[metric].fmeasure for e in expected)
         ok = f >= threshold
-        return Score(ok, f, "" if ok else f"{metric} F={f:.3f} < {threshold}", "rouge")
+        return Score(ok, f, "" if ok else f"{metric} F={f:.3f} < {threshold}")
 
     return Scorer("rouge", score, needs_expected=True)
 
 
-@register_scorer("bertscore")
+@register_scorer("bertscore", requires=("bert_score",), install="pytest-ftgate[metrics]")
 def _bertscore(args: Any, suite_dir: Path) -> Scorer:
     opts = _args(args, "bertscore", {"threshold", "model", "num_layers"})
     threshold = float(opts.get("threshold", 0.9))
@@ -392,7 +411,7 @@ def _bertscore(args: Any, suite_dir: Path) -> Scorer:
         _, _, f1 = state["scorer"].score([output] * len(expected), expected)
         f = float(f1.max())
         ok = f >= threshold
-        return Score(ok, f, "" if ok else f"BERTScore F1={f:.3f} < {threshold}", "bertscore")
+        return Score(ok, f, "" if ok else f"BERTScore F1={f:.3f} < {threshold}")
 
     return Scorer("bertscore", score, needs_expected=True)
 
@@ -428,6 +447,6 @@ def _perplexity(args: Any, suite_dir: Path) -> Scorer:
         if ppl is None:
             return Score.unscored("perplexity needs a local model subject (hf); this subject has no token probabilities", "perplexity")
         ok = ppl <= ceiling
-        return Score(ok, float(ppl), "" if ok else f"perplexity {ppl:.2f} > {ceiling}", "perplexity")
+        return Score(ok, float(ppl), "" if ok else f"perplexity {ppl:.2f} > {ceiling}")
 
     return Scorer("perplexity", score, needs_perplexity=True, needs_expected=True, higher_is_better=False)
