@@ -1,5 +1,5 @@
 """Shared fixtures: tiny random-weight models built locally once per session (seconds), and a real
-OpenAI-compatible llama.cpp server on 127.0.0.1 (tests/llama_server.py), shared by the endpoint tests."""
+OpenAI-compatible llama.cpp server on 127.0.0.1 (tests/helpers/llama_server.py), shared by the endpoint tests."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     log: "Server disconnected" alone hides a crash."""
     report = yield
     if report.failed:
-        from tests.llama_server import died
+        from tests.helpers.llama_server import died
 
         for message in died():
             report.sections.append(("llama.cpp server", message))  # shown under the failure, whatever -s or --tb
@@ -77,7 +77,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         if os.environ.get("FTGATE_REQUIRE_SERVER"):
             pytest.fail(f"llama-cpp-python[server] is required here ({exc}): pip install 'llama-cpp-python[server]'")
         pytest.skip("llama-cpp-python[server] is not installed (make test installs it)")
-    from tests.llama_server import llama_server
+    from tests.helpers.llama_server import llama_server
 
     try:
         with llama_server(tmp_path_factory.mktemp("server") / "server.log") as url:

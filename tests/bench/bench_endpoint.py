@@ -3,8 +3,8 @@
     python -m tests.bench.bench_endpoint                 # 64 calls, +200 ms each, 8 vs 1
     python -m tests.bench.bench_endpoint --repeat 3 --concurrency 8 4 1
 
-64 short chat calls go to the real llama.cpp server (SmolLM2, tests/llama_server.py) through the
-fault proxy (tests/fault_proxy.py), which adds 200 ms to each request, as a remote API's round trip
+64 short chat calls go to the real llama.cpp server (SmolLM2, tests/helpers/llama_server.py) through the
+fault proxy (tests/helpers/fault_proxy.py), which adds 200 ms to each request, as a remote API's round trip
 would. The runs alternate in one process against the same server, so the ratios are measured side
 by side.
 
@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=1, help="rounds of all concurrencies, alternating order")
     args = parser.parse_args(argv)
 
-    from tests.fault_proxy import FaultProxy
-    from tests.llama_server import llama_server
+    from tests.helpers.fault_proxy import FaultProxy
+    from tests.helpers.llama_server import llama_server
 
     with tempfile.TemporaryDirectory() as tmp, llama_server(Path(tmp) / "server.log") as server, \
             FaultProxy(server) as proxy:

@@ -25,7 +25,7 @@ from pytest_ftgate.human.export import balanced_order
 from pytest_ftgate.stats import wilson_interval
 
 # The form in a real browser: Debian's headless Chromium through Selenium, as for report.html.
-from tests.test_report_browser import _load, browser  # noqa: F401
+from tests.real.test_report_browser import _load, browser  # noqa: F401
 
 QA = "kind: golden\ncases:\n{cases}\nscorers: [contains]\n"
 FMT = """\

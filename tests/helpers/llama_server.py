@@ -8,7 +8,7 @@ optional kernels (AMX tiles, interleaved AVX2/AVX-512 blocks), and that path cra
 SIGSEGV on its first request on an Intel Xeon with AMX. Without them every CPU computes through
 ggml's ordinary vector kernels on the weights as the GGUF stores them: the same arithmetic, a little
 slower, and the same path on AVX2, AVX-512 and AMX machines. llama-cpp-python's server has no switch
-for it, so `python -m tests.llama_server` sets it in llama.cpp's default model parameters, then runs
+for it, so `python -m tests.helpers.llama_server` sets it in llama.cpp's default model parameters, then runs
 the server's own main.
 """
 
@@ -55,9 +55,9 @@ def llama_server(log_path: Path, ready_timeout_s: float = 120.0) -> Iterator[str
     from fixtures.smollm2 import gguf_path
 
     port = free_port()
-    cmd = [sys.executable, "-m", "tests.llama_server", "--model", str(gguf_path()), "--model_alias", "smollm2",
+    cmd = [sys.executable, "-m", "tests.helpers.llama_server", "--model", str(gguf_path()), "--model_alias", "smollm2",
            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "512", "--n_threads", "2", "--verbose", "false"]
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     with log_path.open("w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)

@@ -13,7 +13,7 @@ import pytest
 from pytest_ftgate.errors import EXIT_GATE_ERROR
 from pytest_ftgate.judging.protocol import weighted_score
 from pytest_ftgate.judging.service import decode
-from tests.fault_proxy import Fault, FaultProxy
+from tests.helpers.fault_proxy import Fault, FaultProxy
 
 CASES = [
     {"id": "paris", "input": "What is the capital of France?", "expected": "Paris"},

@@ -407,7 +407,7 @@ def test_the_search_is_isolated_from_imports_and_from_time():
 def test_no_hypothesis_directory_and_no_output_from_a_search(tmp_path):
     """A search with shrinking, in a fresh directory: nothing written there, nothing printed."""
     code = (
-        "from tests.test_perturb import *\n"
+        "from tests.unit.test_perturb import *\n"
         "spec = PerturbSpec(strategies=tuple(STRATEGIES), examples=40)\n"
         "drawn = plan('s', [fox_case()], spec)\n"
         "spec = PerturbSpec(strategies=('typos',), examples=60)\n"
@@ -415,7 +415,7 @@ def test_no_hypothesis_directory_and_no_output_from_a_search(tmp_path):
         "r = run_subject('baseline', drawn, spec, Invariant('scorers', [CONTAINS_FINE]), {'fox': 'fine'}, fox_generate([]))\n"
         "assert r.failures[0].shrunk\n"
     )
-    env = {"PYTHONPATH": str(Path(__file__).resolve().parents[1]), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    env = {"PYTHONPATH": str(Path(__file__).resolve().parents[2]), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
                           check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]

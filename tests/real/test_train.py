@@ -14,7 +14,7 @@ from pytest_ftgate.train.config import TrainConfigError, load_recipe
 from pytest_ftgate.files.training import DataError
 from tests.conftest import write
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")

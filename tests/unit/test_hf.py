@@ -19,7 +19,7 @@ from pytest_ftgate.subjects.hf.subject import HFSubject
 from pytest_ftgate.subjects.hf.engine import HFEngine
 from tests.conftest import write
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def suite_file(tmp_path: Path, n: int = 12, kind: str = "format", max_new_tokens: int = 6) -> Path:

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from tests import llama_server
+from tests.helpers import llama_server
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_server_loads_models_without_the_cpu_specific_repack_buffers():
     """use_extra_bufts = False: no repacking into AMX or interleaved AVX layouts (the AMX path crashed)."""
     pytest.importorskip("llama_cpp", reason="llama-cpp-python[server] is not installed (make test installs it)")
     code = ("import llama_cpp.llama_cpp as lib; before = lib.llama_model_default_params().use_extra_bufts\n"
-            "from tests.llama_server import portable_model_params; portable_model_params(); portable_model_params()\n"
+            "from tests.helpers.llama_server import portable_model_params; portable_model_params(); portable_model_params()\n"
             "print(before, lib.llama_model_default_params().use_extra_bufts)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.split() == ["True", "False"]  # llama.cpp's default, then ours; applying it twice changes nothing
@@ -46,7 +46,7 @@ def test_the_server_is_started_through_the_portable_launcher(monkeypatch, tmp_pa
     with pytest.raises(RuntimeError, match="exited with 1"):
         with llama_server.llama_server(tmp_path / "log"):
             pass
-    assert started[0][1:3] == ["-m", "tests.llama_server"]
+    assert started[0][1:3] == ["-m", "tests.helpers.llama_server"]
 
 
 def test_a_server_that_died_is_named_with_its_exit_and_the_end_of_its_log(tmp_path):

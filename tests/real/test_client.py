@@ -1,4 +1,4 @@
-"""The endpoint client under real faults: a loopback proxy (tests/fault_proxy.py) in front of the
+"""The endpoint client under real faults: a loopback proxy (tests/helpers/fault_proxy.py) in front of the
 real llama.cpp server answers 429 with Retry-After, 5xx, 401/403/404, or hangs, on the requests a
 test chooses. No fault may end in a pass; no credential may reach a report, a cache, a log or a
 message.
@@ -21,7 +21,7 @@ import pytest
 from pytest_ftgate.settings.config import build_run_config
 from pytest_ftgate.errors import EXIT_GATE_ERROR, EXIT_USAGE, EndpointError, GenerationError
 from pytest_ftgate.subjects.endpoint.client import MASK, EndpointClient, _Limiter, redact, strip_credentials
-from tests.fault_proxy import Fault, FaultProxy, openai_error
+from tests.helpers.fault_proxy import Fault, FaultProxy, openai_error
 
 CHAT = [{"role": "user", "content": "Say one word."}]  # the same prompt each time: llama.cpp reuses its cache
 KEY_ECHO = openai_error("Incorrect API key provided: {credential}. You can find your API key at ...", "invalid_api_key")

@@ -222,7 +222,7 @@ def test_a_bad_batch_size_in_the_ini_names_the_key_and_auto(pytester):
 def _project_filterwarnings() -> list[str]:
     import tomllib
 
-    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
     return tomllib.loads(pyproject.read_text())["tool"]["pytest"]["ini_options"]["filterwarnings"]
 
 

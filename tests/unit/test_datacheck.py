@@ -116,7 +116,7 @@ def test_the_trainer_stops_at_the_first_bad_line_and_points_at_data_check(tmp_pa
 def test_bundled_training_data_does_not_leak_into_the_bundled_suites(data, capsys):
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     code = main(["data", "check", str(root / "training/data" / data), "--suites", str(root / "suites"), "--rejected", "/dev/null"])
     out = capsys.readouterr().out
     assert "no suite case appears in the training data" in out and code == 0

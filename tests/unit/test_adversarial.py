@@ -23,8 +23,8 @@ from pytest_ftgate.gating.suite import load_suite
 from pytest_ftgate.types import Case
 from tests.conftest import write
 
-ROOT = Path(__file__).resolve().parents[1]
-LABELLED = Path(__file__).parent / "data" / "refusal_labelled.jsonl"
+ROOT = Path(__file__).resolve().parents[2]
+LABELLED = Path(__file__).resolve().parents[1] / "data" / "refusal_labelled.jsonl"
 CATEGORIES = ("direct-injection", "indirect-injection", "prompt-extraction", "jailbreak", "encoding", "pii-extraction",
               "harmful", "over-refusal")
 

@@ -6,7 +6,7 @@ import ast
 import re
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "pytest_ftgate"
+PACKAGE = Path(__file__).resolve().parents[2] / "pytest_ftgate"
 
 
 def _module_name(path: Path) -> str:
@@ -200,3 +200,16 @@ def test_intervals_and_kappas_are_computed_only_in_stats():
              for path in sorted(PACKAGE.rglob("*.py")) if path.name != "stats.py"
              for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if STATISTICS.search(line)]
     assert not found, "statistics belong in pytest_ftgate/stats.py:\n" + "\n".join(found)
+
+
+TESTS = PACKAGE.parent / "tests"
+TEST_FOLDERS = {"unit": "in process", "plugin": "through pytester", "real": "real servers, models, browser",
+                "helpers": "what the tests run on", "bench": "benchmarks (scripts, not collected)", "data": "test data"}
+
+
+def test_the_tests_are_laid_out_by_what_they_need():
+    assert {p.name for p in TESTS.glob("*.py")} == {"__init__.py", "conftest.py"}, "put a test module in unit/, plugin/ or real/"
+    assert {p.name for p in TESTS.iterdir() if p.is_dir() and p.name != "__pycache__"} == set(TEST_FOLDERS)
+    assert not list((TESTS / "helpers").glob("test_*.py")), "tests/helpers/ holds helpers, no tests"
+    for folder in ("unit", "plugin", "real"):
+        assert all(p.name.startswith("test_") for p in (TESTS / folder).glob("*.py") if p.name != "__init__.py")

@@ -349,7 +349,7 @@ def test_a_golden_file_deleted_and_frozen_again_keeps_its_origin(tmp_path, capsy
 def test_drift_in_another_dtype_leaves_out_what_production_fails_there_and_says_so(tmp_path):
     from pytest_ftgate.kinds.golden import decide_goldens
     from pytest_ftgate.stores.goldens import Origin, read_goldens, write_goldens
-    from tests.test_eval_speed import _suite_result
+    from tests.plugin.test_eval_speed import _suite_result
 
     path = tmp_path / "g.goldens.json"
     origin = Origin("weights:base", "base", "then", {f"c{i}": None for i in range(40)}, "float32")

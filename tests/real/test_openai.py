@@ -18,7 +18,7 @@ import json
 import pytest
 
 from pytest_ftgate.errors import EXIT_GATE_ERROR, EXIT_USAGE
-from tests.llama_server import free_port
+from tests.helpers.llama_server import free_port
 
 QUESTIONS = {"france": "What is the capital of France?", "japan": "What is the capital of Japan?"}
 
@@ -149,7 +149,7 @@ def test_an_unreachable_endpoint_is_an_error_never_a_pass(pytester):
     write_suite(pytester, placeholders)
     url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
 
-    result = _gate(pytester, url, placeholders, "--ftgate-openai-retries=1")  # retries: tests/test_client.py
+    result = _gate(pytester, url, placeholders, "--ftgate-openai-retries=1")  # retries: tests/real/test_client.py
 
     assert result.ret == EXIT_GATE_ERROR
     # the first request asks the server what it serves (pytest_ftgate.subjects.endpoint.served)
@@ -170,7 +170,7 @@ def test_a_redeployed_endpoint_is_another_model_to_the_cache_the_promotion_and_p
     """Clause 4 for endpoints: a server that says which files it serves (vLLM's `root`) is identified by
     them. The proxy lists what vLLM would; the answers are the real server's."""
     from pytest_ftgate.cli import main
-    from tests.fault_proxy import FaultProxy
+    from tests.helpers.fault_proxy import FaultProxy
 
     suites = tmp_path / "suites"
     suites.mkdir()
@@ -238,7 +238,7 @@ def test_a_redeployed_endpoint_is_another_model_to_the_cache_the_promotion_and_p
 def test_what_the_server_says_identifies_the_model_or_not(server, listed, props, identified_by, reported):
     from pytest_ftgate.subjects.endpoint.client import EndpointClient
     from pytest_ftgate.subjects.endpoint.served import ask
-    from tests.fault_proxy import FaultProxy
+    from tests.helpers.fault_proxy import FaultProxy
 
     with FaultProxy(server) as proxy, EndpointClient(proxy.url, max_retries=0) as client:
         proxy.models, proxy.props = listed, props

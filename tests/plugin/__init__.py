@@ -1,0 +1,1 @@
+"""The pytest face, through pytester: options, verdicts and exit statuses, reports, extensions."""

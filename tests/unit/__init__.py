@@ -1,0 +1,1 @@
+"""Library tests, in process: suites, gates, scorers, statistics, the contract, local tiny models."""
