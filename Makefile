@@ -19,7 +19,7 @@ TORCH   ?= $(shell cat requirements/torch-cpu.txt)
 UV_PIP  := --python $(PY) --quiet --find-links $(FIND_LINKS)
 LOCK    := $(UV) pip compile --quiet --no-header --generate-hashes --python-version 3.11 --find-links $(FIND_LINKS)
 
-.PHONY: install demo test test-latest lock bench clean
+.PHONY: install demo test docs test-latest lock bench clean
 
 $(UV): requirements/tools.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else \
@@ -44,6 +44,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 FTGATE_REQUIRE_SERVER=1 $(VENV)/bin/pytest tests -p no:cacheprovider -q
+
+# The documentation site: the reference pages generated from the code (options, gate keys, scorers, exit
+# statuses), then mkdocs with --strict, so that a broken link or anchor fails. Into .ftgate/site/.
+docs: $(STAMP)
+	$(PY) docs/reference.py
+	$(VENV)/bin/mkdocs build --strict -f docs/mkdocs.yml  # not --quiet: it hides the warnings --strict counts
 
 # The same tests on the newest releases that the package's ranges allow, in a venv of their own.
 # A failure here is news from upstream, not a broken main: fix it, then `make lock`.

@@ -36,6 +36,17 @@ EXIT_BLOCKED = 1
 EXIT_GATE_ERROR = 6  # not 3: that is pytest's own INTERNAL_ERROR
 EXIT_USAGE = 4
 EXIT_PARTIAL = 7  # criteria deselected, or that checked nothing: not a promotion (0 with --ftgate-allow-partial)
+# what each exit status of a gate means (the documentation's reference is generated from this table)
+EXIT_MEANINGS = {
+    0: "promoted: every criterion was gated and passed, and the promotion contract was met (or a baseline-only run "
+       "whose baseline passed)",
+    EXIT_BLOCKED: "blocked: a criterion blocked the candidate (or, in the red phase, the baseline fails a criterion)",
+    EXIT_USAGE: "usage error: bad input found before anything ran (a suite, an option, a recipe); the message names "
+                "the file, line or option",
+    EXIT_GATE_ERROR: "the gate could not run: a model, an endpoint or the data failed; no verdict was reached",
+    EXIT_PARTIAL: "partial: what ran passed, but criteria were left out, checked nothing, or a clause of the promotion "
+                  "contract was not met; never a promotion",
+}
 
 
 class FtgateError(Exception):

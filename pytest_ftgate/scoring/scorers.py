@@ -109,6 +109,7 @@ def _expected_texts(case: Case, name: str) -> list[str] | Score:
 
 @register_scorer("exact")
 def _exact(args: Any, suite_dir: Path) -> Scorer:
+    """The output is `expected` (one of them, for a list), stripped; `normalize: true` also folds case, NFKC and punctuation."""
     opts = _args(args, "exact", {"normalize"})
     norm = normalize if opts.get("normalize", False) else str.strip
 
@@ -125,6 +126,7 @@ def _exact(args: Any, suite_dir: Path) -> Scorer:
 
 @register_scorer("contains")
 def _contains(args: Any, suite_dir: Path) -> Scorer:
+    """The output contains `expected` (or `text`) as whole words, case folded unless `ignore_case: false`."""
     opts = _args(args, "contains", {"text", "ignore_case"}, shorthand="text")
     fixed = opts.get("text")
     fixed_list = [fixed] if isinstance(fixed, str) else fixed
@@ -146,6 +148,7 @@ def _contains(args: Any, suite_dir: Path) -> Scorer:
 
 @register_scorer("regex")
 def _regex(args: Any, suite_dir: Path) -> Scorer:
+    """The output matches `pattern` (searched; `fullmatch: true` for the whole output; `ignore_case`)."""
     opts = _args(args, "regex", {"pattern", "fullmatch", "ignore_case"}, shorthand="pattern")
     if "pattern" not in opts:
         raise ValueError("regex needs a pattern: {regex: '^(yes|no)$'}")
@@ -204,6 +207,7 @@ def _agrees(args: Any, suite_dir: Path) -> Scorer:
 
 @register_scorer("json_valid")
 def _json_valid(args: Any, suite_dir: Path) -> Scorer:
+    """The whole output is valid JSON (strictly: no prose around it, no code fence)."""
     _args(args, "json_valid", set())
 
     def score(case: Case, output: str) -> Score:
@@ -215,6 +219,7 @@ def _json_valid(args: Any, suite_dir: Path) -> Scorer:
 
 @register_scorer("json_schema")
 def _json_schema(args: Any, suite_dir: Path) -> Scorer:
+    """The output is JSON that validates against `schema` (inline) or `schema_file` (beside the suite), strictly."""
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import SchemaError
 
@@ -256,6 +261,7 @@ def _json_schema(args: Any, suite_dir: Path) -> Scorer:
 
 def _choice_factory(name: str) -> Factory:
     def factory(args: Any, suite_dir: Path) -> Scorer:
+        """The output (or its JSON `field`) is one of `labels`, and the case's `expected` one; per-class F1 in the reports."""
         opts = _args(args, name, {"labels", "field", "ignore_case"}, shorthand="labels")
         labels = opts.get("labels")
         if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
@@ -351,6 +357,7 @@ def _leak(args: Any, suite_dir: Path) -> Scorer:
 
 @register_scorer("length")
 def _length(args: Any, suite_dir: Path) -> Scorer:
+    """The output's length is within `min_chars`, `max_chars` and `max_words`."""
     opts = _args(args, "length", {"min_chars", "max_chars", "max_words"})
     if not opts:
         raise ValueError("length needs at least one of min_chars, max_chars, max_words")
@@ -371,6 +378,7 @@ def _length(args: Any, suite_dir: Path) -> Scorer:
 
 @register_scorer("rouge", requires=("rouge_score",), install="pytest-ftgate[metrics]")
 def _rouge(args: Any, suite_dir: Path) -> Scorer:
+    """ROUGE (`metric`: rouge1, rouge2, rougeL, rougeLsum) F-measure against `expected` is at least `threshold` (0.5)."""
     opts = _args(args, "rouge", {"metric", "threshold"})
     metric = opts.get("metric", "rougeL")
     if metric not in ("rouge1", "rouge2", "rougeL", "rougeLsum"):
@@ -394,6 +402,7 @@ def _rouge(args: Any, suite_dir: Path) -> Scorer:
 
 @register_scorer("bertscore", requires=("bert_score",), install="pytest-ftgate[metrics]")
 def _bertscore(args: Any, suite_dir: Path) -> Scorer:
+    """BERTScore F1 against `expected` is at least `threshold` (0.9), with a local encoder (the shipped MiniLM, or `model`)."""
     opts = _args(args, "bertscore", {"threshold", "model", "num_layers"})
     threshold = float(opts.get("threshold", 0.9))
     model = opts.get("model") or local_minilm()

@@ -213,3 +213,23 @@ def test_the_tests_are_laid_out_by_what_they_need():
     assert not list((TESTS / "helpers").glob("test_*.py")), "tests/helpers/ holds helpers, no tests"
     for folder in ("unit", "plugin", "real"):
         assert all(p.name.startswith("test_") for p in (TESTS / folder).glob("*.py") if p.name != "__init__.py")
+
+
+def _anchors(page: Path) -> set[str]:
+    """The heading anchors of a Markdown page, as GitHub and mkdocs' toc write them."""
+    found = set()
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            found.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
+    return found
+
+
+def test_the_readme_links_to_pages_and_anchors_that_exist():
+    """The README is the first page; the docs site (make docs, --strict) checks its own links, this checks the README's."""
+    root = PACKAGE.parent
+    links = re.findall(r"\]\(((?:docs/)[^)#]+)(?:#([\w-]+))?\)", (root / "README.md").read_text(encoding="utf-8"))
+    assert len(links) >= 10, links
+    for path, anchor in links:
+        assert (root / path).is_file(), f"README links to {path}, which does not exist"
+        assert not anchor or anchor in _anchors(root / path), f"README links to {path}#{anchor}, which has no such heading"
