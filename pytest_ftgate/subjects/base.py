@@ -113,6 +113,9 @@ class Subject:
     def run(self, jobs: Sequence[Job], on_batch: OnBatch, progress: Any = None) -> None:
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release what the subject started (a server); the run that built it calls this when it ends."""
+
     def perplexity(self, jobs: Sequence[Job], targets: Sequence[str]) -> list[float | None]:
         """Perplexity of each target as the reply to its job's chat; None where not measurable."""
         return [None] * len(jobs)

@@ -64,6 +64,11 @@ class Resolver:
             )
         return implied, cand
 
+    def close(self) -> None:
+        """Stop what the subjects started (a vLLM server): at the end of the run that built them."""
+        for subject in {id(s): s for s in self._built.values()}.values():
+            subject.close()
+
     def judge(self, spec: str) -> Subject:
         """A subject that can judge, from --ftgate-judge or a suite's judge.model."""
         subject = self.build(spec, "judge")

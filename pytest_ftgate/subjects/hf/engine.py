@@ -57,6 +57,7 @@ class HFEngine:
     dtype: str = "auto"  # as asked (--ftgate-dtype); `compute_dtype` is what runs
     share_prefix: bool = field(default_factory=lambda: os.environ.get("FTGATE_PREFIX_CACHE", "on") != "off")
     adapters: dict[Path, str] = field(default_factory=dict)  # adapter directory -> its name in the PeftModel
+    server: Any = None  # vllm_server.VLLMServer with --ftgate-engine=vllm: it generates; transformers only judges
     _model: Any = None
     _tokenizer: Any = None
     _loaded: set[str] = field(default_factory=set)
@@ -78,8 +79,14 @@ class HFEngine:
         return pick_dtype(self.dtype, self.device)
 
     @property
+    def engine_name(self) -> str:
+        return "hf" if self.server is None else "vllm"
+
+    @property
     def generation(self) -> str:
-        """How this engine generates, for every report: dtype, device, batch."""
+        """How this engine generates, for every report: the engine, dtype, device, batch."""
+        if self.server is not None:
+            return f"vLLM server, {self.compute_dtype} on {self.device}, continuous batching"
         batch = f"batch {self.batch_size}" if self.batch_size else f"batch auto (at most {self.max_batch})"
         return f"{self.compute_dtype} on {self.device}{', 4-bit NF4' if self.load_in_4bit else ''}, {batch}"
 
@@ -95,6 +102,8 @@ class HFEngine:
         """Serve this adapter too (loaded with the base, or at once when the base is already loaded)."""
         if adapter_dir not in self.adapters:
             self.adapters[adapter_dir] = f"adapter-{len(self.adapters)}"
+            if self.server is not None:
+                self.server.add_adapter(adapter_dir)
             if self._model is not None:
                 self._load_adapters()
 
@@ -109,8 +118,9 @@ class HFEngine:
         return h.hexdigest()[:24]
 
     def generation_fingerprint(self, adapter: Path | None) -> str:
-        """What the outputs are cached under: the weights, and the dtype they were computed in."""
-        return f"{self.fingerprint(adapter)}-{self.compute_dtype}"
+        """What the outputs are cached under: the weights, the dtype they were computed in, and the engine."""
+        engine = "" if self.server is None else "-vllm"
+        return f"{self.fingerprint(adapter)}-{self.compute_dtype}{engine}"
 
     def base_weights_hash(self) -> str:
         from ...stores.manifest import base_fingerprint

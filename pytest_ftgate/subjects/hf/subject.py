@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import SubjectError
 from ...machine.hardware import DTYPES
-from ...settings.options import Option, positive_int_arg
+from ...settings.options import Option, positive_int_arg, seconds_arg
 from ..base import BuildContext, Job, OnBatch, Role, Subject, flag_of, register_subject
 from .hub import resolve_model_dir
+from .vllm_server import ENGINES
 
 if TYPE_CHECKING:  # imported where used: loading the plugin stays light
     from ...cost.pricing import Pricing, ServingCost, Usage
@@ -36,6 +37,13 @@ def batch_arg(text: str | int | None) -> int | None:
         return positive_int_arg(text)
     except argparse.ArgumentTypeError as exc:
         raise argparse.ArgumentTypeError(f"{exc}; give a positive integer, or auto") from None
+
+
+def engine_arg(text: str) -> str:
+    value = str(text).strip().lower()
+    if value not in ENGINES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(ENGINES)}")
+    return value
 
 
 def dtype_arg(text: str) -> str:
@@ -69,6 +77,18 @@ class HFSubject(Subject):
                help="dtype local models run in. auto: bfloat16 where the hardware computes it (a GPU with bf16, a CPU "
                     "with AVX-512 BF16 or AMX), float16 on other GPUs, float32 elsewhere. Outputs are cached per dtype "
                     "and every report names it. Default: ini ftgate_dtype or {default}"),
+        Option("--ftgate-engine", "ftgate_engine", field="engine", metavar="|".join(ENGINES), type=engine_arg, default="hf",
+               ini="ftgate_engine", ini_help="how local models generate: hf or vllm (--ftgate-engine)",
+               help="how local models generate: hf (transformers' generate, in this process) or vllm (one vLLM server "
+                    "for the run, the base loaded once and every adapter a LoRA module of it). A model keeps its "
+                    "fingerprint; the engine is part of what outputs are cached under, and every report names it. "
+                    "Default: ini ftgate_engine or {default}"),
+        Option("--ftgate-vllm-python", "ftgate_vllm_python", field="vllm_python", metavar="PYTHON", ini="ftgate_vllm_python",
+               ini_relative=True, ini_help="the Python that runs the vLLM server (--ftgate-vllm-python)",
+               help="the Python that runs the vLLM server (vLLM pins its own transformers: `make vllm` creates "
+                    ".venv-vllm). Default: ini ftgate_vllm_python, else this interpreter if it can import vllm"),
+        Option("--ftgate-vllm-timeout", "ftgate_vllm_timeout", field="vllm_timeout_s", metavar="S", type=seconds_arg,
+               default=900.0, help="seconds the vLLM server may take to be ready. Default: {default}"),
     )
 
     @classmethod
@@ -113,6 +133,7 @@ class HFSubject(Subject):
         self.adapter = adapter
         name = str(adapter or engine.base_dir)
         details: dict[str, Any] = {"base_model": str(engine.base_dir), "load_in_4bit": engine.load_in_4bit,
+                                   "engine": engine.engine_name,
                                    "batch_size": engine.batch_size or "auto", "dtype": engine.compute_dtype,
                                    "device": engine.device,
                                    # the chat template and tokenizer files, hashed: golden files bind what they were frozen with
@@ -138,7 +159,14 @@ class HFSubject(Subject):
         return HFSubject(self.engine, "baseline", None) if self.adapter is not None else None
 
     def run(self, jobs: Sequence[Job], on_batch: OnBatch, progress: Any = None) -> None:
+        if self.engine.server is not None:
+            self.engine.server.generate([j.request for j in jobs], self.adapter, on_batch, progress)
+            return
         self.engine.generate([j.request for j in jobs], adapter=self.adapter, on_batch=on_batch, progress=progress)
+
+    def close(self) -> None:
+        if self.engine.server is not None:
+            self.engine.server.stop()
 
     def perplexity(self, jobs: Sequence[Job], targets: Sequence[str]) -> list[float | None]:
         return list(self.engine.perplexity([j.request for j in jobs], targets, adapter=self.adapter))
@@ -165,6 +193,15 @@ def _engine_for(engines: list[HFEngine], base: Path, tok_dir: Path, ctx: BuildCo
         if engine.base_dir == base and engine.tokenizer_fingerprint == wanted:
             return engine
     engine = HFEngine(base, tok_dir, ctx.options.load_in_4bit, ctx.cache, ctx.options.batch_size, ctx.options.dtype)
+    if ctx.options.engine == "vllm":
+        from .vllm_server import VLLMServer, vllm_python
+
+        if ctx.options.load_in_4bit:
+            raise SubjectError("--ftgate-engine=vllm serves the weights as they are: drop --ftgate-4bit (vLLM "
+                               "quantizes with its own methods, not bitsandbytes NF4 of an adapter's base)")
+        python = ctx.shared.get("vllm_python") or vllm_python(ctx.options.vllm_python)  # before anything generates
+        ctx.shared["vllm_python"] = python
+        engine.server = VLLMServer(base, tok_dir, engine.compute_dtype, python, ctx.options.vllm_timeout_s)
     engines.append(engine)
     return engine
 
