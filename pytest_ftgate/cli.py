@@ -6,6 +6,7 @@
     ftgate suite import FILE --format F --out S  an attack set you hold, as a suite (pytest_ftgate.importers.attack_sets)
     ftgate pricing > pricing.yaml                the bundled prices, to edit and pass as --ftgate-pricing
     ftgate promote REPORT.json                   record what ships: later gates compare against it
+    ftgate export ADAPTER OUT                    merge an adapter into a full model, gated for agreement with it
     ftgate history / ftgate compare A B          the runs so far; the cases that flipped between two reports
     ftgate logs import LOGS --format F --out D   production logs in: a shadow run, failures, failure modes
 
@@ -121,7 +122,8 @@ def _promote(args: argparse.Namespace) -> int:
                 "sha256": hashlib.sha256(report.read_bytes()).hexdigest(), "verdict": verdict,
                 "finished_at": (data.get("run") or {}).get("finished_at")},
         promoted_at=now(), git_commit=git_commit(), base_model=details.get("base_model"), previous=previous,
-        prompts=shipped_prompts(suites), origins=golden_origins(suites), served=details.get("served"))
+        prompts=shipped_prompts(suites), origins=golden_origins(suites), served=details.get("served"),
+        export=_export_of(args.export, candidate) if args.export else None)
     path = write_promotion(suites, record)
     from .stores.history import mark_promoted
 
@@ -205,6 +207,31 @@ def _logs_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_of(out: str, candidate: dict) -> dict:
+    """What a promotion records of an accepted export of the promoted adapter."""
+    from .errors import OptionError
+    from .gating.export import read_export
+
+    record = read_export(Path(out))
+    if record["verdict"] != "accepted":
+        raise OptionError(f"--export {out}: that export was refused ({'; '.join(record.get('why') or [])}); "
+                          "an export is recorded with a promotion only once it agrees with the adapter")
+    if record["adapter_fingerprint"] != candidate["fingerprint"]:
+        raise OptionError(f"--export {out}: it was exported from another adapter (fingerprint "
+                          f"{record['adapter_fingerprint'][:12]}) than the candidate promoted ({candidate['fingerprint'][:12]})")
+    return {"path": str(Path(out).resolve()), "fingerprint": record["fingerprint"], "dtype": record["dtype"],
+            "agreement": record["agreement"]}
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .gating.export import export_adapter, export_lines
+
+    result = export_adapter(Path(args.adapter), Path(args.out), suites_dir=Path(args.suites), dtype=args.dtype,
+                            base=args.base, min_agreement=args.min_agreement)
+    print("\n".join(export_lines(result)))
+    return 0 if result.accepted else 1
+
+
 def _pricing(args: argparse.Namespace) -> int:
     from .cost.pricing import DEFAULT_PRICING
 
@@ -258,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     promote = sub.add_parser("promote", help="record a promoted run's candidate as what ships (suites/ftgate.promoted.json)")
     promote.add_argument("report", help="report.json of a gate run whose verdict was promoted")
     promote.add_argument("--suites", default=SUITES_DIR, help=f"the suites directory the record goes in. Default: {SUITES_DIR}")
+    promote.add_argument("--export", metavar="DIR", help="an accepted `ftgate export` of the candidate adapter, recorded "
+                         "with the promotion (its fingerprint and agreement)")
     promote.add_argument("--history", default=None,
                          help=f"the history store to mark the promotion in. Default: $FTGATE_HISTORY or {HISTORY_FILE}")
     promote.set_defaults(func=_promote)
@@ -291,6 +320,17 @@ def main(argv: list[str] | None = None) -> int:
     limport.add_argument("--max-rejected", type=_share, default=0.2,
                          help="the largest share of rejected rows a log may have and still be imported (default 0.2)")
     limport.set_defaults(func=_logs_import)
+    export = sub.add_parser("export", help="merge an adapter into its base as a full model, gated for agreement with it")
+    export.add_argument("adapter", help="the PEFT adapter directory")
+    export.add_argument("out", help="a new directory for the merged model (safetensors, tokenizer, chat template)")
+    export.add_argument("--suites", default=SUITES_DIR, help=f"the suites the merged model is compared on. Default: {SUITES_DIR}")
+    export.add_argument("--dtype", default="float32", help="the merged weights' dtype: float32, bfloat16 or float16. "
+                        "Default: float32")
+    export.add_argument("--base", help="the base model, overriding adapter_config.json")
+    export.add_argument("--min-agreement", type=float, default=0.95, dest="min_agreement",
+                        help="least share of each suite's outputs the merged model must answer as the adapter does, "
+                             "else the export is refused. Default: 0.95")
+    export.set_defaults(func=_export)
     pricing = sub.add_parser("pricing", help="print the bundled pricing file, to copy, edit and pass as --ftgate-pricing")
     pricing.set_defaults(func=_pricing)
     human = sub.add_parser("human", help="blind human evaluation: export an A/B sheet for raters, import their ratings")

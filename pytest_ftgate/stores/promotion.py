@@ -46,6 +46,9 @@ class Promotion:
     # an endpoint's: what its server reported about the model when it was promoted, and what of it identified the
     # model ("identified_by" empty: nothing did, and the record holds only its URL and name)
     served: dict[str, Any] | None = None
+    # the exported artifact that ships (`ftgate export`, recorded with `ftgate promote --export`): its path,
+    # fingerprint, dtype and the agreement with the adapter it showed
+    export: dict[str, Any] | None = None
 
     def resolved_spec(self, directory: Path) -> str:
         """The spec as a subject builds it: a relative path read from the record's directory."""

@@ -113,7 +113,7 @@ class HFSubject(Subject):
         engines: list[HFEngine] = ctx.shared.setdefault(cls, [])
         if (path / "adapter_config.json").exists():
             refuse_pickles(path, "adapter")
-            base = _base_dir(ctx.options.base) if ctx.options.base else _adapter_base(path)
+            base = base_of(path, ctx.options.base)
             engine = _engine_for(engines, base, tokenizer_dir(base, path), ctx)
             engine.add_adapter(path)  # beside any other adapter on this base: one load for all of them
             return cls(engine, role, path)
@@ -217,6 +217,11 @@ def _local_or_id(value: Any, root: Path) -> str | None:
     local = Path(value).expanduser()
     local = local if local.is_absolute() else root / local
     return str(local) if local.exists() else str(value)
+
+
+def base_of(adapter: Path, base: str | None = None) -> Path:
+    """An adapter's base model directory: `base` (--ftgate-base) where given, else what adapter_config.json names."""
+    return _base_dir(base) if base else _adapter_base(adapter)
 
 
 def _base_dir(name: str) -> Path:
