@@ -14,7 +14,9 @@ start to exit, in rotation so that the machine's noise falls on all of them alik
 2. the hand-written loop (tests/bench/hand_loop.py): `generate`, float32, batch 16, length-sorted;
 3. the same loop one case at a time;
 4. lm-evaluation-harness (`lm_eval`, HF backend, `generate_until`, batch 16, float32) on the same
-   prompts, through a task file written here (the `bench` extra).
+   prompts, through a task file written here (the `bench` extra);
+5. the plugin through the vLLM engine (`--ftgate-engine=vllm`, the server from .venv-vllm: `make vllm`),
+   its server's start included.
 
 The table gives the median wall time, the speed-up over the hand loop, and how many outputs equal the
 hand loop's (greedy on both sides: a difference is float rounding between batch shapes or dtypes).
@@ -35,7 +37,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITES = {"golden": ROOT / "suites" / "general.yaml", "routing": ROOT / "suites" / "routing-task.yaml"}
-ROWS = ("plugin (defaults)", "hand loop, fp32, batch 16", "hand loop, one case at a time", "lm-eval, HF, batch 16")
+ROWS = ("plugin (defaults)", "hand loop, fp32, batch 16", "hand loop, one case at a time", "lm-eval, HF, batch 16",
+        "plugin, vLLM engine")
+VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
        "FTGATE_PROGRESS": "off"}
 
@@ -94,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="the eval benchmark (see the module's docstring)")
     parser.add_argument("--suites", nargs="+", choices=sorted(SUITES), default=["golden", "routing"])
     parser.add_argument("--repeat", type=int, default=1, help="rounds of all rows; the table gives medians")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["per-case", "lm-eval"], help="rows to leave out")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["per-case", "lm-eval", "vllm"], help="rows to leave out")
     args = parser.parse_args(argv)
 
     import torch
@@ -124,9 +128,14 @@ def main(argv: list[str] | None = None) -> int:
                     ROWS[3]: [sys.executable, "-m", "lm_eval", "run", "--model", "hf", "--model_args",
                               f"pretrained={model},dtype=float32", "--tasks", f"ftgate_{name}", "--include_path",
                               str(tasks), "--batch_size", "16", "--output_path", str(tmp / "lm-eval")],
+                    ROWS[4]: [sys.executable, "-m", "pytest", str(SUITES[name]), f"--baseline={model}", "-q",
+                              "-p", "no:cacheprovider", f"--ftgate-cache-dir={tmp / f'cache-vllm-{name}-{round_}'}",
+                              f"--ftgate-report-dir={tmp / f'report-vllm-{name}'}", "--ftgate-history=off",
+                              "--ftgate-engine=vllm", f"--ftgate-vllm-python={VLLM_PYTHON}"],
                 }
+                skipped = {ROWS[2]: "per-case", ROWS[3]: "lm-eval", ROWS[4]: "vllm"}
                 for row, cmd in runs.items():
-                    if (row == ROWS[2] and "per-case" in args.skip) or (row == ROWS[3] and "lm-eval" in args.skip):
+                    if skipped.get(row) in args.skip or (row == ROWS[4] and not VLLM_PYTHON.exists()):
                         continue
                     seconds = timed(cmd)
                     results.setdefault((name, row), []).append(seconds)
@@ -136,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
             same = sum(ours.get(k) == v for k, v in hand.items())
             equal[(name, ROWS[0])] = f"{same}/{len(hand)}"
             equal[(name, ROWS[1])] = f"{len(hand)}/{len(hand)}"
+            if (tmp / f"report-vllm-{name}").exists():
+                served = plugin_outputs(tmp / f"report-vllm-{name}")
+                equal[(name, ROWS[4])] = f"{sum(served.get(k) == v for k, v in hand.items())}/{len(hand)}"
 
     print("\n| suite | how | wall (median) | vs hand loop b16 | outputs = hand loop |")
     print("|---|---|---:|---:|---:|")

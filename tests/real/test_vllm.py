@@ -61,9 +61,9 @@ def _listening(port: int) -> bool:
 
 
 def test_the_vllm_engine_decides_as_transformers_does_and_serves_two_rounds_from_one_server(
-        tmp_path, vllm_python, smollm2_and_adapters, capsys, own_history, monkeypatch):
+        pytester, vllm_python, smollm2_and_adapters, capsys, own_history):
     base, adapters = smollm2_and_adapters
-    monkeypatch.chdir(tmp_path)  # the server's log goes to ./.ftgate/vllm
+    tmp_path = pytester.path  # the working directory: the server's log goes to ./.ftgate/vllm
     suites = _project(tmp_path)
 
     def gate(report: str, *args: str, engine: str = "hf") -> int:
@@ -91,7 +91,13 @@ def test_the_vllm_engine_decides_as_transformers_does_and_serves_two_rounds_from
     # round 2: production (gentle, promoted) and the careless candidate, both LoRA modules of one server
     assert main(["promote", str(tmp_path / "vllm-gentle" / "report.json"), "--suites", str(suites)]) == 0
     assert gate("refrozen", "--baseline=promoted", "--ftgate-update-goldens") == 0  # goldens follow production
-    assert gate("vllm-careless", f"--candidate={adapters['careless']}", engine="vllm") == decided["careless"]
+    # through pytest, as CI runs a gate
+    result = pytester.runpytest_subprocess(f"--candidate={adapters['careless']}", f"--ftgate-base={base}",
+                                           "--ftgate-engine=vllm", f"--ftgate-vllm-python={vllm_python}",
+                                           f"--ftgate-cache-dir={tmp_path / 'cache'}",
+                                           f"--ftgate-report-dir={tmp_path / 'vllm-careless'}", "-p", "no:cacheprovider")
+    assert result.ret == decided["careless"], result.stdout.str()
+    result.stdout.fnmatch_lines(["*candidate: * [[]hf *; vLLM server, *", "verdict: BLOCKED*"])
     careless = report("vllm-careless")
     assert careless["contract"]["baseline"] == "promoted"
     assert careless["subjects"]["baseline"]["details"]["engine"] == careless["subjects"]["candidate"]["details"]["engine"] == "vllm"
