@@ -77,15 +77,26 @@ def export_adapter(adapter: Path, out: Path, *, suites_dir: Path, dtype: str = "
     out = Path(out).resolve()
     if out.exists() and any(out.iterdir()):
         raise OptionError(f"ftgate export: {out} is not empty; export into a new directory")
+    from .suite import find_suite_files, load_suite
+
+    suites = [load_suite(f) for f in find_suite_files([suites_dir], suites_dir)]  # before anything is written
     base_dir = base_of(adapter, base)
     _write_merged(adapter, base_dir, tokenizer_dir(base_dir, adapter), out, dtype, merge)
     result = ExportResult(out, adapter, base_dir, dtype, min_agreement=min_agreement)
-    _gate(result, suites_dir, base)
+    try:
+        _gate(result, suites, base)
+    except BaseException:
+        _unservable(out)  # an export that could not be gated is not left to be served
+        raise
     if not result.accepted:
-        for weights in out.glob("*.safetensors"):
-            weights.unlink()  # a refused export leaves nothing to serve
+        _unservable(out)  # a refused export leaves nothing to serve
     (out / RECORD).write_text(json.dumps(result.to_json(), indent=1) + "\n", encoding="utf-8")
     return result
+
+
+def _unservable(out: Path) -> None:
+    for weights in out.glob("*.safetensors"):
+        weights.unlink()
 
 
 def _write_merged(adapter: Path, base_dir: Path, tok_dir: Path, out: Path, dtype: str, merge: Callable[[Any], Any]) -> None:
@@ -103,13 +114,11 @@ def _write_merged(adapter: Path, base_dir: Path, tok_dir: Path, out: Path, dtype
     AutoTokenizer.from_pretrained(tok_dir).save_pretrained(out)  # tokenizer, special tokens and chat template
 
 
-def _gate(result: ExportResult, suites_dir: Path, base: str | None) -> None:
+def _gate(result: ExportResult, suites: list[Any], base: str | None) -> None:
     from ..stores.cache import Cache
     from ..subjects import Resolver, SubjectOptions
     from .runner import _jobs, apply_scorers, generate_all
-    from .suite import find_suite_files, load_suite
 
-    suites = [load_suite(f) for f in find_suite_files([suites_dir], suites_dir)]
     options = SubjectOptions(dtype=result.dtype, **({"base": base} if base else {}))
     try:
         resolver = Resolver(options, Cache(None))

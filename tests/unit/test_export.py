@@ -69,3 +69,15 @@ def test_an_exported_merge_is_gated_against_its_adapter_and_a_wrong_scale_is_ref
     assert main(["gate", str(suites), f"--ftgate-suites={suites}", f"--candidate={tmp_path / 'merged'}",
                  f"--baseline={base}", f"--ftgate-report-dir={tmp_path / 'r2'}", "--ftgate-no-cache"]) == 7
     assert "against-production" in capsys.readouterr().out  # a look against the base, now that production exists
+
+
+def test_an_export_whose_suites_cannot_load_writes_nothing(tmp_path, tiny_adapter):
+    import pytest
+
+    from pytest_ftgate.errors import SuiteError
+
+    (tmp_path / "suites").mkdir()
+    (tmp_path / "suites" / "broken.yaml").write_text("kind: task\ncases: []\n")
+    with pytest.raises(SuiteError):
+        export_adapter(tiny_adapter, tmp_path / "out", suites_dir=tmp_path / "suites")
+    assert not (tmp_path / "out").exists()  # checked before anything is merged or written

@@ -160,7 +160,8 @@ class HFSubject(Subject):
 
     def run(self, jobs: Sequence[Job], on_batch: OnBatch, progress: Any = None) -> None:
         if self.engine.server is not None:
-            self.engine.server.generate([j.request for j in jobs], self.adapter, on_batch, progress)
+            self.engine.server.generate([j.request for j in jobs], self.adapter, on_batch, progress,
+                                        [f"case {j.suite}/{j.case.id}" for j in jobs])
             return
         self.engine.generate([j.request for j in jobs], adapter=self.adapter, on_batch=on_batch, progress=progress)
 

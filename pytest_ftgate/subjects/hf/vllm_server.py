@@ -182,7 +182,9 @@ class VLLMServer:
         return f"its log is {self.log_path}; it ends:\n" + "\n".join("    " + line for line in tail)
 
     # ---- generation ----------------------------------------------------------------------------
-    def generate(self, requests: Sequence[Request], adapter: Path | None, on_batch: OnBatch, progress: Any = None) -> None:
+    def generate(self, requests: Sequence[Request], adapter: Path | None, on_batch: OnBatch, progress: Any = None,
+                 where: Sequence[str] | None = None) -> None:
+        """Each request through the server, as `adapter` (None: the base); `where` names each one in errors."""
         from ...types import Output
 
         self.start()
@@ -199,7 +201,8 @@ class VLLMServer:
                 params["top_p"] = p.top_p
             started = time.perf_counter()
             try:
-                reply = self._client.complete(model, list(request.messages), where=f"request {i}", **params)
+                reply = self._client.complete(model, list(request.messages), where=where[i] if where else f"request {i}",
+                                              **params)
             except GenerationError as exc:
                 if self.process is not None and self.process.poll() is not None:
                     raise GenerationError(f"the vLLM server died during the run ({self._exit()}); "
