@@ -446,8 +446,11 @@ def test_the_form_in_a_browser_rates_downloads_and_imports(browser, project, tmp
     field(f"preference-{q1}-tie").click()
     field(f"comment-{q1}").send_keys('both "fine", really')
     assert browser.find_element(By.ID, "progress").text == f"2 of {len(RATED)} cases rated"
-    browser.refresh()  # the choices survive a reload
-    assert field(f"preference-{q0}-A").is_selected() and field("rater").get_attribute("value") == "dana"
+    browser.refresh()  # the choices survive a reload (restored by the page's script once it has loaded)
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 10).until(lambda b: field(f"preference-{q0}-A").is_selected())
+    assert field("rater").get_attribute("value") == "dana"
 
     downloads = tmp_path / "downloads"
     downloads.mkdir()
