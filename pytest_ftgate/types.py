@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 Message = dict[str, str]
+RUN = "(run)"  # the `suite` of a gate decision about the run as a whole (leakage, the run's serving budgets)
 
 
 def content_hash(obj: Any, length: int = 16) -> str:
@@ -29,10 +30,13 @@ class Case:
     line: int | None = None  # where the case was defined, for error messages
     file: Path | None = field(default=None, compare=False)  # the suite file or its cases JSONL
     extra: dict[str, Any] = field(default_factory=dict, compare=False)  # keys only the suite's kind reads
+    reduce: str | None = None  # how its samples reduce to one outcome (Sampling.REDUCERS); None: the suite's
+    tools: tuple[dict[str, Any], ...] = ()  # OpenAI function schemas offered to the model for this case
 
     @property
     def content_hash(self) -> str:
-        return content_hash({"messages": list(self.messages), "expected": self.expected})
+        own = {k: v for k, v in (("reduce", self.reduce), ("tools", list(self.tools))) if v}  # absent: hashes as before
+        return content_hash({"messages": list(self.messages), "expected": self.expected, **own})
 
 
 @dataclass(frozen=True)
@@ -58,15 +62,36 @@ class GenerationParams:
 
 
 @dataclass(frozen=True)
+class Sampling:
+    """How many times each case is generated, and how its samples reduce to one outcome per case.
+
+    mean       the share of samples that pass is the case's value; it passes at half or more
+    majority   the answer most samples gave (after normalising whitespace and case) is the case's answer
+    pass_at_k  passes when any sample passes (pass@k with k = samples)
+    pass_all   passes when every sample passes (pass^k)
+    """
+
+    samples: int = 1
+    reduce: str = "mean"
+
+    REDUCERS = ("mean", "majority", "pass_at_k", "pass_all")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"samples": self.samples, "reduce": self.reduce} if self.samples > 1 else {}
+
+
+@dataclass(frozen=True)
 class Request:
-    """One unit of generation work: a full chat for one subject with its decoding params."""
+    """One unit of generation work: a full chat for one subject with its decoding params (and the tools offered)."""
 
     messages: tuple[Message, ...]
     params: GenerationParams
+    tools: tuple[dict[str, Any], ...] = ()
 
     @property
     def key(self) -> str:
-        return content_hash({"messages": list(self.messages), "params": self.params.as_dict()}, 32)
+        tools = {"tools": list(self.tools)} if self.tools else {}  # without tools: the key it always had
+        return content_hash({"messages": list(self.messages), "params": self.params.as_dict(), **tools}, 32)
 
 
 @dataclass(frozen=True)
@@ -103,6 +128,12 @@ class CaseResult:
     case: Case
     output: Output
     scores: tuple[Score, ...]
+    samples: tuple[CaseResult, ...] = ()  # a sampled case: each sample scored; `output` and `scores` are reduced
+
+    @property
+    def outputs(self) -> tuple[Output, ...]:
+        """Every answer generated for the case: its samples', or its one output."""
+        return tuple(s.output for s in self.samples) if self.samples else (self.output,)
 
     @property
     def passed(self) -> bool | None:
@@ -331,6 +362,7 @@ class Suite:
     features: dict[str, Any] = field(default_factory=dict)  # keys any suite may declare (kinds.SuiteFeature) -> parsed spec
     lines: dict[tuple[Any, ...], int] = field(default_factory=dict, repr=False, compare=False)
     scorer_specs: tuple[Any, ...] = ()  # the `scorers:` entries as written, arguments and all
+    sampling: Sampling = Sampling()  # generate.samples and generate.reduce
 
     @property
     def definition(self) -> dict[str, str]:
@@ -340,7 +372,7 @@ class Suite:
             "scorers": content_hash(list(self.scorer_specs) or [s.name for s in self.scorers]),
             "prompts": content_hash({k: [v.system, list(v.few_shot)] for k, v in sorted(self.prompts.items())
                                      if k in ("baseline", "candidate")}),
-            "generate": content_hash(self.params.as_dict()),
+            "generate": content_hash({**self.params.as_dict(), **self.sampling.as_dict()}),
         }
 
     @property

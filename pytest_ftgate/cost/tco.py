@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from ..kinds import get_kind
 from ..subjects import cost_model
-from ..types import SubjectInfo, SuiteResult
-from .pricing import DAYS_PER_MONTH, Pricing, Usage, load_pricing  # noqa: F401  (re-exported)
+from ..types import Output, SubjectInfo, SuiteResult
+from .pricing import DAYS_PER_MONTH, Pricing, ServingCost, Usage, load_pricing  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -89,22 +90,32 @@ def _percentile(values: list[float], q: float) -> float | None:
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
-def subject_cost(info: SubjectInfo, results: list[SuiteResult], pricing: Pricing, quality: float | None) -> SubjectCost:
-    outputs = [r.output for res in results for r in res.results]
+def usage_of(outputs: Sequence[Output]) -> Usage:
+    """What the requests that produced `outputs` used, as the cost models price it."""
     t_in = [o.tokens_in for o in outputs if o.tokens_in is not None]
     t_out = [o.tokens_out for o in outputs if o.tokens_out is not None]
+    # The median compute time, not the mean: one batch slowed by another job on the machine moves it least.
+    median = _percentile([o.latency_s / max(1, o.batch_size) for o in outputs if o.latency_s is not None], 0.5)
+    return Usage(requests=len(outputs), mean_tokens_in=sum(t_in) / len(t_in) if t_in else None,
+                 mean_tokens_out=sum(t_out) / len(t_out) if t_out else None, throughput_rps=1 / median if median else None)
+
+
+def serving_cost(info: SubjectInfo, outputs: Sequence[Output], pricing: Pricing) -> ServingCost:
+    """The cost of serving `info` as these outputs measured it: the TCO's figure, for any subset of the requests."""
+    return cost_model(info.kind).serving_cost(info, usage_of(outputs), pricing)
+
+
+def p95_latency(outputs: Sequence[Output]) -> float | None:
+    return _percentile([o.latency_s for o in outputs if o.latency_s is not None], 0.95)
+
+
+def subject_cost(info: SubjectInfo, results: list[SuiteResult], pricing: Pricing, quality: float | None) -> SubjectCost:
+    outputs = [o for res in results for r in res.results for o in r.outputs]  # every sample of a sampled case
     timed = [o for o in outputs if o.latency_s is not None]
     latencies = [o.latency_s for o in timed]
     compute_s = [o.latency_s / max(1, o.batch_size) for o in timed]
     batch = Counter(o.batch_size for o in timed).most_common(1)[0][0] if timed else None
-    # The median compute time, not the mean: one batch slowed by another job on the machine moves it least.
-    median = _percentile(compute_s, 0.5)
-    usage = Usage(
-        requests=len(outputs),
-        mean_tokens_in=sum(t_in) / len(t_in) if t_in else None,
-        mean_tokens_out=sum(t_out) / len(t_out) if t_out else None,
-        throughput_rps=1 / median if median else None,
-    )
+    usage = usage_of(outputs)
     model = cost_model(info.kind)
     cost = model.serving_cost(info, usage, pricing)
     iqr = None
@@ -120,7 +131,7 @@ def subject_cost(info: SubjectInfo, results: list[SuiteResult], pricing: Pricing
     return SubjectCost(
         role=info.role, name=info.name, kind=info.kind, requests=usage.requests, mean_tokens_in=usage.mean_tokens_in,
         mean_tokens_out=usage.mean_tokens_out, p50_latency_s=_percentile(latencies, 0.5),
-        p95_latency_s=_percentile(latencies, 0.95), p50_compute_s=_percentile(compute_s, 0.5),
+        p95_latency_s=p95_latency(timed), p50_compute_s=_percentile(compute_s, 0.5),
         batch_size=batch if batch and batch > 1 else None, throughput_rps=usage.throughput_rps,
         usd_per_1k=None if cost.usd_per_request is None else cost.usd_per_request * 1000,
         usd_per_month=cost.usd_per_month, usd_per_1k_iqr=iqr, training_usd=training, quality=quality, note=cost.note,

@@ -10,6 +10,9 @@ with its reason and the check goes on):
 - leakage: any suite case whose input appears, exactly or nearly, in the training data, which
   would make the gate lie (only with --suites: without it, leakage is reported as not checked).
 Rejected rows go to a log (JSONL) with their reasons; the exit status is 1 when any row is rejected.
+Then the rows that passed are measured against the field guides' figures (size, labels, answer lengths,
+duplicate answers, the label mix against production, agreement between annotators): warnings, each with
+its figure and reason, that reject nothing (pytest_ftgate.files.data_stats).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 
 from ..errors import DataError
 from ..scoring.scorers import normalize
+from .data_stats import DataProfile, profile_data, profile_lines
 from .training import Row, known_format, scan_jsonl, validate_row
 
 PII_PATTERNS = {
@@ -89,13 +93,15 @@ class CheckReport:
     near_duplicates: list[tuple[int, int]] = field(default_factory=list)
     leaks: list[tuple[str, int, str]] = field(default_factory=list)  # (suite/case, line, exact|near)
     leakage_checked: bool = False
+    profile: DataProfile | None = None  # the field guides' warnings over the rows that passed
 
     @property
     def ok(self) -> bool:
         return not self.rejected
 
 
-def check_data(path: Path, suites_dir: Path | None = None, near_threshold: float = 0.8) -> tuple[CheckReport, list[Row], dict[int, dict]]:
+def check_data(path: Path, suites_dir: Path | None = None, near_threshold: float = 0.8, *, label_key: str | None = None,
+               production: Path | None = None) -> tuple[CheckReport, list[Row], dict[int, dict]]:
     from datasketch import MinHashLSH
 
     report = CheckReport()
@@ -133,6 +139,7 @@ def check_data(path: Path, suites_dir: Path | None = None, near_threshold: float
     if suites_dir is not None:
         _check_leakage(report, converted, suites_dir, near_threshold)
         report.leakage_checked = True
+    report.profile = profile_data(rows, converted, set(report.rejected), label_key=label_key, production=production)
     return report, rows, converted
 
 
@@ -257,4 +264,6 @@ def summary_lines(report: CheckReport, path: Path) -> list[str]:
         lines.append(f"  LEAKAGE: {len(report.leaks)} suite case(s) appear in the training data; the gate would lie")
     else:
         lines.append("  no suite case appears in the training data")
+    if report.profile is not None:
+        lines += profile_lines(report.profile)
     return lines

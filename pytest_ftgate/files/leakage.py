@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..types import GateDecision, Suite
+from ..types import RUN, GateDecision, Suite  # noqa: F401  (RUN re-exported)
 
-RUN = "(run)"  # the `suite` of a decision about the run as a whole
 
 
 @dataclass(frozen=True)

@@ -127,7 +127,7 @@ def _gate(result: ExportResult, suites: list[Any], base: str | None) -> None:
     except SubjectError as exc:
         raise SubjectError(f"ftgate export: the merged model in {result.out} cannot be loaded back ({exc})") from None
     result.fingerprint, result.adapter_fingerprint = merged.info.fingerprint, adapter.info.fingerprint
-    jobs = _jobs(suites, "candidate")
+    jobs = _jobs(suites, "candidate", samples=False)  # one answer per case: the first sample
     cache = Cache(None)
     outputs = {role: generate_all(subject, jobs, cache, progress=False) for role, subject in
                (("adapter", adapter), ("merged", merged))}

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
+from ..cost.budgets import budget_criteria
 from ..errors import IncompleteDataError, OptionError
 from ..kinds import get_feature, get_kind, kind_names
 from ..kinds.base import Criterion, DecisionContext, check_complete, pct
@@ -47,8 +48,8 @@ def effective_gate(suite: Suite, *layers: tuple[Threshold, ...]) -> dict[str, An
 
 
 def suite_criteria(suite: Suite, gate: dict[str, Any]) -> tuple[Criterion, ...]:
-    """The kind's own criteria under `gate`, then those of the features the suite declares."""
-    return tuple(get_kind(suite.kind).criteria(gate, suite)) + cross_criteria(suite)
+    """The kind's own criteria under `gate`, then those of the features the suite declares, then its serving budgets."""
+    return tuple(get_kind(suite.kind).criteria(gate, suite)) + cross_criteria(suite) + budget_criteria(gate)
 
 
 def criteria(suite: Suite, gate: dict[str, Any]) -> list[str]:
@@ -63,6 +64,7 @@ def decide(
     candidate: SuiteResult | None,
     state: Any = None,
     features: dict[str, Any] | None = None,
+    pricing: Any = None,
 ) -> tuple[list[GateDecision], Comparison | None]:
     """Decide every criterion of a suite. Errors become decisions with status `error`.
 
@@ -75,7 +77,7 @@ def decide(
         cmp = paired_comparison(baseline, candidate) if candidate is not None else None
     except IncompleteDataError as exc:
         return [GateDecision(suite.name, c.name, "error", str(exc)) for c in chosen], None
-    ctx = DecisionContext(suite, gate, baseline, candidate, cmp, state, dict(features or {}))
+    ctx = DecisionContext(suite, gate, baseline, candidate, cmp, state, dict(features or {}), pricing)
     decisions = []
     for criterion in chosen:
         try:

@@ -21,7 +21,9 @@ from ..errors import (EXIT_BLOCKED, EXIT_GATE_ERROR, EXIT_PARTIAL, GenerationErr
                      JudgeRefused, OptionError, SubjectError)
 from .gate import check_targets, criteria, decide, effective_gate
 from ..kinds import get_kind
+from ..kinds.sampling import expanded, nondeterminism_notice, reduce_result, sample_params
 from ..machine.provenance import git_commit, library_versions, machine
+from ..cost.budgets import run_budgets
 from ..stores.cache import Cache, cache_key
 from ..subjects import Job, Resolver, Subject
 from ..types import (CaseResult, GateDecision, Output, Request, Score, SubjectInfo, Suite, SuiteOutcome,
@@ -162,9 +164,11 @@ def check_determinism(subject: Subject, jobs: Sequence[Job], n: int) -> None:
         )
 
 
-def _jobs(suites: Sequence[Suite], prompt: str) -> list[Job]:
-    """One job per case, its chat rendered with the suite's `prompt` ("baseline" or "candidate")."""
-    return [Job(s.name, c, Request(s.prompts[prompt].render(c), s.params)) for s in suites for c in s.cases]
+def _jobs(suites: Sequence[Suite], prompt: str, *, samples: bool = True) -> list[Job]:
+    """One job per case and sample (kinds.sampling), its chat rendered with the suite's `prompt` ("baseline" or
+    "candidate"); `samples=False`: the first sample only."""
+    return [Job(s.name, c, Request(s.prompts[prompt].render(c), sample_params(s.params, i), c.tools), i)
+            for s in suites for c in s.cases for i in range(s.sampling.samples if samples else 1)]
 
 
 def _perplexities(subject: Subject, suites: Sequence[Suite], jobs: list[Job]) -> dict[tuple[str, str], float | None]:
@@ -184,9 +188,10 @@ Generated = dict[Path, tuple[list[Output], dict[str, float | None]]]  # suite ->
 def _generate(suites: Sequence[Suite], subject: Subject, prompt: str, cache: Cache, progress: bool) -> Generated:
     jobs = _jobs(suites, prompt)
     outputs = generate_all(subject, jobs, cache, progress)
-    ppl = _perplexities(subject, suites, jobs)
+    ppl = _perplexities(subject, suites, _jobs(suites, prompt, samples=False))
     it = iter(outputs)
-    return {s.path: ([next(it) for _ in s.cases], {c.id: ppl.get((s.name, c.id)) for c in s.cases}) for s in suites}
+    return {s.path: ([next(it) for _ in range(len(s.cases) * s.sampling.samples)],
+                     {c.id: ppl.get((s.name, c.id)) for c in s.cases}) for s in suites}
 
 
 def apply_scorers(suite: Suite, info: SubjectInfo, outputs: list[Output], ppl: dict[str, float | None]) -> SuiteResult:
@@ -232,6 +237,19 @@ class Services:
 
 
 def _score_suite(s: Suite, generated: dict[str, Generated], infos: dict[str, SubjectInfo], services: Services) -> Any:
+    """Each subject's outputs scored by the suite's scorers, or by its kind; a sampled suite's samples are each
+    scored, then reduced to one outcome per case (kinds.sampling)."""
+    from ..kinds.base import Scored
+
+    if s.sampling.samples == 1:
+        return _score_once(s, generated, infos, services)
+    scored = _score_once(expanded(s), generated, infos, services)
+    reduced = {role: reduce_result(s, getattr(scored, role)) for role in ("baseline", "candidate")
+               if getattr(scored, role) is not None}
+    return Scored(reduced["baseline"], reduced.get("candidate"), scored.state)
+
+
+def _score_once(s: Suite, generated: dict[str, Generated], infos: dict[str, SubjectInfo], services: Services) -> Any:
     from ..kinds.base import Scored, ScoringContext
 
     kind = get_kind(s.kind)
@@ -292,7 +310,7 @@ def run_gate(
             leakage = check_leakage(candidate, gated, config.train_data, [Path.cwd(), config.suites_dir.parent])
         same = _same_subject(baseline, candidate)
         if config.rerun_check:
-            check_determinism(baseline, _jobs(gated, prompts["baseline"]), config.rerun_check)
+            check_determinism(baseline, _jobs(gated, prompts["baseline"], samples=False), config.rerun_check)
         generated = {"baseline": _generate(gated, baseline, prompts["baseline"], cache, config.progress)}
         infos = {"baseline": baseline.info}
         if candidate is not None:
@@ -303,7 +321,7 @@ def run_gate(
         for s in gated:
             scored = _score_suite(s, generated, infos, services)
             features = _run_features(s, roles, scored, cache, config, prompts, selection)
-            outcome, skipped = _decide_suite(s, config, selection, scored, features, same, prompts)
+            outcome, skipped = _decide_suite(s, config, selection, scored, features, same, prompts, pricing)
             outcomes.append(outcome)
             not_run += skipped
     finally:
@@ -312,18 +330,20 @@ def run_gate(
             cache.close()
     info = run_info(config, time.time() - started)
     if config.rerun_check:
-        info["rerun_check"] = {"cases": min(config.rerun_check, len(_jobs(gated, prompts["baseline"]))), "differing": 0,
+        info["rerun_check"] = {"cases": min(config.rerun_check, len(_jobs(gated, prompts["baseline"], samples=False))), "differing": 0,
                                "subject": baseline.info.name}
     unchecked = leakage.summary if leakage is not None and not leakage.checked else ""
-    notices = tuple(n for n in (origin, shipped, same, unchecked, *services.judge_notices(candidate)) if n)
+    erratic = [nondeterminism_notice(o.suite, r) for o in outcomes for r in (o.baseline, o.candidate)]
+    notices = tuple(n for n in (origin, shipped, same, unchecked, *erratic, *services.judge_notices(candidate)) if n)
     check = leakage.decision(config.require_leakage_check) if leakage is not None else None
+    checks = ((check,) if check is not None else ()) + tuple(run_budgets(config, outcomes, pricing))
     terms = None
     if candidate is not None:
         full = [s for s in gated if not any(n.startswith(f"{s.name}::") for n in not_run)]
         terms = run_terms(config.suites_dir, full, baseline=baseline.info, promotion=promotion,
                           based_on=config.baseline or "the candidate's base model", froze_goldens=config.update_goldens)
     run = GateRun(tuple(outcomes), baseline.info, candidate.info if candidate else None, info, not_run=tuple(not_run),
-                  evaluation=services.usage, notices=notices, checks=(check,) if check is not None else (),
+                  evaluation=services.usage, notices=notices, checks=checks,
                   contract=terms)
     return replace(run, tco=compute_tco(run, pricing))
 
@@ -399,7 +419,7 @@ def _run_features(s: Suite, subjects: dict[str, Subject], scored: Any, cache: Ca
 
 def _decide_suite(s: Suite, config: RunConfig, selection: Mapping[Path, frozenset[str]] | None,
                   scored: Any, features: dict[str, Any] | None = None, same: str = "",
-                  prompts: Mapping[str, str] | None = None) -> tuple[SuiteOutcome, list[str]]:
+                  prompts: Mapping[str, str] | None = None, pricing: Any = None) -> tuple[SuiteOutcome, list[str]]:
     kind = get_kind(s.kind)
     gate = effective_gate(s, *config.thresholds)
     b, c = scored.baseline, scored.candidate
@@ -413,7 +433,7 @@ def _decide_suite(s: Suite, config: RunConfig, selection: Mapping[Path, frozense
     elif isinstance(state, JudgeRefused):
         decisions, cmp = [GateDecision(s.name, name, "error", str(state)) for name in criteria(s, gate)], None
     else:
-        decisions, cmp = decide(s, gate, b, c, state, features)
+        decisions, cmp = decide(s, gate, b, c, state, features, pricing)
     skipped: list[str] = []
     if selection is not None:
         chosen = selection[s.path]

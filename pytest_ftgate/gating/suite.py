@@ -5,19 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..cost.budgets import BUDGET_KEYS, budget_key
 from ..errors import SuiteError
 from ..files.jsonl import iter_jsonl
 from ..files.paths import beside, is_under
 from ..files.yamlio import line_of, load_yaml_with_lines
 from ..kinds import feature_keys, get_feature, get_kind, kind_names
 from ..scoring.scorers import Scorer, SuiteContext, build_scorer
-from ..types import Case, GenerationParams, Message, Prompt, Suite, content_hash  # noqa: F401  (Suite re-exported)
+from ..types import Case, GenerationParams, Message, Prompt, Sampling, Suite, content_hash  # noqa: F401  (Suite re-exported)
 
 COMMON_KEYS = {"name", "kind", "description", "cases", "prompt", "generate", "scorers", "gate"}  # and each feature's key
 PROMPT_KEYS = {"system", "few_shot"}
-GENERATE_KEYS = {"max_new_tokens", "temperature", "top_p", "seed"}
-CASE_KEYS = {"id", "input", "messages", "expected", "tags"}
+GENERATE_KEYS = {"max_new_tokens", "temperature", "top_p", "seed", "samples", "reduce"}
+CASE_KEYS = {"id", "input", "messages", "expected", "tags", "reduce", "tools"}
 ROLES = {"system", "user", "assistant"}
+MAX_SAMPLES = 100
 
 
 YAML = (".yaml", ".yml")
@@ -120,7 +122,14 @@ def load_suite(path: str | Path) -> Suite:
 
     prompts = _collect(problems, lambda fail: _load_prompts(data.get("prompt"), fail), {"baseline": Prompt(), "candidate": Prompt()})
     params = _collect(problems, lambda fail: _load_params(data.get("generate"), fail), GenerationParams())
+    sampling = _collect(problems, lambda fail: _load_sampling(data.get("generate"), fail), Sampling())
     scorers = _load_scorers(data.get("scorers"), path, problems) if "scorers" in data else []
+    if sampling.samples == 1:
+        for case in cases:
+            if case.reduce is not None:
+                problems.errors.append(SuiteError(
+                    f"case {case.id!r} sets `reduce` but the suite generates one sample per case; set "
+                    "generate.samples (e.g. 5) or drop `reduce`", case.file or path, case.line))
     for scorer in scorers:
         if scorer.needs_expected:
             for case in cases:
@@ -145,9 +154,9 @@ def load_suite(path: str | Path) -> Suite:
     options: dict[str, Any] = {}
     if kind is not None:
         for key, value in gate.items():
-            spec = kind.gate_key(key)
+            spec = kind.gate_key(key) or budget_key(key)
             if spec is None:
-                allowed_gate = ", ".join(k.name for k in kind.gate_keys)
+                allowed_gate = ", ".join(k.name for k in (*kind.gate_keys, *BUDGET_KEYS))
                 problems.add(f"gate key {key!r} does not apply to a {kind.name} suite; allowed: {allowed_gate}", "gate", key)
             elif (problem := spec.check(value)) is not None:
                 problems.add(f"gate {key} {problem}", "gate", key)
@@ -178,6 +187,7 @@ def load_suite(path: str | Path) -> Suite:
         features={k: v for k, v in features.items() if v is not None},
         lines=lines,
         scorer_specs=tuple(data.get("scorers") or ()),
+        sampling=sampling,
     )
 
 
@@ -285,6 +295,22 @@ def _load_params(raw: Any, fail: Any) -> GenerationParams:
     return GenerationParams(max_new_tokens=mnt, temperature=float(temperature), top_p=float(top_p), seed=seed)
 
 
+def _load_sampling(raw: Any, fail: Any) -> Sampling:
+    if not isinstance(raw, dict):
+        return Sampling()  # _load_params says what is wrong with it
+    samples = raw.get("samples", 1)
+    if isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= MAX_SAMPLES:
+        raise fail(f"samples must be an integer from 1 to {MAX_SAMPLES} (each case is generated that many times), "
+                   f"got {samples!r}", "generate", "samples")
+    reduce = raw.get("reduce", "mean")
+    if reduce not in Sampling.REDUCERS:
+        raise fail(f"reduce must be one of {', '.join(Sampling.REDUCERS)}, got {reduce!r}", "generate", "reduce")
+    if "reduce" in raw and samples == 1:
+        raise fail("reduce: with one sample per case there is nothing to reduce; set generate.samples (e.g. 5)",
+                   "generate", "reduce")
+    return Sampling(samples, reduce)
+
+
 def _load_cases(raw: Any, suite_path: Path, lines: dict[tuple[Any, ...], int],
                 extra_keys: tuple[str, ...] = ()) -> tuple[tuple[Case, ...], list[SuiteError]]:
     """The valid cases, and an error for every bad one (file:line each)."""
@@ -360,10 +386,23 @@ def _parse_case(item: Any, where: Path, lineno: int | None, extra_keys: tuple[st
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise fail("`tags` must be a list of strings")
     expected = item.get("expected")
+    reduce = item.get("reduce")
+    if reduce is not None and reduce not in Sampling.REDUCERS:
+        raise fail(f"`reduce` must be one of {', '.join(Sampling.REDUCERS)}, got {reduce!r}")
+    tools = item.get("tools", [])
+    if not isinstance(tools, list) or not all(_is_tool(t) for t in tools):
+        raise fail('`tools` must be a list of OpenAI function schemas: {"type": "function", "function": {"name": '
+                   '"get_weather", "description": "...", "parameters": {JSON schema}}}')
     case_id = item.get("id")
     if case_id is None:
         case_id = content_hash({"messages": list(messages), "expected": expected}, 12)
     elif not isinstance(case_id, (str, int)) or isinstance(case_id, bool):
         raise fail(f"`id` must be a string, got {case_id!r}")
     return Case(id=str(case_id), messages=messages, expected=expected, tags=tuple(tags), line=lineno, file=where,
-                extra={k: item[k] for k in extra_keys if k in item})
+                extra={k: item[k] for k in extra_keys if k in item}, reduce=reduce, tools=tuple(tools))
+
+
+def _is_tool(tool: Any) -> bool:
+    fn = tool.get("function") if isinstance(tool, dict) and tool.get("type") == "function" else None
+    return (isinstance(fn, dict) and isinstance(fn.get("name"), str) and bool(fn["name"])
+            and isinstance(fn.get("parameters", {}), dict))

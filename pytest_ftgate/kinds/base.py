@@ -63,6 +63,7 @@ class DecisionContext:
     comparison: Comparison | None
     state: Any = None  # what the kind's `prepare` returned (a golden set, ...)
     features: dict[str, Any] = field(default_factory=dict)  # each declared feature's result in this run, by its key
+    pricing: Any = None  # cost.pricing.Pricing: what the serving budgets (cost.budgets) price requests at
 
 
 @dataclass(frozen=True)

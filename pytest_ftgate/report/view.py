@@ -308,10 +308,13 @@ def _detail(o: SuiteOutcome) -> SuiteDetail:
 
 
 def _sections(o: SuiteOutcome) -> tuple[FeatureSection, ...]:
-    """What each feature the suite declared shows of its result (kinds.SuiteFeature.section)."""
+    """How a sampled suite's samples agreed (kinds.sampling), then what each feature the suite declared shows of its
+    result (kinds.SuiteFeature.section)."""
     from ..kinds import get_feature
 
-    found = (get_feature(key).section(o, result) for key, result in o.features.items())
+    from ..kinds.sampling import section as samples_section
+
+    found = (samples_section(o), *(get_feature(key).section(o, result) for key, result in o.features.items()))
     return tuple(s for s in found if s is not None)
 
 
@@ -391,9 +394,9 @@ def _cost(tco: TCO) -> CostView:
 def _latency(run: GateRun) -> dict[str, list[float]]:
     series: dict[str, list[float]] = {}
     for role in ("baseline", "candidate"):
-        values = [r.output.latency_s / max(1, r.output.batch_size)
+        values = [out.latency_s / max(1, out.batch_size)
                   for o in run.outcomes if getattr(o, role) is not None
-                  for r in getattr(o, role).results if r.output.latency_s is not None]
+                  for r in getattr(o, role).results for out in r.outputs if out.latency_s is not None]
         if values:
             series[role] = values
     return series

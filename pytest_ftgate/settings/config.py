@@ -48,6 +48,9 @@ class RunConfig:
     history: Path | None = None  # the history store gate runs append to (the plugin and `ftgate gate`); None: off
     train_data: Path | None = None  # the candidate's training data, when its manifest does not name it
     require_leakage_check: bool = False  # leakage that cannot be checked is an error, not a note
+    max_p95_latency_s: float | None = None  # serving budgets over every suite's requests (cost.budgets)
+    max_cost_per_1k: float | None = None
+    max_cost_ratio: float | None = None
 
     @property
     def active(self) -> bool:

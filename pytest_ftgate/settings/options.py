@@ -79,6 +79,17 @@ def seconds_arg(text: str | float) -> float:
     return value
 
 
+def positive_float_arg(text: str | float) -> float:
+    """argparse `type=` converter for a positive number (a cost, a ratio)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be more than 0")
+    return value
+
+
 def bool_arg(text: str | bool) -> bool:
     """An ini value for a switch: true/false, yes/no, on/off, 1/0."""
     if isinstance(text, bool):
@@ -214,6 +225,19 @@ OPTIONS: tuple[Option, ...] = (
     Option("--ftgate-rerun-check", "ftgate_rerun_check", field="rerun_check", metavar="N", type=count_arg, default=0,
            help="first generate N greedy cases of the baseline twice, uncached; if the outputs differ, the serving "
                 "stack is not deterministic and the gate stops with an error naming the cases. Default: 0 (off)"),
+    Option("--ftgate-max-p95-latency-s", "ftgate_max_p95_latency_s", field="max_p95_latency_s", metavar="SECONDS",
+           type=seconds_arg, ini="ftgate_max_p95_latency_s", ini_help="the run's p95 latency budget in seconds",
+           help="block a subject whose p95 latency over all suites' requests is over SECONDS, and say inconclusive when "
+                "its 95% bootstrap interval straddles it (a suite may set its own: gate.max_p95_latency_s). Default: none"),
+    Option("--ftgate-max-cost-per-1k", "ftgate_max_cost_per_1k", field="max_cost_per_1k", metavar="USD",
+           type=positive_float_arg, ini="ftgate_max_cost_per_1k", ini_help="the run's cost budget, USD per 1k requests",
+           help="block a subject whose serving cost per 1k requests (the TCO's figure) is over USD; inconclusive when "
+                "its interval straddles it (per suite: gate.max_cost_per_1k). Default: none"),
+    Option("--ftgate-max-cost-ratio", "ftgate_max_cost_ratio", field="max_cost_ratio", metavar="RATIO",
+           type=positive_float_arg, ini="ftgate_max_cost_ratio", ini_help="the most the candidate may cost per request, "
+           "as a multiple of the baseline's",
+           help="block a candidate whose cost per request is over RATIO times the baseline's (1.0: no dearer); "
+                "inconclusive when the paired interval straddles it (per suite: gate.max_cost_ratio). Default: none"),
     Option("--ftgate-seed", "ftgate_seed", field="seed", metavar="N", type=int, default=0,
            help="seed recorded in every report's provenance (sampling suites set theirs in generate.seed). Default: 0"),
 )

@@ -36,6 +36,7 @@ class Job:
     suite: str
     case: Case
     request: Request
+    sample: int = 0  # which sample of the case (a suite's generate.samples), 0 for the first or only one
 
 
 class SubjectOptions:

@@ -14,7 +14,8 @@ if TYPE_CHECKING:  # imported where used: loading the plugin stays light
     from ..cost.pricing import Pricing, ServingCost, Usage
     from ..types import Output, SubjectInfo
 
-ROW = '{"id": "t-001", "output": "..."} (optional "suite", "tokens_in", "tokens_out", "latency_s")'
+ROW = ('{"id": "t-001", "output": "..."} (optional "suite", "tokens_in", "tokens_out", "latency_s", and "sample": 0, 1, '
+       '... for the samples of a suite that sets generate.samples)')
 
 
 @register_subject
@@ -45,8 +46,8 @@ class OutputsSubject(Subject):
         from ..types import Output, SubjectInfo
 
         self.path = path
-        self.by_key: dict[tuple[str | None, str], Output] = {}
-        first_line: dict[tuple[str | None, str], int] = {}
+        self.by_key: dict[tuple[str | None, str, int], Output] = {}
+        first_line: dict[tuple[str | None, str, int], int] = {}
         duplicates: list[str] = []
         for line in iter_jsonl(path):
             row = line.value
@@ -60,11 +61,15 @@ class OutputsSubject(Subject):
                                           or (key != "latency_s" and not float(value).is_integer())):
                     kind = "a number of seconds" if key == "latency_s" else "a whole number"
                     raise SubjectError(f"{path}:{line.number}: `{key}` must be {kind} >= 0 or absent, got {value!r}")
+            sample = row.get("sample", 0)
+            if isinstance(sample, bool) or not isinstance(sample, int) or sample < 0:
+                raise SubjectError(f"{path}:{line.number}: `sample` must be a whole number >= 0 or absent, got {sample!r}")
             out = Output(row["output"], row.get("tokens_in"), row.get("tokens_out"), row.get("latency_s"))
-            key = (row.get("suite"), str(row["id"]))
+            key = (row.get("suite"), str(row["id"]), sample)
             if key in first_line:
                 where = f"suite {key[0]!r}, " if key[0] is not None else ""
-                duplicates.append(f"{where}id {key[1]!r} on lines {first_line[key]} and {line.number}")
+                which = f" sample {sample}" if sample else ""
+                duplicates.append(f"{where}id {key[1]!r}{which} on lines {first_line[key]} and {line.number}")
                 continue
             first_line[key] = line.number
             self.by_key[key] = out
@@ -78,14 +83,16 @@ class OutputsSubject(Subject):
     def run(self, jobs: Sequence[Any], on_batch: OnBatch, progress: Any = None) -> None:
         found, missing, used = [], [], set()
         for i, job in enumerate(jobs):
-            key = next((k for k in ((job.suite, job.case.id), (None, job.case.id)) if k in self.by_key), None)
+            n = getattr(job, "sample", 0)
+            key = next((k for k in ((job.suite, job.case.id, n), (None, job.case.id, n)) if k in self.by_key), None)
             if key is None:
-                missing.append(f"{job.suite}/{job.case.id}")
+                missing.append(f"{job.suite}/{job.case.id}" + (f" sample {n}" if n else ""))
             else:
                 used.add(key)
                 found.append((i, self.by_key[key]))
         if missing:
-            unknown = [f"{s}/{i}" if s is not None else i for s, i in self.by_key if (s, i) not in used]
+            unknown = [(f"{s}/{i}" if s is not None else i) + (f" sample {n}" if n else "")
+                       for s, i, n in self.by_key if (s, i, n) not in used]
             extra = (f" It holds {len(unknown)} id(s) that no case asks for: {', '.join(unknown[:5])}"
                      f"{' …' if len(unknown) > 5 else ''} (renamed cases, or another suite's?)." if unknown else "")
             raise IncompleteDataError(

@@ -6,15 +6,19 @@ Reached only from the `ftgate` command (pytest_ftgate.cli): the gate never impor
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from ..errors import EXIT_BLOCKED
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .config import load_recipe
+    from .config import load_recipe, recipe_warnings
 
     recipe = load_recipe(args.recipe, args.set, method=args.method)
+    if os.environ.get("RANK", "0") == "0":  # once, not once per process under accelerate or torchrun
+        for warning in recipe_warnings(recipe):  # before any model loads: a wasted run costs more than a line
+            print(f"warning: {warning.message}", flush=True)
     from .trainer import train
 
     result = train(recipe, resume=not args.no_resume)
@@ -47,7 +51,9 @@ def _data_check(args: argparse.Namespace) -> int:
     from ..files.datacheck import check_data, summary_lines, write_outputs
 
     path = Path(args.data)
-    report, rows, converted = check_data(path, Path(args.suites) if args.suites else None, args.near)
+    report, rows, converted = check_data(path, Path(args.suites) if args.suites else None, args.near,
+                                         label_key=args.label_key,
+                                         production=Path(args.production) if args.production else None)
     for line in summary_lines(report, path):
         print(line)
     log = Path(args.rejected) if args.rejected else path.with_name(f"{path.stem}.rejected.jsonl")
@@ -67,11 +73,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     train.set_defaults(func=_train)
     data = sub.add_parser("data", help="training data tools")
     data_sub = data.add_subparsers(dest="data_command", required=True)
-    check_data = data_sub.add_parser("check", help="validate, dedupe, scan for PII and for leakage into the suites")
+    check_data = data_sub.add_parser("check", help="validate, dedupe, scan for PII and for leakage into the suites; "
+                                                      "warn where the data leave the field guides' figures")
     check_data.add_argument("data", help="training JSONL")
     check_data.add_argument("--suites", help="suite directory to check for train/eval leakage (not checked without it)")
     check_data.add_argument("--near", type=float, default=0.8, help="near-duplicate Jaccard threshold (default 0.8)")
     check_data.add_argument("--rejected", help="rejected-rows log (default DATA.rejected.jsonl)")
     check_data.add_argument("--split", type=float, help="also write DATA.train.jsonl / DATA.eval.jsonl of clean rows")
     check_data.add_argument("--seed", type=int, default=42)
+    check_data.add_argument("--label-key", metavar="KEY",
+                            help="the answers are JSON objects and their field KEY is the row's label (default: the "
+                                 "whole answer is the label when the answers take a few distinct values)")
+    check_data.add_argument("--production", metavar="FILE",
+                            help="production.jsonl from `ftgate logs import`: warn when the training labels' mix "
+                                 "differs from production's (default: not compared)")
     check_data.set_defaults(func=_data_check)

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 
 from ..errors import TrainConfigError
+from ..files import field_guide as guide
 from ..files.yamlio import line_of, load_yaml_with_lines
 
 
@@ -372,6 +373,26 @@ def _check_environment(recipe: Recipe, blame: _Blame) -> None:
         raise blame.error(
             "training.optim paged_adamw_8bit needs a GPU; use auto or adamw_torch on the CPU", ("training", "optim")
         )
+
+
+def recipe_warnings(recipe: Recipe) -> list[guide.GuideWarning]:
+    """Where a recipe leaves the field guides' LoRA ranges (pytest_ftgate.files.field_guide): one line each, the
+    value, the range and what goes wrong. A warning, not an error: a small model may need its own values. The
+    epochs are not judged when training.max_steps sets the run's length instead."""
+    t, lora = recipe.training, recipe.lora
+    checks = [("learning-rate", f"training.learning_rate {t.learning_rate:.1e}", t.learning_rate, guide.LEARNING_RATE),
+              ("lora-rank", f"lora.r {lora.r}", lora.r, guide.LORA_RANK),
+              ("lora-alpha", f"lora.alpha {lora.alpha} with r {lora.r} scales updates by {lora.alpha / lora.r:g}, which",
+               lora.alpha / lora.r, guide.LORA_SCALE)]
+    if t.max_steps is None:
+        checks.insert(1, ("epochs", f"training.epochs {t.epochs:g}", t.epochs, guide.EPOCHS))
+    found = []
+    for check, shown, value, rule in checks:
+        if rule.low * (1 - 1e-9) <= value <= rule.high * (1 + 1e-9):
+            continue
+        side, why = ("under", rule.why_low) if value < rule.low else ("over", rule.why_high)
+        found.append(guide.GuideWarning(check, f"{shown} is {side} {rule.span}: {why}"))
+    return found
 
 
 def bf16_supported(device: str) -> bool:

@@ -161,3 +161,158 @@ def test_a_short_case_inside_a_longer_turn_is_not_a_leak(tmp_path):
         {"role": "user", "content": "Say hello to my grandmother in a short, warm birthday message please"},
         {"role": "assistant", "content": "x"}]}) + "\n")
     assert find_leaks(training_rows(data), [suite]) == []
+
+
+# ---- the field guides' warnings: they name the figure, reject nothing, and leave the exit status alone ----
+def profile(tmp_path, rows, **options):
+    from pytest_ftgate.files.datacheck import check_data
+
+    data = write(tmp_path / "train.jsonl", "\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
+    report, _, _ = check_data(data, **options)
+    assert report.ok  # a warning never rejects a row
+    return report.profile
+
+
+def questions(n, answer=lambda i: f"Here is the reply to request {i}, written out in full."):
+    return [chat(f"Question {i} about something else entirely?", answer(i)) for i in range(n)]
+
+
+def test_a_file_under_the_size_floor_is_warned_about_with_its_figure_and_reason(tmp_path, capsys):
+    data = write(tmp_path / "d.jsonl", "\n".join(questions(150)) + "\n")
+    assert main(["data", "check", str(data)]) == 0  # a warning is not a rejection
+    out = capsys.readouterr().out
+    assert "warning: 150 rows, under the floor of 200 for a LoRA fine-tune" in out and "overfit" in out
+
+
+def test_a_file_at_the_size_floor_is_not_warned_about(tmp_path):
+    assert profile(tmp_path, questions(200)).warned("size") == []
+
+
+def test_each_label_under_the_per_label_floor_is_named():
+    from pytest_ftgate.files.data_stats import Labels, size_warnings
+
+    low = size_warnings(460, Labels("answer", counts={"yes": 220, "no": 210, "maybe": 30}))
+    assert [w.check for w in low] == ["label-size"]
+    assert "1 of 3 labels have under 200 rows ('maybe' 30)" in low[0].message
+
+
+def test_labels_each_at_the_per_label_floor_are_not_warned_about():
+    from pytest_ftgate.files.data_stats import Labels, size_warnings
+
+    assert size_warnings(610, Labels("answer", counts={"yes": 200, "no": 210, "maybe": 200})) == []
+
+
+def test_short_answers_from_a_small_set_are_the_labels_and_the_output_says_so(tmp_path, capsys):
+    rows = questions(30, lambda i: ["positive", "negative", "neutral"][i % 3])
+    data = write(tmp_path / "d.jsonl", "\n".join(rows) + "\n")
+    main(["data", "check", str(data)])
+    out = capsys.readouterr().out
+    assert "labels: the answers are the labels (3 distinct answers over 30 rows): 'positive' 10" in out
+    assert "3 of 3 labels have under 200 rows" in out
+    assert "duplicate answers not measured: the answers are the labels" in out
+
+
+def test_free_text_answers_are_not_labels_and_json_answers_get_their_fields_suggested(tmp_path):
+    assert profile(tmp_path, questions(30)).labels.how == "none"
+    routed = profile(tmp_path, questions(30, lambda i: json.dumps({"label": ["a", "b"][i % 2], "priority": ["low", "high"][i % 3 == 0],
+                                                                 "reason": f"reason {i}"})))
+    assert routed.labels.how == "none" and "--label-key KEY (fields with few values: label (2 values), priority (2 values))" in routed.labels.note
+
+
+def test_label_key_reads_the_label_from_json_answers_and_names_the_rows_without_it(tmp_path):
+    rows = questions(12, lambda i: json.dumps({"label": ["billing", "shipping"][i % 2], "reason": f"because {i}"}))
+    rows += [chat("What is the capital of France?", "Paris is the capital of France.")]  # a replay row: free text
+    p = profile(tmp_path, rows, label_key="label")
+    assert (p.labels.how, p.labels.counts, p.labels.unlabelled) == ("key", {"billing": 6, "shipping": 6}, (13,))
+    assert "labels: 2 found in the answers' JSON field `label` (--label-key label)" in p.labels.note
+    assert "1 answer(s) without it: lines 13" in p.labels.note
+
+
+def test_answers_far_longer_or_shorter_than_the_rest_are_named_worst_first(tmp_path):
+    rows = questions(30, lambda i: f"The order {i} ships in {i % 5 + 2} days from the warehouse.")
+    rows[7] = chat("Question 7 about something else entirely?", "Shipping details follow. " * 120)  # a pasted document
+    rows[19] = chat("Question 19 about something else entirely?", "ok")  # a placeholder
+    p = profile(tmp_path, rows)
+    (found,) = p.warned("length")
+    assert found.lines == (8, 20)
+    assert "2 of 30 answers of unusual length" in found.message and "line 8 (3,000 chars), line 20 (2 chars)" in found.message
+
+
+def test_answers_of_ordinary_varied_length_have_no_outlier(tmp_path):
+    rows = questions(30, lambda i: "word " * (8 + (i * 7) % 25))  # 40 to 160 characters
+    assert profile(tmp_path, rows).warned("length") == []
+
+
+def test_a_large_share_of_repeated_answers_is_warned_about_and_named(tmp_path):
+    rows = questions(20, lambda i: "I'm sorry, I can't help with that." if i % 4 == 0 else f"The answer to {i} is {i * 3}.")
+    p = profile(tmp_path, rows)
+    assert p.duplicate_answers == 0.2  # 5 copies of one answer: 4 repeat an earlier one
+    (found,) = p.warned("duplicate-answers")
+    assert "20% of 20 answers repeat an earlier one" in found.message and "x5 (first on line 1)" in found.message
+
+
+def test_a_few_repeated_answers_stay_under_the_duplicate_threshold(tmp_path):
+    rows = questions(20, lambda i: "Thanks, done." if i in (3, 9) else f"The answer to {i} is {i * 3}.")
+    p = profile(tmp_path, rows)
+    assert p.duplicate_answers == 0.05 and p.warned("duplicate-answers") == []
+
+
+def routed_rows(counts):
+    labels = [label for label, n in counts.items() for _ in range(n)]
+    return questions(len(labels), lambda i: json.dumps({"label": labels[i], "reason": f"ticket {i}"}))
+
+
+def production(tmp_path, counts):
+    return write(tmp_path / "production.jsonl", "".join(
+        json.dumps({"id": f"p{i}", "output": json.dumps({"label": label, "reason": "x"})}) + "\n"
+        for i, label in enumerate(label for label, n in counts.items() for _ in range(n))))
+
+
+def test_a_label_mix_far_from_production_names_the_labels_over_and_under_represented(tmp_path, capsys):
+    prod = production(tmp_path, {"billing": 70, "shipping": 20, "account": 10})
+    data = write(tmp_path / "d.jsonl", "\n".join(routed_rows({"billing": 10, "shipping": 10, "account": 20})) + "\n")
+    assert main(["data", "check", str(data), "--label-key", "label", "--production", str(prod)]) == 0
+    out = capsys.readouterr().out
+    assert "label mix against production (100 rows): distance 0.45" in out
+    assert ("warning: label mix differs from production's by 0.45 (total variation over 100 production rows), over 0.15; "
+            "over-represented in training: 'account' 50% vs 10%, 'shipping' 25% vs 20%; under-represented: 'billing' 25% vs 70%") in out
+
+
+def test_a_label_mix_close_to_production_is_not_warned_about(tmp_path):
+    prod = production(tmp_path, {"billing": 45, "shipping": 30, "account": 25})
+    p = profile(tmp_path, routed_rows({"billing": 16, "shipping": 12, "account": 12}), label_key="label", production=prod)
+    assert p.balance.distance == pytest.approx(0.05) and p.warned("balance") == []
+
+
+def test_a_production_file_that_is_not_there_is_an_error_that_says_what_to_give(tmp_path, capsys):
+    data = write(tmp_path / "d.jsonl", "\n".join(questions(3)) + "\n")
+    assert main(["data", "check", str(data), "--production", str(tmp_path / "nope.jsonl")]) == 4
+    assert "--production file not found; give the production.jsonl that `ftgate logs import` writes" in capsys.readouterr().err
+
+
+def annotated(pairs):
+    return [{"messages": [{"role": "user", "content": f"Ticket {i}: please route this one?"},
+                          {"role": "assistant", "content": labels[0]}], "annotations": list(labels)}
+            for i, labels in enumerate(pairs)]
+
+
+def test_two_annotators_under_90_percent_agreement_are_warned_about_with_cohens_kappa(tmp_path):
+    pairs = [("a", "a")] * 10 + [("b", "b")] * 10 + [("a", "b")] * 3 + [("b", "a")] * 2  # 80% agreement
+    p = profile(tmp_path, annotated(pairs))
+    assert p.agreement.method == "cohen" and p.agreement.observed == 0.8
+    (found,) = p.warned("agreement")
+    assert found.message.startswith("2 annotators agree on 80% of 25 rows, Cohen's kappa 0.60: under 90% agreement")
+
+
+def test_high_raw_agreement_on_one_dominant_label_is_still_warned_about_by_its_kappa(tmp_path):
+    pairs = [("a", "a")] * 46 + [("a", "b")] * 2 + [("b", "a")] * 2  # 92% agreement, no better than chance
+    p = profile(tmp_path, annotated(pairs))
+    (found,) = p.warned("agreement")
+    assert "agree on 92% of 50 rows" in found.message and "kappa under 0.80" in found.message
+
+
+def test_three_annotators_who_agree_use_fleiss_kappa_and_raise_no_warning(tmp_path):
+    triples = [("a", "a", "a")] * 12 + [("b", "b", "b")] * 12 + [("a", "a", "b")]
+    p = profile(tmp_path, annotated(triples))
+    assert p.agreement.method == "fleiss" and p.agreement.raters == ("annotator 1", "annotator 2", "annotator 3")
+    assert p.agreement.observed == 0.96 and p.agreement.kappa > 0.9 and p.warned("agreement") == []

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ...errors import GenerationError, SubjectError
 from ...settings.options import Option, count_arg, positive_int_arg, seconds_arg
 from ..base import BuildContext, Job, OnBatch, Role, Subject, flag_of, register_subject
+from .chat import answer_text, chat_params
 
 if TYPE_CHECKING:  # imported where used: loading the plugin stays light
     from ...cost.pricing import Pricing, ServingCost, Usage
@@ -155,10 +156,7 @@ class OpenAISubject(Subject):
     def _one(self, job: Job) -> Output:
         from ...types import Output
 
-        p = job.request.params
-        kwargs: dict[str, Any] = {"temperature": p.temperature, "max_tokens": p.max_new_tokens, "seed": p.seed}
-        if not p.greedy:
-            kwargs["top_p"] = p.top_p
+        kwargs = chat_params(job.request)
         where = f"case {job.suite}/{job.case.id}"
         started = time.perf_counter()
         reply = self.client.complete(self.model, list(job.request.messages), where=where, **kwargs)
@@ -167,7 +165,7 @@ class OpenAISubject(Subject):
             raise GenerationError(f"{self.client.display_url} returned no choices for {where}")
         usage = reply.usage
         return Output(
-            reply.choices[0].message.content or "",
+            answer_text(reply.choices[0].message),
             usage.prompt_tokens if usage else None,
             usage.completion_tokens if usage else None,
             elapsed,

@@ -249,7 +249,7 @@ class HFEngine:
 
         self.load()
         tok = self._tokenizer
-        prompts = [tok.apply_chat_template(list(r.messages), add_generation_prompt=True, tokenize=False) for r in requests]
+        prompts = [self._render(r) for r in requests]
         token_ids = tok(prompts, add_special_tokens=False)["input_ids"]  # tokenized once, padded per batch
         lengths = [len(ids) for ids in token_ids]
         groups: dict[GenerationParams, list[int]] = {}
@@ -285,6 +285,21 @@ class HFEngine:
                     if progress is not None:
                         progress.update(len(batch))
                     start += len(batch)
+
+    def _render(self, request: Request) -> str:
+        """The request's chat as the model's chat template writes it, with the case's tools (transformers' `tools=`).
+        A template that ignores tools would hide them from the model: an error, never a silent answer without them."""
+        tok, messages = self._tokenizer, list(request.messages)
+        text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        if not request.tools:
+            return text
+        with_tools = tok.apply_chat_template(messages, tools=list(request.tools), add_generation_prompt=True,
+                                             tokenize=False)
+        if with_tools == text:
+            raise GenerationError(f"the chat template of {self.tokenizer_dir} does not render tools, so the model would never "
+                                  "see the tools a case offers: gate tool calls with a model whose template takes "
+                                  "`tools` (Qwen2.5, Llama 3.1, SmolLM3, ...), or through an endpoint that does")
+        return with_tools
 
     def _fits(self, prompt_len: int, new_tokens: int) -> int:
         """The largest batch whose key/value cache and activations fit in the memory free now (auto only)."""

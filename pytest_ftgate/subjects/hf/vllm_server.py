@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...errors import GenerationError, OptionError
+from ..endpoint.chat import answer_text, chat_params
 
 if TYPE_CHECKING:
     from ...types import Output, Request
@@ -195,10 +196,7 @@ class VLLMServer:
 
         def one(item: tuple[int, Request]) -> Output:
             i, request = item
-            p = request.params
-            params: dict[str, Any] = {"temperature": p.temperature, "max_tokens": p.max_new_tokens, "seed": p.seed}
-            if not p.greedy:
-                params["top_p"] = p.top_p
+            params = chat_params(request, render_tools=True)  # tools through the chat template, as the hf engine
             started = time.perf_counter()
             try:
                 reply = self._client.complete(model, list(request.messages), where=where[i] if where else f"request {i}",
@@ -209,7 +207,7 @@ class VLLMServer:
                                           f"{self._log_tail()}") from None
                 raise GenerationError(f"{exc}; {self._log_tail(6)}") from None
             usage = reply.usage
-            return Output(reply.choices[0].message.content or "", usage.prompt_tokens if usage else None,
+            return Output(answer_text(reply.choices[0].message), usage.prompt_tokens if usage else None,
                           usage.completion_tokens if usage else None, time.perf_counter() - started, batch_size=in_flight)
 
         def done(i: int, out: Output) -> None:
