@@ -47,7 +47,13 @@ def kinds_page() -> str:
             lines += ["", "| suite key | meaning |", "|---|---|"]
             lines += [f"| `{k.name}` | {cell(k.help)} |" for k in kind.suite_keys]
         lines.append("")
-    lines += ["# Features any suite may declare", ""]
+    from pytest_ftgate.cost.budgets import BUDGET_KEYS, CRITERIA
+
+    lines += ["# Gate keys any suite may set", "",
+              "Serving budgets, whatever the suite's kind (pytest_ftgate.cost.budgets); each adds one criterion.", "",
+              "| gate key | criterion | meaning |", "|---|---|---|"]
+    lines += [f"| `{k.name}` | `{CRITERIA[k.name]}` | {cell(k.help)} |" for k in BUDGET_KEYS]
+    lines += ["", "# Features any suite may declare", ""]
     for key in feature_keys():
         feature = get_feature(key)
         module = sys.modules[feature.run.__module__]

@@ -32,10 +32,12 @@ class Case:
     extra: dict[str, Any] = field(default_factory=dict, compare=False)  # keys only the suite's kind reads
     reduce: str | None = None  # how its samples reduce to one outcome (Sampling.REDUCERS); None: the suite's
     tools: tuple[dict[str, Any], ...] = ()  # OpenAI function schemas offered to the model for this case
+    tool_choice: str | dict[str, Any] | None = None  # the API's tool_choice ("required", a named function); None: auto
 
     @property
     def content_hash(self) -> str:
-        own = {k: v for k, v in (("reduce", self.reduce), ("tools", list(self.tools))) if v}  # absent: hashes as before
+        own = {k: v for k, v in (("reduce", self.reduce), ("tools", list(self.tools)), ("tool_choice", self.tool_choice))
+               if v}  # absent: hashes as before
         return content_hash({"messages": list(self.messages), "expected": self.expected, **own})
 
 
@@ -87,10 +89,11 @@ class Request:
     messages: tuple[Message, ...]
     params: GenerationParams
     tools: tuple[dict[str, Any], ...] = ()
+    tool_choice: str | dict[str, Any] | None = None
 
     @property
     def key(self) -> str:
-        tools = {"tools": list(self.tools)} if self.tools else {}  # without tools: the key it always had
+        tools = {"tools": list(self.tools), "tool_choice": self.tool_choice} if self.tools else {}  # none: the key it had
         return content_hash({"messages": list(self.messages), "params": self.params.as_dict(), **tools}, 32)
 
 

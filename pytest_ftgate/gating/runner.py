@@ -167,7 +167,7 @@ def check_determinism(subject: Subject, jobs: Sequence[Job], n: int) -> None:
 def _jobs(suites: Sequence[Suite], prompt: str, *, samples: bool = True) -> list[Job]:
     """One job per case and sample (kinds.sampling), its chat rendered with the suite's `prompt` ("baseline" or
     "candidate"); `samples=False`: the first sample only."""
-    return [Job(s.name, c, Request(s.prompts[prompt].render(c), sample_params(s.params, i), c.tools), i)
+    return [Job(s.name, c, Request(s.prompts[prompt].render(c), sample_params(s.params, i), c.tools, c.tool_choice), i)
             for s in suites for c in s.cases for i in range(s.sampling.samples if samples else 1)]
 
 

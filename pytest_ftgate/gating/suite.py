@@ -17,7 +17,7 @@ from ..types import Case, GenerationParams, Message, Prompt, Sampling, Suite, co
 COMMON_KEYS = {"name", "kind", "description", "cases", "prompt", "generate", "scorers", "gate"}  # and each feature's key
 PROMPT_KEYS = {"system", "few_shot"}
 GENERATE_KEYS = {"max_new_tokens", "temperature", "top_p", "seed", "samples", "reduce"}
-CASE_KEYS = {"id", "input", "messages", "expected", "tags", "reduce", "tools"}
+CASE_KEYS = {"id", "input", "messages", "expected", "tags", "reduce", "tools", "tool_choice"}
 ROLES = {"system", "user", "assistant"}
 MAX_SAMPLES = 100
 
@@ -393,13 +393,23 @@ def _parse_case(item: Any, where: Path, lineno: int | None, extra_keys: tuple[st
     if not isinstance(tools, list) or not all(_is_tool(t) for t in tools):
         raise fail('`tools` must be a list of OpenAI function schemas: {"type": "function", "function": {"name": '
                    '"get_weather", "description": "...", "parameters": {JSON schema}}}')
+    tool_choice = item.get("tool_choice")
+    if tool_choice is not None:
+        names = [t["function"]["name"] for t in tools]
+        named = tool_choice.get("function", {}).get("name") if isinstance(tool_choice, dict) else None
+        if not tools:
+            raise fail("`tool_choice` needs `tools` on the same case")
+        if tool_choice not in ("auto", "required", "none") and named not in names:
+            raise fail(f'`tool_choice` must be "auto", "required", "none" or {{"type": "function", "function": {{"name": '
+                       f'NAME}}}} naming one of the case\'s tools ({", ".join(names)}), got {tool_choice!r}')
     case_id = item.get("id")
     if case_id is None:
         case_id = content_hash({"messages": list(messages), "expected": expected}, 12)
     elif not isinstance(case_id, (str, int)) or isinstance(case_id, bool):
         raise fail(f"`id` must be a string, got {case_id!r}")
     return Case(id=str(case_id), messages=messages, expected=expected, tags=tuple(tags), line=lineno, file=where,
-                extra={k: item[k] for k in extra_keys if k in item}, reduce=reduce, tools=tuple(tools))
+                extra={k: item[k] for k in extra_keys if k in item}, reduce=reduce, tools=tuple(tools),
+                tool_choice=tool_choice)
 
 
 def _is_tool(tool: Any) -> bool:

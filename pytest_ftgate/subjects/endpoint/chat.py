@@ -13,15 +13,18 @@ from ...types import Request
 
 
 def chat_params(request: Request, *, render_tools: bool = False) -> dict[str, Any]:
-    """The request's decoding parameters and tools. `render_tools`: the server renders the tools through the
-    model's chat template and returns the model's text as it is (vLLM's tool_choice "none"), as a local model does."""
+    """The request's decoding parameters and tools, with the case's tool_choice (the server enforces it). `render_tools`:
+    without a tool_choice, the server renders the tools through the model's chat template and returns the model's text
+    as it is (vLLM's tool_choice "none": vLLM without a tool parser refuses "auto"), as a local model does."""
     p = request.params
     params: dict[str, Any] = {"temperature": p.temperature, "max_tokens": p.max_new_tokens, "seed": p.seed}
     if not p.greedy:
         params["top_p"] = p.top_p
     if request.tools:
         params["tools"] = list(request.tools)
-        if render_tools:
+        if request.tool_choice is not None:
+            params["tool_choice"] = request.tool_choice
+        elif render_tools:
             params["tool_choice"] = "none"
     return params
 

@@ -293,6 +293,10 @@ class HFEngine:
         text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         if not request.tools:
             return text
+        if request.tool_choice not in (None, "auto"):
+            raise GenerationError(f"tool_choice {request.tool_choice!r}: a local model cannot be made to call a tool "
+                                  "(the serving API enforces tool_choice); leave it out to gate what the model chooses, "
+                                  "or gate the model behind an endpoint")
         with_tools = tok.apply_chat_template(messages, tools=list(request.tools), add_generation_prompt=True,
                                              tokenize=False)
         if with_tools == text:
