@@ -6,6 +6,8 @@ collected suites with the same exact and near-duplicate test as `ftgate data che
 SFT and DPO rows alike. An overlap blocks the candidate, naming the cases and the training lines.
 Where the data cannot be checked (no manifest, the file missing, its hash changed), every report
 says "leakage not checked" and why; `--ftgate-require-leakage-check` makes that an error (exit 6).
+What `ftgate data check` warns of the same rows (too few, duplicate answers, answer-length outliers) is
+said in every report too: warnings, never a block.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class LeakageCheck:
     summary: str
     data: str | None = None
     leaks: tuple[tuple[str, str, str], ...] = ()  # (suite/case, training file:line, exact|contained|near ...)
+    data_warnings: tuple[str, ...] = ()  # what `ftgate data check` warns of the same data (size, duplicate answers, ...)
 
     def decision(self, required: bool) -> GateDecision | None:
         """The run-level criterion: blocked by a leak, an error when required and not checked, else none or passed."""
@@ -95,20 +98,23 @@ def _data_file(entry: dict[str, Any], roots: Sequence[Path], adapter: Path | Non
 
 
 def _check_files(files: Sequence[tuple[Path, str | None]], suites: Sequence[Suite]) -> LeakageCheck:
+    from .data_stats import profile_data
     from .datacheck import find_leaks, training_rows
 
     leaks: list[tuple[str, str, str]] = []
-    counted = []
+    counted, warnings = [], []
     for path, _ in files:
         rows = training_rows(path)
         if not rows:  # nothing read is not "no leak"
             return LeakageCheck(False, f"leakage not checked: {path} holds no valid SFT or DPO row (check it with "
                                        "`ftgate data check`)")
         counted.append(f"{len(rows)} training rows of {path}")
+        warnings += [f"the candidate's training data {path}: {w.message} (`ftgate data check {path}` says more)"
+                     for w in profile_data([], rows, set()).warnings]
         leaks += [(name, f"{path}:{line}", how) for name, line, how in find_leaks(rows, list(suites))]
     n_cases = sum(len(s.cases) for s in suites)
     lineage = f" (the data of {len(files)} runs: this one and the ones it resumed)" if len(files) > 1 else ""
     summary = (f"leakage checked: {' and '.join(counted)}{lineage} against {n_cases} suite cases"
                + ("" if leaks else ": none appears in the training data"))
     return LeakageCheck(True, summary, str(files[0][0]) if len(files) == 1 else ", ".join(str(p) for p, _ in files),
-                        tuple(leaks))
+                        tuple(leaks), tuple(warnings))

@@ -334,7 +334,8 @@ def run_gate(
                                "subject": baseline.info.name}
     unchecked = leakage.summary if leakage is not None and not leakage.checked else ""
     erratic = [nondeterminism_notice(o.suite, r) for o in outcomes for r in (o.baseline, o.candidate)]
-    notices = tuple(n for n in (origin, shipped, same, unchecked, *erratic, *services.judge_notices(candidate)) if n)
+    data = leakage.data_warnings if leakage is not None else ()
+    notices = tuple(n for n in (origin, shipped, same, unchecked, *data, *erratic, *services.judge_notices(candidate)) if n)
     check = leakage.decision(config.require_leakage_check) if leakage is not None else None
     checks = ((check,) if check is not None else ()) + tuple(run_budgets(config, outcomes, pricing))
     terms = None

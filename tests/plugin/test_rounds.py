@@ -165,6 +165,8 @@ def test_a_candidate_trained_on_its_eval_cases_is_blocked_at_the_gate(pytester, 
     assert result.ret == 1, result.stdout.str()
     result.stdout.fnmatch_lines(["*leakage: BLOCK 1 suite case(s) appear in the candidate's training data: qa/g1 = "
                                  "*train.jsonl:1 (exact, trained turn)*"])
+    # what `ftgate data check` warns of the same data is said at the gate too
+    result.stdout.fnmatch_lines(["NOTE: the candidate's training data *train.jsonl: 2 rows, under the floor of 200 *"])
     # the file changed since training: not checked, said in every report; an error when required
     data.write_text(data.read_text() + json.dumps({"messages": [{"role": "user", "content": "x"},
                                                                 {"role": "assistant", "content": "y"}]}) + "\n")
