@@ -124,6 +124,9 @@ def load_suite(path: str | Path) -> Suite:
     params = _collect(problems, lambda fail: _load_params(data.get("generate"), fail), GenerationParams())
     sampling = _collect(problems, lambda fail: _load_sampling(data.get("generate"), fail), Sampling())
     scorers = _load_scorers(data.get("scorers"), path, problems) if "scorers" in data else []
+    if kind is not None and kind.sampled and sampling.samples > 1:
+        problems.add(f"generate.samples: a {kind.name} suite generates one answer per case ({kind.sampled})",
+                     "generate", "samples")
     if sampling.samples == 1:
         for case in cases:
             if case.reduce is not None:

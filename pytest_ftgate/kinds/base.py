@@ -135,6 +135,7 @@ class SuiteKind:
     headline         the suite's row in the reports
     report           the kind's own section of the suite's report: lines and JSON data
     quality          whether the suite's pass rate is the "quality" of the TCO table
+    sampled          why the kind cannot reduce samples (generate.samples is refused with it); "" when it can
     """
 
     name: str
@@ -154,6 +155,7 @@ class SuiteKind:
     allowed_unscored: Callable[[Suite], float] | None = None
     quality: bool = False
     requires_scorers: bool = True
+    sampled: str = ""
 
     def defaults(self) -> dict[str, Any]:
         return {k.name: k.default for k in self.gate_keys if k.has_default}

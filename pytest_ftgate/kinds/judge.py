@@ -413,4 +413,6 @@ JUDGE = register_kind(SuiteKind(
     preflight=preflight,
     allowed_unscored=lambda suite: suite.options["judge"].max_unscored,
     requires_scorers=False,
+    sampled="its judge is calibrated against people's ratings of each answer, and pairwise grading pairs one answer "
+            "of each subject; sample in a format, task or golden suite instead",
 ))

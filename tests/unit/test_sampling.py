@@ -154,3 +154,10 @@ def test_the_samples_and_reducer_are_part_of_what_the_goldens_and_the_contract_b
     seven = load_suite(write(tmp_path / "c.yaml", "kind: format\ncases: [{id: a, input: hi}]\n"
                              "generate: {samples: 5, temperature: 0.7, reduce: pass_all}\nscorers: [{regex: '.'}]\n"))
     assert len({one.definition["generate"], five.definition["generate"], seven.definition["generate"]}) == 3
+
+
+def test_a_judge_suite_refuses_samples_with_the_reason(tmp_path):
+    path = write(tmp_path / "j.yaml", "kind: judge\ncases: [{id: a, input: hi}]\ngenerate: {samples: 3}\n"
+                 "judge: {mode: rubric, criteria: 'The answer is correct.', model: 'openai:gpt-4o-2024-08-06'}\n")
+    with pytest.raises(SuiteError, match="a judge suite generates one answer per case"):
+        load_suite(path)
