@@ -129,18 +129,20 @@ def paired_bootstrap(
     return delta, Interval(low, high, "bca")
 
 
-def bootstrap_interval(n: int, statistic: Callable[[Sequence[int]], float | None], *, confidence: float = 0.95,
+def bootstrap_interval(n: int | tuple[int, ...], statistic: Callable[..., float | None], *, confidence: float = 0.95,
                        n_resamples: int = 1000, seed: int = 0) -> Interval | None:
     """A percentile bootstrap interval of any statistic of n units: `statistic(indices)` recomputes it on a resample of
-    the units (drawn with replacement), so that a figure computed by other code (a p95, a cost per 1k requests, a
-    ratio of two subjects' costs over the same cases) gets its spread from that very code. None when n < 2 or the
-    statistic cannot be computed on the resamples."""
+    the units (drawn with replacement), so that a figure computed by other code (a p95, a cost per 1k requests)
+    gets its spread from that very code. With n a tuple of group sizes, each group is resampled on its own and
+    `statistic(indices_1, indices_2, ...)` gets one resample per group (a ratio of two subjects' costs). None when a
+    group has fewer than 2 units or the statistic cannot be computed on the resamples."""
     import numpy as np
 
-    if n < 2:
+    sizes = (n,) if isinstance(n, int) else tuple(n)
+    if min(sizes) < 2:
         return None
     rng = np.random.default_rng(seed)
-    values = [statistic(rng.integers(0, n, n).tolist()) for _ in range(n_resamples)]
+    values = [statistic(*(rng.integers(0, k, k).tolist() for k in sizes)) for _ in range(n_resamples)]
     found = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
     if found.size < n_resamples // 2:
         return None

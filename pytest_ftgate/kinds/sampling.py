@@ -48,7 +48,9 @@ def reduce_case(samples: list[CaseResult], how: str) -> CaseResult:
         top = max(votes.values())
         chosen = next(s for s in samples if votes[_answer(s.output.text)] == top)  # ties: the earliest sample
         outcome, value = bool(chosen.passed), chosen.value
-        said = f"the most frequent answer ({top} of {k} samples) {'passes' if outcome else 'fails'}"
+        said = (f"the most frequent answer ({top} of {k} samples) {'passes' if outcome else 'fails'}" if top > 1 else
+                f"no two of the {k} samples agree, so the first sample's answer decides: it "
+                f"{'passes' if outcome else 'fails'}")
     else:
         outcome = {"mean": passed * 2 >= k, "pass_at_k": passed > 0, "pass_all": passed == k}[how]
         values = [s.value for s in samples]

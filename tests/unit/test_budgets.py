@@ -109,3 +109,16 @@ def test_a_bad_budget_is_refused_at_load_naming_the_key(tmp_path, value):
                                       f"gate: {{max_p95_latency_s: {value}}}\n")
     with pytest.raises(SuiteError, match="gate max_p95_latency_s must be a positive number"):
         load_suite(path)
+
+
+def test_a_local_batch_is_one_timing_however_many_cases_it_holds():
+    from pytest_ftgate.cost.budgets import calls, decide_budget
+    from pytest_ftgate.types import Output, SubjectInfo
+
+    one_batch = [Output("a", 10, 5, 0.8, batch_size=32) for _ in range(32)]
+    assert len(calls(one_batch)) == 1
+    two = one_batch + [Output("b", 10, 5, 0.9, batch_size=8) for _ in range(8)] + [Output("c", 10, 5, 0.2)] * 3
+    assert sorted(len(c) for c in calls(two)) == [1, 1, 1, 8, 32]
+    info = SubjectInfo("candidate", "hf", "model", "f")
+    d = decide_budget("s", "max_p95_latency_s", 1.0, {"candidate": (info, one_batch)}, None)
+    assert d.status == "inconclusive" and "32 requests in 1 timed calls" in d.summary and "single timing" in d.summary

@@ -188,3 +188,22 @@ def test_kappa_is_undefined_where_one_label_is_given_throughout():
     assert cohen_kappa([]).cases == 0 and cohen_kappa([]).kappa is None
     with pytest.raises(ValueError, match="same number"):
         fleiss_kappa([["a", "b"], ["a", "b", "c"]], ("x", "y", "z"))
+
+
+def test_the_percentile_bootstrap_of_any_statistic_agrees_with_scipy():
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    from pytest_ftgate.stats import bootstrap_interval
+
+    rng = np.random.default_rng(7)
+    values = rng.lognormal(0, 0.5, 80)
+    ours = bootstrap_interval(len(values), lambda picks: float(np.percentile(values[picks], 95)), n_resamples=4000)
+    theirs = bootstrap((values,), lambda x, axis=-1: np.percentile(x, 95, axis=axis), n_resamples=4000,
+                       method="percentile", random_state=np.random.default_rng(1)).confidence_interval
+    assert ours.low == pytest.approx(theirs.low, rel=0.05) and ours.high == pytest.approx(theirs.high, rel=0.05)
+    # two groups resampled on their own: a ratio of means
+    a, b = rng.normal(10, 1, 50), rng.normal(20, 2, 60)
+    ratio = bootstrap_interval((50, 60), lambda i, j: float(b[j].mean() / a[i].mean()))
+    assert ratio.low < b.mean() / a.mean() < ratio.high and ratio.high - ratio.low < 0.3
+    assert bootstrap_interval(1, lambda picks: 1.0) is None
