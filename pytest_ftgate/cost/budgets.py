@@ -110,7 +110,8 @@ def decide_budget(where: str, key: str, limit: float, subjects: dict[str, tuple[
     if problem:
         return GateDecision(where, criterion, "error", f"{what}: {problem}", figures)
     assert point is not None
-    over = f"{len(given)} requests" if len(mine) == len(given) else f"{len(given)} requests in {len(mine)} timed calls"
+    over = (f"{len(given)} requests" if len(mine) == len(given)
+            else f"{len(given)} requests in {len(mine)} timed call{'' if len(mine) == 1 else 's'}")
     spread = (f"95% bootstrap {show(interval.low)}–{show(interval.high)} over {over}" if interval is not None
               else f"{over}: too few timings for a spread")
     text = f"{what} {show(point)} ({spread}); budget {show(limit)}"

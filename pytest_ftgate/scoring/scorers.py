@@ -459,3 +459,9 @@ def _perplexity(args: Any, suite_dir: Path) -> Scorer:
         return Score(ok, float(ppl), "" if ok else f"perplexity {ppl:.2f} > {ceiling}")
 
     return Scorer("perplexity", score, needs_perplexity=True, needs_expected=True, higher_is_better=False)
+
+
+# Scorers declared in modules of their own, which import nothing from here (no cycle): registered here.
+from . import instructions, tools  # noqa: E402
+for _name, _factory in (*instructions.SCORERS.items(), *tools.SCORERS.items()):
+    register_scorer(_name)(_factory)

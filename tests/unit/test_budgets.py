@@ -121,4 +121,4 @@ def test_a_local_batch_is_one_timing_however_many_cases_it_holds():
     assert sorted(len(c) for c in calls(two)) == [1, 1, 1, 8, 32]
     info = SubjectInfo("candidate", "hf", "model", "f")
     d = decide_budget("s", "max_p95_latency_s", 1.0, {"candidate": (info, one_batch)}, None)
-    assert d.status == "inconclusive" and "32 requests in 1 timed calls" in d.summary and "single timing" in d.summary
+    assert d.status == "inconclusive" and "32 requests in 1 timed call:" in d.summary and "single timing" in d.summary
