@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from ..cost.budgets import budget_criteria
+from ..cost.budgets import CRITERIA, budget_criteria
 from ..errors import IncompleteDataError, OptionError
 from ..kinds import get_feature, get_kind, kind_names
 from ..kinds.base import Criterion, DecisionContext, check_complete, pct
@@ -92,7 +92,8 @@ SMALL_SUITE = 20  # below it, a rate's 95% interval is wider than ±20 points: a
 
 def _small_sample(decision: GateDecision, n: int) -> GateDecision:
     """A pass on few cases is said, for every kind (the golden kind says it its own way, against its threshold)."""
-    if decision.status != "passed" or n >= SMALL_SUITE or any(w.startswith("only ") for w in decision.warnings):
+    if (decision.status != "passed" or n >= SMALL_SUITE or any(w.startswith("only ") for w in decision.warnings)
+            or decision.criterion in CRITERIA.values()):  # a budget's spread is its own (cost.budgets)
         return decision
     from ..stats import wilson_interval
 
