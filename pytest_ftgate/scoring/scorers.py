@@ -463,5 +463,6 @@ def _perplexity(args: Any, suite_dir: Path) -> Scorer:
 
 # Scorers declared in modules of their own, which import nothing from here (no cycle): registered here.
 from . import instructions, tools  # noqa: E402
+
 for _name, _factory in (*instructions.SCORERS.items(), *tools.SCORERS.items()):
     register_scorer(_name)(_factory)
