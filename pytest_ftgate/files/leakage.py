@@ -110,7 +110,7 @@ def _check_files(files: Sequence[tuple[Path, str | None]], suites: Sequence[Suit
                                        "`ftgate data check`)")
         counted.append(f"{len(rows)} training rows of {path}")
         warnings += [f"the candidate's training data {path}: {w.message} (`ftgate data check {path}` says more)"
-                     for w in profile_data([], rows, set()).warnings]
+                     for w in profile_data([], rows, set()).warnings if w.check == "size"]
         leaks += [(name, f"{path}:{line}", how) for name, line, how in find_leaks(rows, list(suites))]
     n_cases = sum(len(s.cases) for s in suites)
     lineage = f" (the data of {len(files)} runs: this one and the ones it resumed)" if len(files) > 1 else ""
