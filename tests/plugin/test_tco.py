@@ -130,3 +130,20 @@ def test_html_report_is_self_contained(pytester):
     assert "<link" not in html and "<script" not in html
     assert "fail → pass" in html and "Break-even" in html
     result.stdout.fnmatch_lines(["TCO at 10,000 requests/day*", "baseline*", "candidate*", "break-even:*"])
+
+
+def test_a_latency_budget_set_for_the_run_blocks_a_slow_candidate_through_pytest(pytester):
+    import json
+
+    pytester.makefile(".yaml", **{"suites/t": "kind: format\ncases:\n" + "".join(
+        f"  - {{id: c{i}, input: q{i}}}\n" for i in range(30)) + "scorers: [{regex: a}]\n"})
+    for name, latency in (("base", 0.2), ("cand", 1.5)):
+        (pytester.path / f"{name}.jsonl").write_text("".join(
+            json.dumps({"id": f"c{i}", "output": "a", "latency_s": latency + i / 100}) + "\n" for i in range(30)))
+    pytester.makeini("[pytest]\nftgate_max_p95_latency_s = 1.0\n")
+    result = pytester.runpytest("--baseline", "base.jsonl", "--candidate", "cand.jsonl")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*latency: BLOCK candidate p95 latency 1.* s (95% bootstrap *over 30 requests); "
+                                 "budget 1.00 s: over budget*", "verdict: BLOCKED*"])
+    fast = pytester.runpytest("--baseline", "base.jsonl", "--candidate", "base.jsonl", "--ftgate-max-p95-latency-s=1")
+    fast.stdout.fnmatch_lines(["*latency: PASS*"])
