@@ -95,3 +95,26 @@ def test_a_conversation_reaches_the_model_with_its_earlier_turns_as_the_template
         "<|im_start|>user\nMy order is 1234.<|im_end|>\n<|im_start|>assistant\nThanks, noted.<|im_end|>\n"
         "<|im_start|>user\nWhich order did I give?<|im_end|>\n<|im_start|>assistant\n"
     ]
+
+
+def test_the_vllm_engine_checks_the_template_shows_the_tools_before_the_server_generates(tmp_path, tiny_base):
+    from pytest_ftgate.settings.config import SubjectOptions
+    from pytest_ftgate.stores.cache import Cache
+    from pytest_ftgate.subjects import Job, Resolver
+    from pytest_ftgate.types import Case, GenerationParams, Request
+
+    class Server:  # stands in for the vLLM server: it must not be asked anything
+        asked: list = []
+
+        def generate(self, requests, *args):
+            self.asked.extend(requests)
+
+    subject = Resolver(SubjectOptions(), Cache(None)).build(str(tiny_base), "baseline")
+    subject.engine.server = Server()
+    case = Case("w", ({"role": "user", "content": "Weather in Paris?"},), tools=(WEATHER,),
+                tool_choice={"type": "function", "function": {"name": "get_weather"}})
+    job = Job("s", case, Request(case.messages, GenerationParams(), case.tools, case.tool_choice))
+    with pytest.raises(GenerationError, match="does not render tools"):
+        subject.run([job], lambda batch: None)
+    assert Server.asked == []
+    subject.engine.server = None

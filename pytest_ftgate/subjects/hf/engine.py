@@ -286,14 +286,15 @@ class HFEngine:
                         progress.update(len(batch))
                     start += len(batch)
 
-    def _render(self, request: Request) -> str:
+    def _render(self, request: Request, tokenizer: Any = None, *, served: bool = False) -> str:
         """The request's chat as the model's chat template writes it, with the case's tools (transformers' `tools=`).
-        A template that ignores tools would hide them from the model: an error, never a silent answer without them."""
-        tok, messages = self._tokenizer, list(request.messages)
+        A template that ignores tools would hide them from the model: an error, never a silent answer without them.
+        `served`: a server generates (vLLM) with this template, and enforces a tool_choice itself."""
+        tok, messages = tokenizer or self._tokenizer, list(request.messages)
         text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         if not request.tools:
             return text
-        if request.tool_choice not in (None, "auto"):
+        if request.tool_choice not in (None, "auto") and not served:
             raise GenerationError(f"tool_choice {request.tool_choice!r}: a local model cannot be made to call a tool "
                                   "(the serving API enforces tool_choice); leave it out to gate what the model chooses, "
                                   "or gate the model behind an endpoint")
@@ -304,6 +305,16 @@ class HFEngine:
                                   "see the tools a case offers: gate tool calls with a model whose template takes "
                                   "`tools` (Qwen2.5, Llama 3.1, SmolLM3, ...), or through an endpoint that does")
         return with_tools
+
+    def check_tools(self, requests: Sequence[Request]) -> None:
+        """For a server that renders with this model's template (vLLM): the tools of every request must show in it."""
+        tooled = [r for r in requests if r.tools]
+        if tooled:
+            from transformers import AutoTokenizer
+
+            tokenizer = self._tokenizer or AutoTokenizer.from_pretrained(str(self.tokenizer_dir))
+            for request in {r.key: r for r in tooled}.values():
+                self._render(request, tokenizer, served=True)
 
     def _fits(self, prompt_len: int, new_tokens: int) -> int:
         """The largest batch whose key/value cache and activations fit in the memory free now (auto only)."""

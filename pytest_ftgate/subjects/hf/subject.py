@@ -160,6 +160,7 @@ class HFSubject(Subject):
 
     def run(self, jobs: Sequence[Job], on_batch: OnBatch, progress: Any = None) -> None:
         if self.engine.server is not None:
+            self.engine.check_tools([j.request for j in jobs])
             self.engine.server.generate([j.request for j in jobs], self.adapter, on_batch, progress,
                                         [f"case {j.suite}/{j.case.id}" for j in jobs])
             return
