@@ -145,6 +145,8 @@ def load_suite(path: str | Path) -> Suite:
     raw_scorers = data.get("scorers")  # a feature checks them only when they all loaded
     complete = (raw_scorers is None and not needs_scorers) or (isinstance(raw_scorers, list) and len(scorers) == len(raw_scorers))
     for key in feature_keys():
+        if key in data and get_feature(key).sampled and sampling.samples > 1:
+            problems.add(f"{key}: not on a sampled suite ({get_feature(key).sampled})", key)
         if key in data:
             features[key], feature_problems = get_feature(key).parse(data[key], scorers if complete else None)
             for message, where in feature_problems:

@@ -227,6 +227,7 @@ class SuiteFeature:
     run       its work in a run, before the suite is decided; the result reaches its criteria as
               `DecisionContext.features[key]` and the reports as `SuiteOutcome.features[key]`
     section   (the decided outcome, its result) -> what the reports show, or None
+    sampled   why the feature cannot run on a sampled suite (generate.samples > 1); "" when it can
     """
 
     key: str
@@ -234,6 +235,7 @@ class SuiteFeature:
     criteria: tuple[Criterion, ...]
     run: Callable[[FeatureRun], Any]
     section: Callable[[SuiteOutcome, Any], FeatureSection | None]
+    sampled: str = ""
 
 
 _FEATURES: dict[str, SuiteFeature] = {}

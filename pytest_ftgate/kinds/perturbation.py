@@ -230,4 +230,6 @@ def markdown_lines(p: PerturbView, max_failures: int = 50) -> list[str]:
 
 
 register_feature(SuiteFeature(key=KEY, parse=parse_perturb, criteria=(Criterion("perturbation", decide_perturbation),),
-                              run=search, section=section))
+                              run=search, section=section,
+                              sampled="a perturbation is judged on one answer to each input, and a sampled suite's "
+                                      "verdicts are reductions of several: perturb a suite that generates once"))

@@ -161,3 +161,10 @@ def test_a_judge_suite_refuses_samples_with_the_reason(tmp_path):
                  "judge: {mode: rubric, criteria: 'The answer is correct.', model: 'openai:gpt-4o-2024-08-06'}\n")
     with pytest.raises(SuiteError, match="a judge suite generates one answer per case"):
         load_suite(path)
+
+
+def test_a_perturbation_is_refused_on_a_sampled_suite(tmp_path):
+    path = write(tmp_path / "p.yaml", "kind: format\ncases: [{id: a, input: hi}]\ngenerate: {samples: 3, temperature: 0.5}\n"
+                 "scorers: [{regex: '.'}]\nperturb: {strategies: [typos]}\n")
+    with pytest.raises(SuiteError, match="perturb: not on a sampled suite"):
+        load_suite(path)
