@@ -228,7 +228,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("--ftgate-max-p95-latency-s", "ftgate_max_p95_latency_s", field="max_p95_latency_s", metavar="SECONDS",
            type=seconds_arg, ini="ftgate_max_p95_latency_s", ini_help="the run's p95 latency budget in seconds",
            help="block a subject whose p95 latency over all suites' requests is over SECONDS, and say inconclusive when "
-                "its 95% bootstrap interval straddles it (a suite may set its own: gate.max_p95_latency_s). Default: none"),
+                "its bootstrap interval straddles it (a suite may set its own: gate.max_p95_latency_s). Default: none"),
     Option("--ftgate-max-cost-per-1k", "ftgate_max_cost_per_1k", field="max_cost_per_1k", metavar="USD",
            type=positive_float_arg, ini="ftgate_max_cost_per_1k", ini_help="the run's cost budget, USD per 1k requests",
            help="block a subject whose serving cost per 1k requests (the TCO's figure) is over USD; inconclusive when "
